@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ltd_bert.idf import IdfTable
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+SAMPLE_CORPUS = ROOT / "data" / "corpus_sample.txt"
+SAMPLE_SENTENCES = ROOT / "data" / "sentences.txt"
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def table(**words: float) -> IdfTable:
+    """An IDF table from keyword arguments; unseen words get 4.0."""
+    return IdfTable({k.lower(): v for k, v in words.items()}, default=4.0, source="test")
+
+
+CHARS = list("我们你他她它是的了在有和不人这中大为上个国说去公园散步今天气很好爱北京买家店" "ABCabc0123!,.。，！?")
+
+
+def char_tokenizer(folder: Path):
+    """A character-level BERT WordPiece tokenizer, its vocabulary written to `folder`."""
+    from transformers import BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = specials + ["query", ":"] + CHARS
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    vocab = {w: i for i, w in enumerate(words)}
+    return BertTokenizerFast(vocab=vocab, do_lower_case=False, tokenize_chinese_chars=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A tiny random BertModel with a character-level WordPiece tokenizer, saved locally."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    tok = char_tokenizer(folder)
+    tok.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    BertModel(config, add_pooling_layer=False).eval().save_pretrained(folder)
+    return folder

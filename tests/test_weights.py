@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import char_tokenizer, table
+
+from ltd_bert.weights import Weighter, clean_text, token_weights
+
+IDF = table(我们=2.0, 去=3.0, 公园=6.0, 买=3.0, iphone=12.0, 好=1.0)
+
+
+def weights(text: str, eps: float) -> list[float]:
+    return Weighter(IDF, eps).char_weights(text).tolist()
+
+
+@pytest.mark.parametrize(
+    ("eps", "expected"),
+    [
+        (0.0, [1 / 11, 1 / 11, 3 / 11, 3 / 11, 3 / 11]),  # 我们 2/2 each, 去 3, 公园 6/2 each
+        (1.0, [2 / 16, 2 / 16, 4 / 16, 4 / 16, 4 / 16]),
+    ],
+)
+def test_known_words(eps, expected):
+    assert weights("我们去公园", eps) == pytest.approx(expected, abs=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("eps", "expected"),
+    [
+        (0.0, [1 / 9, 1 / 9, 3 / 9, 2 / 9, 2 / 9]),  # 散步 unseen → default 4.0, 2 per char
+        (1.0, [2 / 14, 2 / 14, 4 / 14, 3 / 14, 3 / 14]),
+    ],
+)
+def test_unknown_word_gets_default(eps, expected):
+    assert weights("我们去散步", eps) == pytest.approx(expected, abs=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("eps", "expected"),
+    [
+        # 我们 | 买 | iPhone (lower-cased lookup, 12 over 6 letters) | , | 好 | !
+        (0.0, ([1, 1, 3] + [2] * 6 + [0, 1, 0], 18)),
+        (1.0, ([2, 2, 4] + [3] * 6 + [0, 2, 0], 28)),
+    ],
+)
+def test_punctuation_and_latin(eps, expected):
+    values, total = expected
+    got = weights("我们买iPhone,好!", eps)
+    assert got == pytest.approx([v / total for v in values], abs=1e-7)
+
+
+def test_only_punctuation_is_uniform():
+    assert weights("!?。", 1.0) == pytest.approx([1 / 3] * 3)
+
+
+def test_empty_text():
+    assert weights("", 1.0) == []
+
+
+def test_clean_text():
+    assert clean_text("\ufeff 你好\u200b，\t世界\r\n ") == "你好, 世界"
+    assert clean_text("ＡＢＣ１２３　x") == "ABC123 x"
+    assert clean_text("a\x00b\x07c") == "abc"
+
+
+def test_weighter_call_cleans():
+    text, w = Weighter(IDF, 1.0)("  我们\u3000去公园 ")
+    assert text == "我们 去公园"
+    assert w[2] == 0.0 and abs(w.sum() - 1) < 1e-6
+
+
+def test_token_weights_offsets():
+    cw = np.array([0.1, 0.2, 0.3, 0.4], dtype=np.float32)
+    # "q: " prefix of 3 chars, then the text; (0, 0) is a special token
+    offsets = [(0, 0), (0, 1), (1, 2), (3, 5), (5, 6), (6, 7), (0, 0)]
+    got = token_weights(cw, offsets, text_start=3)
+    assert got.tolist() == pytest.approx([0, 0, 0, 0.3, 0.3, 0.4, 0])
+
+
+def test_token_mapping_wordpiece_char_tokenizer(tmp_path):
+    tok = char_tokenizer(tmp_path)
+    text = "我们去公园"
+    cw = Weighter(IDF, 1.0).char_weights(text)
+    enc = tok("query: " + text, return_offsets_mapping=True)
+    tw = token_weights(cw, enc["offset_mapping"], text_start=len("query: "))
+    tokens = tok.convert_ids_to_tokens(enc["input_ids"])
+    assert tokens == ["[CLS]", "query", ":", "我", "们", "去", "公", "园", "[SEP]"]
+    assert tw.tolist() == pytest.approx([0, 0, 0, *cw.tolist(), 0])
+
+
+def test_token_mapping_unigram_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    pieces = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    pieces += [(p, -1.0) for p in ["▁", "▁我们", "去", "公园", "▁query", ":", "我", "们", "公", "园"]]
+    tk = Tokenizer(models.Unigram(pieces, unk_id=3, byte_fallback=False))
+    tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tk.decoder = decoders.Metaspace()
+    tk.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>",
+                                  unk_token="<unk>", pad_token="<pad>")
+    text = "我们去公园"
+    cw = Weighter(IDF, 0.0).char_weights(text)  # 1,1,3,3,3 / 11
+    enc = tok("query: " + text, return_offsets_mapping=True)
+    tokens = tok.convert_ids_to_tokens(enc["input_ids"])
+    assert tokens == ["<s>", "▁query", ":", "▁我们", "去", "公园", "</s>"]
+    tw = token_weights(cw, enc["offset_mapping"], text_start=len("query: "))
+    assert tw.tolist() == pytest.approx([0, 0, 0, 2 / 11, 3 / 11, 6 / 11, 0], abs=1e-6)
