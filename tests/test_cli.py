@@ -82,7 +82,11 @@ def test_idf_weights_prints_characters(tmp_path):
     assert result.exit_code == 0, result.output
     rows = [line.split("\t") for line in result.output.splitlines()[1:]]
     assert [(r[0].strip(), r[1]) for r in rows] == [
-        ("我", "0.0909"), ("们", "0.0909"), ("去", "0.2727"), ("公", "0.2727"), ("园", "0.2727")
+        ("我", "0.0909"),
+        ("们", "0.0909"),
+        ("去", "0.2727"),
+        ("公", "0.2727"),
+        ("园", "0.2727"),
     ]
 
 
@@ -95,6 +99,7 @@ def test_python_dash_m():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "ltd_bert", "--help"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "ltd_bert", "--help"], capture_output=True, text=True, check=True
+    )
     assert "ltd idf build" in out.stdout

@@ -19,8 +19,12 @@ def test_tiny_corpus_by_hand(tmp_path):
     t = load_idf(out)
     # N = 4; df: 我们 2 (twice in one line counts once), 公园 2, 散步 2, 去 1
     assert t.idf == pytest.approx(
-        {"我们": math.log(5 / 3), "公园": math.log(5 / 3), "散步": math.log(5 / 3),
-         "去": math.log(5 / 2)}
+        {
+            "我们": math.log(5 / 3),
+            "公园": math.log(5 / 3),
+            "散步": math.log(5 / 3),
+            "去": math.log(5 / 2),
+        }
     )
     assert t.n_docs == 4
     assert t.default == pytest.approx(math.log(5 / 3))  # the median

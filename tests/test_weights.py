@@ -93,15 +93,18 @@ def test_token_mapping_unigram_tokenizer():
     from transformers import PreTrainedTokenizerFast
 
     pieces = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
-    pieces += [(p, -1.0) for p in ["▁", "▁我们", "去", "公园", "▁query", ":", "我", "们", "公", "园"]]
+    pieces += [
+        (p, -1.0) for p in ["▁", "▁我们", "去", "公园", "▁query", ":", "我", "们", "公", "园"]
+    ]
     tk = Tokenizer(models.Unigram(pieces, unk_id=3, byte_fallback=False))
     tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tk.decoder = decoders.Metaspace()
     tk.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
     )
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>",
-                                  unk_token="<unk>", pad_token="<pad>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+    )
     text = "我们去公园"
     cw = Weighter(IDF, 0.0).char_weights(text)  # 1,1,3,3,3 / 11
     enc = tok("query: " + text, return_offsets_mapping=True)

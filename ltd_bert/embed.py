@@ -1,0 +1,308 @@
+"""`ltd teacher-embed`: run the teacher once over a corpus into the HDF5 teacher file.
+
+The input is processed in blocks of `chunk_size` lines. Within a block, sentences are sorted
+by length into batches (little padding); the block's rows are then appended in input order
+and the resume point moves, so a killed run restarts from the last complete block and the
+final file equals an uninterrupted run's. `--shard I/N` takes every N-th block only.
+The file is written under `NAME.partial` and renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ltd_bert import __version__, store
+from ltd_bert.errors import InputError, StoreError
+from ltd_bert.teacher import PoolingSettings, Teacher
+from ltd_bert.textio import LineReader
+from ltd_bert.weights import Weighter, clean_text
+
+log = logging.getLogger(__name__)
+
+# Settings that change the vectors: a file made with others is refused (or --overwrite).
+MATCH_KEYS = (
+    "teacher",
+    "teacher_config",
+    "pooling",
+    "layer",
+    "prefix",
+    "max_length",
+    "idf_sha256",
+    "eps",
+    "dim",
+    "dtype",
+    "chunk_size",
+    "shard",
+    "inputs",
+)
+
+
+@dataclass
+class EmbedStats:
+    lines: int = 0
+    rows: int = 0
+    empty: int = 0
+    truncated: int = 0
+    bad_lines: int = 0
+    seconds: float = 0.0
+    resumed_from: int = 0
+    already_complete: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_shard(shard: str | None) -> tuple[int, int]:
+    if not shard:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in shard.split("/"))
+    except ValueError:
+        raise InputError(f"--shard {shard!r}: expected I/N, e.g. 0/4") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise InputError(f"--shard {shard!r}: need 0 <= I < N")
+    return i, n
+
+
+def count_lines(paths: list[str]) -> int | None:
+    """Lines of plain files (fast byte count), or None for stdin/gzip."""
+    total = 0
+    for p in paths:
+        if p == "-" or p.endswith(".gz"):
+            return None
+        with open(p, "rb") as fh:
+            total += sum(buf.count(b"\n") for buf in iter(lambda: fh.read(1 << 24), b""))
+    return total
+
+
+def partial_path(output: Path) -> Path:
+    return output.with_name(output.name + ".partial")
+
+
+def _check_settings(path: Path, found: dict, wanted: dict) -> None:
+    diff = [k for k in MATCH_KEYS if found.get(k) != wanted.get(k)]
+    if diff:
+        k = diff[0]
+        raise StoreError(
+            f"{path} was made with other settings ({k}: {found.get(k)!r}, now {wanted.get(k)!r}); "
+            "use --overwrite to start over or -o for another file"
+        )
+
+
+def teacher_embed(
+    inputs: list[str],
+    output: str | Path,
+    teacher: Teacher,
+    weighter: Weighter,
+    pooling: PoolingSettings,
+    batch_size: int = 64,
+    chunk_size: int = 2048,
+    dtype: str = "float32",
+    shard: str | None = None,
+    limit: int | None = None,
+    errors: str = "strict",
+    overwrite: bool = False,
+    progress=None,
+    fail_after_chunks: int | None = None,
+) -> EmbedStats:
+    """Embed `inputs` into `output`; resumes a `.partial` file made with the same settings.
+
+    `limit` caps the input lines read; rerunning with a larger limit extends a complete file.
+    `fail_after_chunks` (tests) raises after that many chunks, as a kill would.
+    """
+    output = Path(output)
+    if not output.parent.is_dir():
+        raise InputError(f"{output.parent}: output directory does not exist")
+    shard_i, shard_n = parse_shard(shard)
+    reader = LineReader(inputs, errors=errors)
+    settings = {
+        "teacher": teacher.id,
+        "teacher_config": teacher.config_hash,
+        "pooling": pooling.pooling,
+        "layer": pooling.layer,
+        "prefix": pooling.prefix,
+        "max_length": pooling.max_length,
+        "idf_sha256": weighter.idf.sha256,
+        "idf_source": weighter.idf.source,
+        "eps": weighter.eps,
+        "dim": teacher.dim,
+        "dtype": dtype,
+        "chunk_size": chunk_size,
+        "shard": [shard_i, shard_n],
+        "inputs": [os.path.abspath(p) if p != "-" else "-" for p in inputs],
+        "tool_version": __version__,
+    }
+    part = partial_path(output)
+    stats = EmbedStats()
+    f = None
+    if overwrite:
+        part.unlink(missing_ok=True)
+    elif output.exists():
+        with store.open_store(output) as old:
+            _check_settings(output, store.settings_of(old), settings)
+            done = int(old.attrs["lines_done"])
+        total = count_lines(inputs)
+        wanted = total if limit is None else min(limit, total or limit)
+        if wanted is not None and done >= wanted:
+            stats.already_complete = True
+            stats.rows = store.TeacherFile(output).n
+            return stats
+        os.replace(output, part)  # extend a complete file: continue where it stopped
+    if part.exists() and not overwrite:
+        f = store.open_store(part, "r+")
+        _check_settings(part, store.settings_of(f), settings)
+        store.truncate_to_resume_point(f)
+        f.attrs["complete"] = False
+    if f is None:
+        f = store.create_store(part, teacher.dim, settings, dtype)
+    lines_done = int(f.attrs["lines_done"])
+    stats.resumed_from = lines_done
+    t0 = time.perf_counter()
+    try:
+        chunks = 0
+        block: list[tuple[int, str]] = []
+        block_index = 0
+        line_no = -1
+        for line_no, (_, _, raw) in enumerate(reader):
+            if limit is not None and line_no >= limit:
+                line_no -= 1
+                break
+            if line_no < lines_done:
+                continue
+            block.append((line_no, raw))
+            if (line_no + 1) % chunk_size == 0:  # blocks align to absolute line numbers
+                block_index = line_no // chunk_size
+                if block_index % shard_n == shard_i:
+                    _embed_block(
+                        f, block, line_no + 1, teacher, weighter, pooling, batch_size, stats
+                    )
+                else:
+                    store.append_rows(f, [], np.zeros((0, teacher.dim)), [], [], line_no + 1)
+                if progress is not None:
+                    progress(line_no + 1 - lines_done, stats)
+                block = []
+                chunks += 1
+                if fail_after_chunks is not None and chunks >= fail_after_chunks:
+                    raise KeyboardInterrupt("simulated kill")
+        if block:
+            block_index = block[0][0] // chunk_size
+            if block_index % shard_n == shard_i:
+                _embed_block(f, block, line_no + 1, teacher, weighter, pooling, batch_size, stats)
+            else:
+                store.append_rows(f, [], np.zeros((0, teacher.dim)), [], [], line_no + 1)
+            if progress is not None:
+                progress(line_no + 1 - lines_done, stats)
+        if line_no < 0 and lines_done == 0:
+            raise InputError(f"{', '.join(inputs)}: no lines to embed")
+        stats.lines = line_no + 1
+        stats.bad_lines = reader.bad_lines
+        stats.rows = int(f["vectors"].shape[0])
+        if stats.rows == 0:
+            raise InputError(f"{', '.join(inputs)}: no non-empty sentences to embed")
+        store.finalize(f)
+        f.close()
+        f = None
+        os.replace(part, output)
+    finally:
+        if f is not None:
+            f.close()
+    stats.seconds = time.perf_counter() - t0
+    return stats
+
+
+def _embed_block(f, block, lines_done, teacher, weighter, pooling, batch_size, stats) -> None:
+    rows: list[tuple[int, str, np.ndarray]] = []
+    for line_no, raw in block:
+        text = clean_text(raw)
+        if not text:
+            stats.empty += 1
+            continue
+        rows.append((line_no, text, weighter.char_weights(text)))
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][1]))
+    vectors = np.zeros((len(rows), teacher.dim), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        vec, truncated = teacher.embed(
+            [rows[i][1] for i in idx], [rows[i][2] for i in idx], pooling
+        )
+        vectors[idx] = vec
+        stats.truncated += truncated
+    store.append_rows(
+        f,
+        [r[1] for r in rows],
+        vectors,
+        [r[2] for r in rows],
+        [r[0] for r in rows],
+        lines_done,
+    )
+
+
+def merge_parts(parts: list[str], output: str | Path, batch: int = 8192) -> int:
+    """Join shard files into one, in input order; their settings must agree."""
+    if not parts:
+        raise InputError("no part files given")
+    files = [store.TeacherFile(p) for p in parts]
+    try:
+        base = {k: v for k, v in files[0].settings.items() if k != "shard"}
+        shards = set()
+        for tf in files:
+            other = {k: v for k, v in tf.settings.items() if k != "shard"}
+            _check_settings(tf.path, other, base)
+            i, n = tf.settings["shard"]
+            if n != files[0].settings["shard"][1]:
+                raise StoreError(
+                    f"{tf.path}: shard of {n}, others of {files[0].settings['shard'][1]}"
+                )
+            shards.add(i)
+        n_shards = files[0].settings["shard"][1]
+        if shards != set(range(n_shards)):
+            missing = sorted(set(range(n_shards)) - shards)
+            raise StoreError(f"shards {missing} of {n_shards} are missing")
+        keys = np.concatenate([np.asarray(tf.f["line"][:]) for tf in files])
+        src = np.concatenate([np.full(len(tf), i) for i, tf in enumerate(files)])
+        row = np.concatenate([np.arange(len(tf)) for tf in files])
+        order = np.argsort(keys, kind="stable")
+        output = Path(output)
+        part = partial_path(output)
+        settings = dict(base, shard=[0, 1])
+        out = store.create_store(part, files[0].dim, settings, str(files[0].f["vectors"].dtype))
+        try:
+            lines_done = max(int(tf.f.attrs["lines_done"]) for tf in files)
+            for start in range(0, len(order), batch):
+                sel = order[start : start + batch]
+                sents, vecs, ws, lines = [], [], [], []
+                for i, tf in enumerate(files):
+                    rows = np.sort(row[sel][src[sel] == i])
+                    if len(rows) == 0:
+                        continue
+                    lo, hi = int(rows[0]), int(rows[-1]) + 1
+                    s, v, w = tf.read(lo, hi)
+                    ln = tf.f["line"][lo:hi]
+                    keep = rows - lo
+                    sents += [s[k] for k in keep]
+                    vecs.append(v[keep])
+                    ws += [w[k] for k in keep]
+                    lines.append(ln[keep])
+                lines_arr = np.concatenate(lines)
+                o = np.argsort(lines_arr, kind="stable")
+                store.append_rows(
+                    out,
+                    [sents[k] for k in o],
+                    np.concatenate(vecs)[o],
+                    [ws[k] for k in o],
+                    lines_arr[o],
+                    lines_done,
+                )
+            store.finalize(out)
+        finally:
+            out.close()
+        os.replace(part, output)
+        return len(order)
+    finally:
+        for tf in files:
+            tf.close()
