@@ -28,6 +28,9 @@ class LtdGroup(click.Group):
             if debug:
                 raise
             _fail(str(exc))
+        except BrokenPipeError:  # `ltd encode ... | head`: stop quietly, like other tools
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+            sys.exit(141)
         except KeyboardInterrupt:
             if debug:
                 raise
@@ -407,3 +410,229 @@ def teacher_show(name):
         f"vocabulary:  {t.tokenizer.vocab_size}\nparameters:  {n_params / 1e6:.1f} M\n"
         f"prefix:      {default_prefix(t.id)!r}\nconfig hash: {t.config_hash}"
     )
+
+
+# --- train / encode ---------------------------------------------------------------------
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Teacher file(s) from teacher-embed.  [default: WORKDIR/teacher.h5]",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False),
+    help="Model folder.  [default: WORKDIR/model]",
+)
+@click.option(
+    "--size",
+    type=click.Choice(["tiny", "small", "base", "large"]),
+    default=None,
+    help="Preset embedding/hidden sizes: tiny 128/128, small 192/192, base 256/256, "
+    "large 256/384.  [default: base]",
+)
+@click.option("--embedding-dim", type=click.IntRange(min=1), default=None)
+@click.option(
+    "--hidden-size", type=click.IntRange(min=1), default=None, help="LSTM units per direction."
+)
+@click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--dropout", type=click.FloatRange(0, 0.9), default=0.1, show_default=True)
+@click.option(
+    "--loss",
+    type=click.Choice(["cosine", "mse", "both"]),
+    default="cosine",
+    show_default=True,
+    help="Distance to the centred teacher vectors.",
+)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=0.02, show_default=True)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Stop after this many evaluations without a better validation cosine.",
+)
+@click.option(
+    "--eval-every",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Evaluate every N steps (0 = at each epoch's end).",
+)
+@click.option(
+    "--min-count",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Characters seen fewer times are <unk>.",
+)
+@click.option("--max-vocab", type=click.IntRange(min=3), default=12000, show_default=True)
+@click.option(
+    "--init-embeddings",
+    type=click.Choice(["auto", "teacher", "random"]),
+    default="auto",
+    show_default=True,
+    help="Start character embeddings from the teacher's input embeddings (PCA).",
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
+@click.option("-q", "--quiet", is_flag=True)
+@click.pass_context
+def train(
+    ctx,
+    data,
+    output,
+    size,
+    embedding_dim,
+    hidden_size,
+    layers,
+    dropout,
+    loss,
+    lr,
+    epochs,
+    batch_size,
+    val_fraction,
+    patience,
+    eval_every,
+    min_count,
+    max_vocab,
+    init_embeddings,
+    seed,
+    threads,
+    resume,
+    quiet,
+):
+    """Train the BiLSTM student to fit the teacher vectors (centred on their mean).
+
+    Checkpoints go to MODEL.partial/; `--resume` continues after an interruption with the
+    same result as an uninterrupted run. The best model on the validation part is saved.
+    """
+    from ltd_bert.progress import bar
+    from ltd_bert.student import SIZES
+    from ltd_bert.train import TrainConfig
+    from ltd_bert.train import train as run
+
+    wd = workdir(ctx)
+    paths = list(data) or [wd.require("teacher")]
+    out = Path(output) if output else wd.ensure() / "model"
+    emb, hid = SIZES[size or "base"]
+    cfg = TrainConfig(
+        embedding_dim=embedding_dim or emb,
+        hidden_size=hidden_size or hid,
+        num_layers=layers,
+        dropout=dropout,
+        loss=loss,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        val_fraction=val_fraction,
+        patience=patience,
+        eval_every=eval_every,
+        min_count=min_count,
+        max_vocab=max_vocab,
+        init_embeddings=init_embeddings,
+        seed=seed,
+        threads=threads,
+    )
+    pbar = bar(unit="step", desc="train", quiet=quiet)
+
+    def progress(step, total, loss_value, rate):
+        pbar.total = total
+        pbar.n = step
+        pbar.set_postfix(loss=f"{loss_value:.4f}", sent_s=f"{rate:,.0f}", refresh=False)
+        pbar.refresh()
+
+    try:
+        result = run(paths, out, cfg, resume=resume, progress=progress)
+    finally:
+        pbar.close()
+    wd.record("model", output=out, data=paths)
+    best = result["best"]
+    click.echo(
+        f"train: {result['steps']} steps, {result['params'] / 1e6:.2f} M parameters, "
+        f"{result['sentences_per_s']:,.0f} sentences/s; best validation centred cosine "
+        f"{best['val_cos']:.4f} at step {best['step']}"
+        f"{' (early stop)' if result['stopped_early'] else ''} → {out}",
+        err=True,
+    )
+
+
+def resolve_model(ctx: click.Context, model: str | None) -> str:
+    """An explicit -m, else the workdir's model/, else the shipped default model."""
+    if model:
+        return model
+    wd = workdir(ctx)
+    info = wd.get("model")
+    if info and Path(info["output"]).is_dir():
+        return info["output"]
+    if wd.file("model").is_dir():
+        return str(wd.file("model"))
+    from ltd_bert.models import default_model_dir
+
+    shipped = default_model_dir()
+    if shipped is not None:
+        return str(shipped)
+    return wd.require("model")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("sentences", type=click.Path(allow_dash=True))
+@click.option(
+    "-m", "--model", help="Model folder.  [default: WORKDIR/model, else the shipped model]"
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Output file; format from its extension.  [default: JSON lines on stdout]",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["npy", "h5", "jsonl", "tsv"]),
+    default=None,
+    help="Output format.  [default: from the extension, else jsonl]",
+)
+@click.option("--normalize", is_flag=True, help="Unit-length vectors.")
+@click.option(
+    "--add-mean",
+    is_flag=True,
+    help="Add back the teacher's mean vector (vectors are centred by default).",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+@click.option(
+    "--errors",
+    type=click.Choice(["strict", "replace", "skip"]),
+    default="strict",
+    show_default=True,
+)
+@click.option("-q", "--quiet", is_flag=True)
+@click.pass_context
+def encode(
+    ctx, sentences, model, output, fmt, normalize, add_mean, batch_size, threads, errors, quiet
+):
+    """Sentence vectors for each line of SENTENCES (`-` for stdin), in input order.
+
+    Empty lines give zero vectors. Inputs larger than memory stream into .h5 and .jsonl.
+    """
+    from ltd_bert.encode import encode_file
+    from ltd_bert.student import Student
+    from ltd_bert.teacher import set_threads
+
+    set_threads(threads)
+    student = Student.load(resolve_model(ctx, model))
+    n, out = encode_file(
+        student, sentences, output, fmt, normalize, add_mean, batch_size, errors, quiet
+    )
+    if output:
+        click.echo(f"encode: {n} vectors of dim {student.dim} → {out}", err=True)

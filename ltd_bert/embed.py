@@ -123,6 +123,7 @@ def teacher_embed(
     settings = {
         "teacher": teacher.id,
         "teacher_config": teacher.config_hash,
+        "teacher_path": teacher.path,
         "pooling": pooling.pooling,
         "layer": pooling.layer,
         "prefix": pooling.prefix,

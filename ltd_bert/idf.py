@@ -75,6 +75,14 @@ def load_idf(path: str | Path) -> IdfTable:
     if not p.is_file():
         raise IdfError(f"{p}: no such IDF file (build one with `ltd idf build` or use jieba)")
     data = p.read_bytes()
+    if p.suffix == ".gz":
+        import gzip
+
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError):
+            raise IdfError(f"{p}: not a readable gzip file") from None
+    sha = hashlib.sha256(data).hexdigest()  # of the content, so a gzipped copy keeps it
     sha = hashlib.sha256(data).hexdigest()
     try:
         text = data.decode("utf-8-sig")
@@ -248,7 +256,7 @@ def build_idf(
         f"# tool_version: {__version__}",
         f"# documents: {docs}",
         f"# formula: {FORMULA}",
-        f"# unseen: median idf = {unseen!r}",
+        f"# unseen: median idf = {unseen:.7f}",
         f"# min_df: {min_df}",
         "# words: jieba (HMM on) words of cleaned lines, lower-cased; punctuation-only words"
         " not counted",
@@ -256,7 +264,7 @@ def build_idf(
         f"# corpus: {' '.join(str(Path(p).resolve()) if p != '-' else '-' for p in paths)}",
         "# columns: word<TAB>idf<TAB>df",
     ]
-    body = "".join(f"{w}\t{v!r}\t{c}\n" for (w, c), v in zip(kept, values, strict=True))
+    body = "".join(f"{w}\t{v:.7f}\t{c}\n" for (w, c), v in zip(kept, values, strict=True))
     atomic_write_text(out, "\n".join(header) + "\n" + body)
     return IdfStats(
         lines=reader.lines_read,

@@ -58,3 +58,47 @@ def tiny_bert(tmp_path_factory) -> Path:
     )
     BertModel(config, add_pooling_layer=False).eval().save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher_file(tiny_bert, tmp_path_factory) -> Path:
+    """A teacher file of 240 sample sentences (plus blank lines) from the tiny BERT."""
+    from ltd_bert.embed import teacher_embed
+    from ltd_bert.idf import load_idf
+    from ltd_bert.teacher import PoolingSettings, Teacher
+    from ltd_bert.weights import Weighter
+
+    folder = tmp_path_factory.mktemp("tiny_teacher")
+    lines = SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()[:240]
+    corpus = folder / "corpus.txt"
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = folder / "teacher.h5"
+    teacher_embed(
+        [str(corpus)],
+        out,
+        Teacher(str(tiny_bert)),
+        Weighter(load_idf("jieba"), 1.0),
+        PoolingSettings("idf", -1, "", 64),
+        batch_size=32,
+        chunk_size=64,
+    )
+    return out
+
+
+def tiny_train_config(**kw):
+    from ltd_bert.train import TrainConfig
+
+    base = dict(
+        embedding_dim=8,
+        hidden_size=12,
+        epochs=3,
+        batch_size=16,
+        val_fraction=0.1,
+        window=100,
+        checkpoint_every=5,
+        lr=5e-3,
+        min_count=1,
+        patience=10,
+    )
+    base.update(kw)
+    return TrainConfig(**base)

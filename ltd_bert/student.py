@@ -1,0 +1,286 @@
+"""The BiLSTM student: character embedding → BiLSTM → the LTD-BERT character weights →
+weighted sum → projection to the teacher's dimension; and its self-describing folder.
+
+A model folder holds everything `encode` needs:
+    config.json        student config, tool version, teacher id, pooling settings, eps
+    model.safetensors  the weights (and the training mean vector, `mean`)
+    vocab.json         the character vocabulary (0 = padding, 1 = unknown)
+    idf.tsv.gz         the IDF table it was trained with, so weights are identical
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from ltd_bert import __version__
+from ltd_bert.errors import ModelError
+
+PAD, UNK = 0, 1
+FORMAT_VERSION = 1
+MODEL_FILES = ("config.json", "model.safetensors", "vocab.json", "idf.tsv.gz")
+
+# Size presets: (embedding_dim, hidden_size per direction). See the README's size table.
+SIZES = {"tiny": (128, 128), "small": (192, 192), "base": (256, 256), "large": (256, 384)}
+
+
+@dataclass
+class StudentConfig:
+    vocab_size: int
+    embedding_dim: int = 256  # character embedding size
+    hidden_size: int = 256  # LSTM units per direction
+    num_layers: int = 1  # stacked BiLSTM layers
+    dropout: float = 0.1  # on embeddings and LSTM outputs while training
+    output_dim: int = 384  # the teacher's dimension
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StudentConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+class BiLSTMStudent(nn.Module):
+    def __init__(self, config: StudentConfig):
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD)
+        self.dropout = nn.Dropout(config.dropout)
+        self.lstm = nn.LSTM(
+            config.embedding_dim,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            bidirectional=True,
+            batch_first=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+        )
+        both = 2 * config.hidden_size
+        self.proj = nn.Linear(both, config.output_dim) if both != config.output_dim else None
+        self.register_buffer("mean", torch.zeros(config.output_dim))
+
+    def token_states(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Per-character BiLSTM outputs, forward and backward joined: (B, T, 2H)."""
+        x = self.dropout(self.embedding(ids))  # (B, T, E)
+        packed = pack_padded_sequence(
+            x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+        )
+        out, _ = self.lstm(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
+        return self.dropout(out)  # (B, T, 2H)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor, weights: torch.Tensor):
+        """Sentence vectors (B, D): weights (B, T) × states, summed; then projected.
+
+        Projecting after pooling equals pooling projected states, as weights sum to 1.
+        """
+        states = self.token_states(ids, lengths)
+        pooled = torch.bmm(weights.unsqueeze(1), states).squeeze(1)  # (B, 2H)
+        return self.proj(pooled) if self.proj is not None else pooled
+
+
+def build_vocab(texts: Iterable[str], min_count: int = 1, max_vocab: int | None = None):
+    """Characters by frequency (ties by code point): [<pad>, <unk>, ...]."""
+    counts = Counter()
+    for t in texts:
+        counts.update(t)
+    chars = sorted((c for c, n in counts.items() if n >= min_count), key=lambda c: (-counts[c], c))
+    if max_vocab is not None:
+        chars = chars[: max(max_vocab - 2, 0)]
+    return ["<pad>", "<unk>", *chars]
+
+
+def batch_tensors(
+    texts: Sequence[str], weights: Sequence[np.ndarray], index: dict[str, int], max_chars: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Padded ids (B, T), lengths (B,), weights (B, T); long texts are cut to max_chars and
+    their weights renormalised."""
+    lengths = [min(len(t), max_chars) for t in texts]
+    T = max(max(lengths, default=1), 1)
+    ids = np.zeros((len(texts), T), dtype=np.int64)
+    w = np.zeros((len(texts), T), dtype=np.float32)
+    for i, (t, cw) in enumerate(zip(texts, weights, strict=True)):
+        n = lengths[i]
+        ids[i, :n] = [index.get(c, UNK) for c in t[:n]]
+        w[i, :n] = cw[:n]
+        if n < len(t):
+            s = w[i, :n].sum()
+            if s > 0:
+                w[i, :n] /= s
+    return torch.from_numpy(ids), torch.tensor(lengths), torch.from_numpy(w)
+
+
+class Student:
+    """A trained student: `Student.load(path).encode(["一句话", ...])` → (N, D) numpy."""
+
+    def __init__(self, model: BiLSTMStudent, vocab: list[str], weighter, meta: dict[str, Any]):
+        self.model = model.eval()
+        self.vocab = vocab
+        self.index = {c: i for i, c in enumerate(vocab)}
+        self.weighter = weighter
+        self.meta = meta
+        self.max_chars = int(meta.get("max_chars", 1024))
+
+    @property
+    def dim(self) -> int:
+        return self.model.config.output_dim
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.model.mean.cpu().numpy()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Student:
+        from ltd_bert.idf import load_idf
+        from ltd_bert.weights import Weighter
+
+        p = Path(path)
+        if not p.is_dir():
+            raise ModelError(f"{p}: no such model folder (train one with `ltd train`)")
+        for name in MODEL_FILES:
+            if not (p / name).is_file():
+                raise ModelError(f"{p}: model folder is missing {name}")
+        try:
+            meta = json.loads((p / "config.json").read_text(encoding="utf-8"))
+            vocab = json.loads((p / "vocab.json").read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ModelError(f"{p}: unreadable config.json or vocab.json ({exc})") from None
+        if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+            raise ModelError(
+                f"{p}: written by ltd-bert {meta.get('tool_version')} (model format "
+                f"{meta.get('format_version')}); this is {__version__}: upgrade ltd-bert"
+            )
+        config = StudentConfig.from_dict(meta["student"])
+        if config.vocab_size != len(vocab):
+            raise ModelError(
+                f"{p}: vocab.json has {len(vocab)} entries, config says {config.vocab_size}"
+            )
+        from safetensors.torch import load_file
+
+        model = BiLSTMStudent(config)
+        try:
+            state = load_file(str(p / "model.safetensors"))
+            model.load_state_dict(state)
+        except Exception as exc:  # safetensors raises several kinds
+            raise ModelError(f"{p}/model.safetensors: cannot load ({exc})") from None
+        weighter = Weighter(load_idf(p / "idf.tsv.gz"), float(meta["eps"]))
+        if meta.get("idf_sha256") and weighter.idf.sha256 != meta["idf_sha256"]:
+            raise ModelError(f"{p}/idf.tsv.gz differs from the IDF the model was trained with")
+        return cls(model, vocab, weighter, meta)
+
+    def save(self, path: str | os.PathLike, extra_files: Sequence[Path] = ()) -> None:
+        """Write the folder atomically: a temporary sibling, then renamed into place."""
+        save_model_folder(
+            path, self.model, self.vocab, self.weighter.idf.source, self.meta, extra_files
+        )
+
+    def prepare(self, sentences: Sequence[str]) -> tuple[list[str], list[np.ndarray]]:
+        texts, weights = [], []
+        for s in sentences:
+            t, w = self.weighter(s)
+            texts.append(t)
+            weights.append(w)
+        return texts, weights
+
+    @torch.inference_mode()
+    def encode_prepared(
+        self, texts: Sequence[str], weights: Sequence[np.ndarray], batch_size: int = 256
+    ) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = sorted((i for i, t in enumerate(texts) if t), key=lambda i: -len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            ids, lengths, w = batch_tensors(
+                [texts[i] for i in idx], [weights[i] for i in idx], self.index, self.max_chars
+            )
+            out[idx] = self.model(ids, lengths, w).numpy()
+        return out
+
+    def encode(
+        self,
+        sentences: Sequence[str],
+        batch_size: int = 256,
+        normalize: bool = False,
+        add_mean: bool = False,
+    ) -> np.ndarray:
+        """Sentence vectors (N, D), in input order; an empty sentence gives zeros.
+
+        The student predicts the teacher's vector minus the training mean (the common
+        direction all teacher vectors share); `add_mean=True` adds it back.
+        """
+        texts, weights = self.prepare(sentences)
+        vecs = self.encode_prepared(texts, weights, batch_size)
+        if add_mean:
+            vecs[[i for i, t in enumerate(texts) if t]] += self.mean
+        if normalize:
+            norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+            vecs = vecs / np.maximum(norms, 1e-12)
+        return vecs
+
+
+def save_model_folder(
+    path: str | os.PathLike,
+    model: BiLSTMStudent,
+    vocab: list[str],
+    idf_file: str,
+    meta: dict[str, Any],
+    extra_files: Sequence[Path] = (),
+) -> None:
+    from safetensors.torch import save_file
+
+    from ltd_bert.idf import jieba_idf_path
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        meta = dict(
+            meta,
+            student=asdict(model.config),
+            tool_version=__version__,
+            format_version=FORMAT_VERSION,
+        )
+        (tmp / "config.json").write_text(
+            json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / "model.safetensors"))
+        (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        src = jieba_idf_path() if idf_file == "jieba" else Path(idf_file)
+        if src.suffix == ".gz":
+            shutil.copyfile(src, tmp / "idf.tsv.gz")
+        else:
+            with open(src, "rb") as fin, gzip.GzipFile(tmp / "idf.tsv.gz", "wb", mtime=0) as fo:
+                shutil.copyfileobj(fin, fo)
+        for extra in extra_files:
+            if Path(extra).is_file():
+                shutil.copyfile(extra, tmp / Path(extra).name)
+        for f in tmp.iterdir():
+            f.chmod(0o644)
+        tmp.chmod(0o755)
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Rename `tmp` to `out`; an existing `out` is moved aside first and removed after."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old.{os.getpid()}")
+        os.rename(out, old)
+    os.rename(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,495 @@
+"""`ltd train`: fit the BiLSTM student to the teacher file's vectors.
+
+- Targets are centred: the file's mean vector (the common direction every teacher vector
+  shares) is subtracted, and the student learns what tells sentences apart.
+- Data is read in windows of contiguous rows (memory does not grow with the file); inside a
+  window, rows are sorted by length into batches and the batches shuffled. Window order and
+  batch order derive from (seed, epoch, window), so a run resumed from a checkpoint sees the
+  same batches as an uninterrupted one.
+- The last `val_fraction` of the rows (at most `max_val`) is held out for validation.
+- AdamW, linear warm-up then linear decay, gradient clipping, best model kept on the
+  validation centred cosine, early stopping after `patience` evaluations without progress.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ltd_bert import __version__
+from ltd_bert.errors import InputError, StoreError
+from ltd_bert.store import TeacherFile
+from ltd_bert.student import (
+    BiLSTMStudent,
+    StudentConfig,
+    batch_tensors,
+    build_vocab,
+    save_model_folder,
+)
+
+log = logging.getLogger(__name__)
+
+LOSSES = ("cosine", "mse", "both")
+
+
+@dataclass
+class TrainConfig:
+    embedding_dim: int = 256
+    hidden_size: int = 256
+    num_layers: int = 1
+    dropout: float = 0.1
+    loss: str = "cosine"
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.05  # fraction of all steps
+    epochs: int = 5
+    batch_size: int = 128
+    val_fraction: float = 0.02
+    max_val: int = 5000
+    patience: int = 3
+    seed: int = 42
+    min_count: int = 2
+    max_vocab: int = 12000
+    window: int = 50_000  # rows read at once
+    max_chars: int = 1024
+    clip: float = 1.0
+    eval_every: int = 0  # steps; 0 = at each epoch's end only
+    checkpoint_every: int = 200  # steps
+    init_embeddings: str = "auto"  # auto | teacher | random
+    threads: int | None = None
+
+
+class Data:
+    """Several teacher files seen as one row range, read in contiguous windows."""
+
+    def __init__(self, paths: list[str]):
+        if not paths:
+            raise InputError("no teacher file given")
+        self.files = [TeacherFile(p) for p in paths]
+        first = self.files[0]
+        keys = (
+            "teacher",
+            "teacher_config",
+            "pooling",
+            "layer",
+            "prefix",
+            "idf_sha256",
+            "eps",
+            "dim",
+        )
+        for tf in self.files[1:]:
+            for k in keys:
+                if tf.settings.get(k) != first.settings.get(k):
+                    raise StoreError(
+                        f"{tf.path} and {first.path} differ in {k}: "
+                        f"{tf.settings.get(k)!r} vs {first.settings.get(k)!r}"
+                    )
+        self.settings = first.settings
+        self.dim = first.dim
+        self.offsets = np.cumsum([0] + [len(tf) for tf in self.files])
+        self.n = int(self.offsets[-1])
+        total = sum(tf.mean.astype(np.float64) * len(tf) for tf in self.files)
+        self.mean = (total / max(self.n, 1)).astype(np.float32)
+
+    def read(self, start: int, end: int):
+        sents: list[str] = []
+        vecs: list[np.ndarray] = []
+        weights: list[np.ndarray] = []
+        for i, tf in enumerate(self.files):
+            lo, hi = max(start, self.offsets[i]), min(end, self.offsets[i + 1])
+            if lo < hi:
+                s, v, w = tf.read(int(lo - self.offsets[i]), int(hi - self.offsets[i]))
+                sents += s
+                vecs.append(v)
+                weights += w
+        return sents, np.concatenate(vecs) if vecs else np.zeros((0, self.dim), np.float32), weights
+
+    def iter_sentences(self):
+        for tf in self.files:
+            yield from tf.iter_sentences()
+
+    def close(self):
+        for tf in self.files:
+            tf.close()
+
+
+def split(n: int, cfg: TrainConfig) -> tuple[int, int]:
+    """(number of training rows, number of validation rows): validation is the tail."""
+    n_val = min(int(math.ceil(n * cfg.val_fraction)), cfg.max_val) if cfg.val_fraction > 0 else 0
+    n_val = min(n_val, n - 1)
+    return n - n_val, n_val
+
+
+def windows(n_train: int, size: int) -> list[tuple[int, int]]:
+    return [(s, min(s + size, n_train)) for s in range(0, n_train, size)]
+
+
+def epoch_plan(n_train: int, cfg: TrainConfig, epoch: int) -> list[tuple[int, int]]:
+    ws = windows(n_train, cfg.window)
+    order = np.random.default_rng([cfg.seed, epoch]).permutation(len(ws))
+    return [ws[i] for i in order]
+
+
+def window_batches(lengths: list[int], cfg: TrainConfig, epoch: int, w_start: int):
+    """Length-bucketed batches (row indices within the window), in a shuffled order."""
+    rng = np.random.default_rng([cfg.seed, epoch, w_start])
+    jitter = rng.random(len(lengths))  # random order among equal lengths
+    order = np.lexsort((jitter, np.asarray(lengths)))
+    batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def steps_per_epoch(n_train: int, cfg: TrainConfig) -> int:
+    return sum(math.ceil((e - s) / cfg.batch_size) for s, e in windows(n_train, cfg.window))
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    warm = max(1, int(total * cfg.warmup))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    return cfg.lr * max(0.0, (total - step) / max(1, total - warm))
+
+
+def loss_fn(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    cos = 1 - F.cosine_similarity(pred, target, dim=-1).mean()
+    if kind == "cosine":
+        return cos
+    mse = ((pred - target) ** 2).sum(-1).mean() / target.pow(2).sum(-1).mean().clamp(min=1e-8)
+    return mse if kind == "mse" else cos + mse
+
+
+def teacher_embedding_init(settings: dict, vocab: list[str], dim: int) -> np.ndarray | None:
+    """Each character's teacher input embedding (mean over its pieces), PCA'd to `dim`."""
+    from ltd_bert.teacher import BUILTIN, Teacher
+
+    name = settings.get("teacher_path") or settings.get("teacher")
+    if settings.get("teacher") == "multilingual-e5-small":
+        name = BUILTIN
+    try:
+        t = Teacher(name)
+    except Exception as exc:  # a hub id offline, a moved folder: fall back to random
+        log.warning("cannot load teacher %r for embedding init (%s); random init", name, exc)
+        return None
+    table = t.model.get_input_embeddings().weight.detach().float().numpy()
+    out = np.zeros((len(vocab), table.shape[1]), dtype=np.float32)
+    for i, ch in enumerate(vocab[2:], start=2):
+        ids = [
+            j
+            for j in t.tokenizer(ch, add_special_tokens=False)["input_ids"]
+            if j not in t.tokenizer.all_special_ids
+        ]
+        if ids:
+            out[i] = table[ids].mean(0)
+    del t
+    body = out[2:] - out[2:].mean(0)
+    if dim < body.shape[1]:
+        _, _, vt = np.linalg.svd(body, full_matrices=False)
+        body = body @ vt[:dim].T
+    elif dim > body.shape[1]:
+        body = np.pad(body, ((0, 0), (0, dim - body.shape[1])))
+    body = body / (body.std() + 1e-8) * 0.5  # scale like a fresh nn.Embedding would be
+    out2 = np.zeros((len(vocab), dim), dtype=np.float32)
+    out2[2:] = body
+    return out2
+
+
+class Trainer:
+    def __init__(
+        self,
+        data_paths: list[str],
+        output: str | Path,
+        cfg: TrainConfig,
+        resume: bool = False,
+        progress=None,
+        stop_after_steps: int | None = None,
+    ):
+        self.cfg = cfg
+        self.output = Path(output)
+        self.state_dir = self.output.with_name(self.output.name + ".partial")
+        self.progress = progress
+        self.stop_after_steps = stop_after_steps
+        self.resume = resume
+        self.data = Data(data_paths)
+        self.data_paths = [str(Path(p).resolve()) for p in data_paths]
+        if cfg.loss not in LOSSES:
+            raise InputError(f"--loss must be one of {', '.join(LOSSES)}")
+        if self.data.n < 2:
+            raise InputError(f"{data_paths[0]}: needs at least 2 rows to train")
+        self.idf_source = self.data.settings.get("idf_source") or ""
+        from ltd_bert.idf import load_idf
+
+        try:
+            sha = load_idf(self.idf_source).sha256
+        except InputError:
+            sha = None
+        if sha != self.data.settings.get("idf_sha256"):
+            raise StoreError(
+                f"{data_paths[0]} was made with IDF file {self.idf_source}, which is gone or "
+                "has changed since; the model needs the same weights: rerun teacher-embed"
+            )
+
+    # --- state -----------------------------------------------------------------------
+    def _setup(self):
+        cfg = self.cfg
+        ckpt_path = self.state_dir / "checkpoint.pt"
+        if self.resume and ckpt_path.is_file():
+            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            diff = [
+                k
+                for k, v in asdict(cfg).items()
+                if k != "threads" and ckpt["train_config"].get(k) != v
+            ]
+            if diff or ckpt["data"] != self.data_paths:
+                raise InputError(
+                    f"{ckpt_path}: made with other settings "
+                    f"({', '.join(diff) or 'data files'}); drop --resume to start over"
+                )
+            self.vocab = ckpt["vocab"]
+            self.model = BiLSTMStudent(StudentConfig.from_dict(ckpt["student"]))
+            self.model.load_state_dict(ckpt["model"])
+            self.opt = self._optimizer()
+            self.opt.load_state_dict(ckpt["optimizer"])
+            torch.set_rng_state(ckpt["torch_rng"])
+            self.pos = ckpt["pos"]
+            self.best = ckpt["best"]
+            self.bad_evals = ckpt["bad_evals"]
+            return True
+        if self.state_dir.exists():
+            shutil.rmtree(self.state_dir)
+        self.state_dir.mkdir(parents=True)
+        torch.manual_seed(cfg.seed)
+        self.vocab = build_vocab(self.data.iter_sentences(), cfg.min_count, cfg.max_vocab)
+        scfg = StudentConfig(
+            len(self.vocab),
+            cfg.embedding_dim,
+            cfg.hidden_size,
+            cfg.num_layers,
+            cfg.dropout,
+            self.data.dim,
+        )
+        self.model = BiLSTMStudent(scfg)
+        self.model.mean.copy_(torch.from_numpy(self.data.mean))
+        init = cfg.init_embeddings
+        if init in ("auto", "teacher"):
+            table = teacher_embedding_init(self.data.settings, self.vocab, cfg.embedding_dim)
+            if table is None and init == "teacher":
+                raise InputError("--init-embeddings teacher: the teacher cannot be loaded")
+            if table is not None:
+                with torch.no_grad():
+                    self.model.embedding.weight.copy_(torch.from_numpy(table))
+        self.opt = self._optimizer()
+        self.pos = {"epoch": 0, "window": 0, "batch": 0, "step": 0}
+        self.best = {"val_cos": -2.0, "step": -1}
+        self.bad_evals = 0
+        return False
+
+    def _optimizer(self):
+        return torch.optim.AdamW(
+            self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay
+        )
+
+    def _checkpoint(self):
+        ckpt = {
+            "train_config": asdict(self.cfg),
+            "data": self.data_paths,
+            "vocab": self.vocab,
+            "student": asdict(self.model.config),
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "pos": dict(self.pos),
+            "best": dict(self.best),
+            "bad_evals": self.bad_evals,
+        }
+        tmp = self.state_dir / "checkpoint.pt.tmp"
+        torch.save(ckpt, tmp)
+        os.replace(tmp, self.state_dir / "checkpoint.pt")
+
+    def _log(self, record: dict[str, Any]):
+        with open(self.state_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    # --- evaluation ------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        n_train, n_val = split(self.data.n, self.cfg)
+        sents, vecs, weights = self.data.read(n_train, n_train + n_val)
+        target = torch.from_numpy(vecs - self.data.mean)
+        index = {c: i for i, c in enumerate(self.vocab)}
+        preds = []
+        order = np.argsort([len(s) for s in sents])
+        for i in range(0, len(order), 256):
+            idx = order[i : i + 256]
+            ids, lengths, w = batch_tensors(
+                [sents[j] for j in idx], [weights[j] for j in idx], index, self.cfg.max_chars
+            )
+            preds.append((idx, self.model(ids, lengths, w)))
+        pred = torch.zeros_like(target)
+        for idx, p in preds:
+            pred[torch.from_numpy(idx)] = p
+        self.model.train()
+        mean = torch.from_numpy(self.data.mean)
+        return {
+            "val_loss": float(loss_fn(pred, target, self.cfg.loss)),
+            "val_cos": float(F.cosine_similarity(pred, target, dim=-1).mean()),
+            "val_raw_cos": float(F.cosine_similarity(pred + mean, target + mean, dim=-1).mean()),
+        }
+
+    def _after_eval(self, metrics: dict[str, float]) -> bool:
+        """Keep the best model; True when patience has run out."""
+        improved = metrics["val_cos"] > self.best["val_cos"] + 1e-4
+        if improved:
+            self.best = {"val_cos": metrics["val_cos"], "step": self.pos["step"]}
+            self.bad_evals = 0
+            torch.save(self.model.state_dict(), self.state_dir / "best.pt")
+        else:
+            self.bad_evals += 1
+        return self.bad_evals >= self.cfg.patience
+
+    # --- the loop --------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        resumed = self._setup()
+        n_train, n_val = split(self.data.n, cfg)
+        per_epoch = steps_per_epoch(n_train, cfg)
+        total = per_epoch * cfg.epochs
+        index = {c: i for i, c in enumerate(self.vocab)}
+        self.model.train()
+        mean = self.data.mean
+        t0 = time.perf_counter()
+        seen = 0
+        loss = torch.tensor(float("nan"))
+        stopped_early = False
+        done_steps_this_run = 0
+        while self.pos["epoch"] < cfg.epochs and not stopped_early:
+            epoch = self.pos["epoch"]
+            plan = epoch_plan(n_train, cfg, epoch)
+            while self.pos["window"] < len(plan):
+                w_start, w_end = plan[self.pos["window"]]
+                sents, vecs, weights = self.data.read(w_start, w_end)
+                batches = window_batches([len(s) for s in sents], cfg, epoch, w_start)
+                while self.pos["batch"] < len(batches):
+                    idx = batches[self.pos["batch"]]
+                    ids, lengths, w = batch_tensors(
+                        [sents[i] for i in idx], [weights[i] for i in idx], index, cfg.max_chars
+                    )
+                    target = torch.from_numpy(vecs[idx] - mean)
+                    for g in self.opt.param_groups:
+                        g["lr"] = lr_at(self.pos["step"], total, cfg)
+                    pred = self.model(ids, lengths, w)
+                    loss = loss_fn(pred, target, cfg.loss)
+                    self.opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
+                    self.opt.step()
+                    self.pos["batch"] += 1
+                    self.pos["step"] += 1
+                    seen += len(idx)
+                    done_steps_this_run += 1
+                    if self.progress is not None:
+                        self.progress(
+                            self.pos["step"],
+                            total,
+                            float(loss.detach()),
+                            seen / (time.perf_counter() - t0),
+                        )
+                    if cfg.eval_every and self.pos["step"] % cfg.eval_every == 0:
+                        stopped_early = self._evaluate_and_log(epoch, float(loss.detach()))
+                    if self.pos["step"] % cfg.checkpoint_every == 0:
+                        self._checkpoint()
+                    if (
+                        self.stop_after_steps is not None
+                        and done_steps_this_run >= self.stop_after_steps
+                    ):
+                        raise KeyboardInterrupt("simulated kill")
+                    if stopped_early:
+                        break
+                if stopped_early:
+                    break
+                self.pos["window"] += 1
+                self.pos["batch"] = 0
+            if not stopped_early:
+                self.pos["epoch"] += 1
+                self.pos["window"] = 0
+                if not cfg.eval_every or self.pos["step"] % cfg.eval_every:
+                    stopped_early = self._evaluate_and_log(epoch, float(loss.detach()))
+                self._checkpoint()
+        return self._finish(resumed, stopped_early, time.perf_counter() - t0, seen)
+
+    def _evaluate_and_log(self, epoch: int, loss: float) -> bool:
+        metrics = self.evaluate()
+        stop = self._after_eval(metrics)
+        self._log(
+            {
+                "step": self.pos["step"],
+                "epoch": epoch + 1,
+                "train_loss": loss,
+                **metrics,
+                "lr": self.opt.param_groups[0]["lr"],
+            }
+        )
+        return stop
+
+    def _finish(self, resumed, stopped_early, seconds, seen) -> dict[str, Any]:
+        best_path = self.state_dir / "best.pt"
+        if best_path.is_file():
+            self.model.load_state_dict(torch.load(best_path, map_location="cpu"))
+        s = self.data.settings
+        meta = {
+            "teacher": s.get("teacher"),
+            "teacher_config": s.get("teacher_config"),
+            "pooling": s.get("pooling"),
+            "layer": s.get("layer"),
+            "prefix": s.get("prefix"),
+            "eps": s.get("eps"),
+            "idf_sha256": s.get("idf_sha256"),
+            "max_chars": self.cfg.max_chars,
+            "centered": True,
+            "train": asdict(self.cfg),
+            "train_data": self.data_paths,
+            "train_rows": split(self.data.n, self.cfg)[0],
+            "best": self.best,
+        }
+        self.model.eval()
+        save_model_folder(
+            self.output,
+            self.model,
+            self.vocab,
+            self.idf_source,
+            meta,
+            [self.state_dir / "metrics.jsonl"],
+        )
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        self.data.close()
+        return {
+            "best": self.best,
+            "stopped_early": stopped_early,
+            "seconds": seconds,
+            "sentences_per_s": seen / max(seconds, 1e-9),
+            "resumed": resumed,
+            "steps": self.pos["step"],
+            "params": sum(p.numel() for p in self.model.parameters()),
+        }
+
+
+def train(
+    data_paths, output, cfg: TrainConfig, resume=False, progress=None, stop_after_steps=None
+) -> dict[str, Any]:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    return Trainer(data_paths, output, cfg, resume, progress, stop_after_steps).run()
+
+
+__all__ = ["TrainConfig", "train", "__version__"]

@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_train_config
+from safetensors.torch import load_file
+
+from ltd_bert.errors import ModelError
+from ltd_bert.student import BiLSTMStudent, Student, StudentConfig, batch_tensors, build_vocab
+from ltd_bert.train import train
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return BiLSTMStudent(
+        StudentConfig(vocab_size=20, embedding_dim=6, hidden_size=5, output_dim=7, dropout=0.0)
+    ).eval()
+
+
+def test_forward_shape_and_exact_weights(model):
+    ids = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0]])
+    lengths = torch.tensor([4, 2])
+    w = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.0, 0.0]])
+    with torch.no_grad():
+        out = model(ids, lengths, w)
+        states = model.token_states(ids, lengths)  # (B, T, 2H)
+        by_hand = torch.stack([sum(w[b, t] * states[b, t] for t in range(4)) for b in range(2)])
+        expected = model.proj(by_hand)
+    assert out.shape == (2, 7) and states.shape == (2, 4, 10)
+    torch.testing.assert_close(out, expected)
+
+
+def test_padding_does_not_change_a_vector(model):
+    short = (torch.tensor([[6, 7, 8]]), torch.tensor([3]), torch.tensor([[0.2, 0.3, 0.5]]))
+    batch = (
+        torch.tensor([[2, 3, 4, 5, 9, 10], [6, 7, 8, 0, 0, 0]]),
+        torch.tensor([6, 3]),
+        torch.tensor([[0.1] * 5 + [0.5], [0.2, 0.3, 0.5, 0, 0, 0]]),
+    )
+    with torch.no_grad():
+        alone = model(*short)[0]
+        together = model(*batch)[1]
+    torch.testing.assert_close(alone, together, rtol=1e-6, atol=1e-6)
+
+
+def test_vocab_and_batch_tensors():
+    vocab = build_vocab(["aab", "abc", "d"], min_count=2)
+    assert vocab == ["<pad>", "<unk>", "a", "b"]
+    index = {c: i for i, c in enumerate(vocab)}
+    ids, lengths, w = batch_tensors(
+        ["abz", "b"], [np.array([0.5, 0.25, 0.25]), np.array([1.0])], index, max_chars=2
+    )
+    assert ids.tolist() == [[2, 3], [3, 0]]
+    assert lengths.tolist() == [2, 1]
+    np.testing.assert_allclose(w.numpy(), [[2 / 3, 1 / 3], [1.0, 0.0]], rtol=1e-6)  # renormalised
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_teacher_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("m") / "model"
+    result = train([str(tiny_teacher_file)], out, tiny_train_config())
+    return out, result
+
+
+def test_training_lowers_the_loss(trained):
+    out, result = trained
+    metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(metrics) == 3
+    assert metrics[-1]["val_loss"] < metrics[0]["val_loss"]
+    assert result["best"]["val_cos"] == max(m["val_cos"] for m in metrics)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["student"]["output_dim"] == 16 and cfg["centered"] is True
+    assert cfg["eps"] == 1.0 and cfg["prefix"] == ""
+    assert not out.with_name("model.partial").exists()
+
+
+def test_save_load_encode_identical(trained, tmp_path):
+    out, _ = trained
+    s = Student.load(out)
+    sents = ["今天天气很好", "", "我们去公园散步吧。"]
+    a = s.encode(sents)
+    s.save(tmp_path / "copy")
+    b = Student.load(tmp_path / "copy").encode(sents)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (3, 16) and not a[1].any()  # an empty line gives zeros
+    np.testing.assert_allclose(s.encode(sents[2:])[0], a[2], rtol=1e-5, atol=1e-6)
+    n = s.encode(sents, normalize=True)
+    assert np.linalg.norm(n[0]) == pytest.approx(1.0, abs=1e-5)
+    m = s.encode(sents, add_mean=True)
+    np.testing.assert_allclose(m[0] - s.mean, a[0], rtol=1e-5, atol=1e-6)
+
+
+def test_resume_equals_uninterrupted(tiny_teacher_file, trained, tmp_path):
+    out, _ = trained
+    resumed = tmp_path / "model"
+    cfg = tiny_train_config()
+    with pytest.raises(KeyboardInterrupt):
+        train([str(tiny_teacher_file)], resumed, cfg, stop_after_steps=23)
+    assert (tmp_path / "model.partial" / "checkpoint.pt").is_file() and not resumed.exists()
+    result = train([str(tiny_teacher_file)], resumed, cfg, resume=True)
+    assert result["resumed"]
+    a, b = load_file(str(out / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_model_folder_errors(trained, tmp_path):
+    import shutil
+
+    out, _ = trained
+    with pytest.raises(ModelError, match="no such model folder"):
+        Student.load(tmp_path / "nope")
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    (broken / "vocab.json").unlink()
+    with pytest.raises(ModelError, match="missing vocab.json"):
+        Student.load(broken)
+    newer = tmp_path / "newer"
+    shutil.copytree(out, newer)
+    cfg = json.loads((newer / "config.json").read_text())
+    cfg["format_version"] = 99
+    (newer / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="upgrade ltd-bert"):
+        Student.load(newer)
+
+
+@pytest.mark.parametrize("ext", ["npy", "h5", "jsonl", "tsv"])
+def test_encode_formats_round_trip(trained, tmp_path, ext):
+    from click.testing import CliRunner
+
+    from ltd_bert.cli import cli
+
+    out, _ = trained
+    src = tmp_path / "s.txt"
+    sents = ["我们去公园", "", "今天天气很好", "长" * 300]
+    src.write_text("\n".join(sents) + "\n", encoding="utf-8")
+    dest = tmp_path / f"v.{ext}"
+    result = CliRunner().invoke(cli, ["encode", str(src), "-m", str(out), "-o", str(dest), "-q"])
+    assert result.exit_code == 0, result.output
+    expected = Student.load(out).encode(sents)
+    if ext == "npy":
+        got = np.load(dest)
+    elif ext == "h5":
+        with h5py.File(dest) as f:
+            got = f["vectors"][:]
+            assert [s.decode() for s in f["sentences"][:]] == sents
+    elif ext == "jsonl":
+        rows = [json.loads(x) for x in dest.read_text(encoding="utf-8").splitlines()]
+        assert [r["sentence"] for r in rows] == sents
+        got = np.array([r["vector"] for r in rows])
+    else:
+        rows = [x.split("\t") for x in dest.read_text(encoding="utf-8").splitlines()]
+        assert [r[0] for r in rows] == sents
+        got = np.array([[float(v) for v in r[1:]] for r in rows])
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    assert got.shape == (4, 16)
+
+
+def test_encode_stdout_and_workdir_default(trained, tmp_path):
+    from click.testing import CliRunner
+
+    from ltd_bert.cli import cli
+
+    out, _ = trained
+    result = CliRunner().invoke(cli, ["encode", "-", "-m", str(out)], input="你好\n再见\n")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(x)["sentence"] for x in result.output.splitlines()] == ["你好", "再见"]
+    result = CliRunner().invoke(cli, ["--workdir", str(tmp_path), "train"])
+    assert result.exit_code == 1
+    assert "run `ltd teacher-embed` first" in result.output
