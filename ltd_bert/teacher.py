@@ -38,9 +38,9 @@ def default_prefix(teacher_id: str) -> str:
 def resolve_teacher(name: str) -> tuple[str, str]:
     """`(teacher_id, path_or_hub_id)`: `builtin` is converted on first use into a cache
     folder; an existing folder is used as is; anything else is a hub id."""
-    if name == BUILTIN:
-        from ltd_bert.builtin import BUILTIN_NAME, ensure_builtin_teacher
+    from ltd_bert.builtin import BUILTIN_NAME, ensure_builtin_teacher
 
+    if name in (BUILTIN, BUILTIN_NAME):  # the id a teacher file records for the built-in one
         return BUILTIN_NAME, str(ensure_builtin_teacher())
     p = Path(name)
     if p.exists():

@@ -171,11 +171,11 @@ def loss_fn(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor
 
 def teacher_embedding_init(settings: dict, vocab: list[str], dim: int) -> np.ndarray | None:
     """Each character's teacher input embedding (mean over its pieces), PCA'd to `dim`."""
-    from ltd_bert.teacher import BUILTIN, Teacher
+    from ltd_bert.teacher import Teacher
 
     name = settings.get("teacher_path") or settings.get("teacher")
-    if settings.get("teacher") == "multilingual-e5-small":
-        name = BUILTIN
+    if not Path(name).exists():
+        name = settings.get("teacher")
     try:
         t = Teacher(name)
     except Exception as exc:  # a hub id offline, a moved folder: fall back to random

@@ -1,0 +1,315 @@
+"""`ltd eval`: Spearman × 100 between the cosine of two sentence vectors and a label, for the
+student, the teacher and two baselines; and the student's fidelity to the teacher file.
+
+Pair files: `sentence1<TAB>sentence2<TAB>label` (no header), or JSON lines with `sentence1`,
+`sentence2` and `label`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ltd_bert.errors import InputError
+from ltd_bert.weights import Weighter, clean_text, is_content_word, segment, token_weights
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Pairs:
+    name: str
+    s1: list[str]
+    s2: list[str]
+    labels: np.ndarray
+
+
+def read_pairs(path: str | Path, max_pairs: int | None = None, seed: int = 0) -> Pairs:
+    """Read a pair file; `max_pairs` keeps a fixed random sample (same for every run)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such pair file")
+    s1, s2, labels = [], [], []
+    with open(p, encoding="utf-8-sig", errors="strict") as fh:
+        try:
+            for lineno, line in enumerate(fh, start=1):
+                line = line.rstrip("\r\n")
+                if not line.strip():
+                    continue
+                if line.lstrip().startswith("{"):
+                    try:
+                        row = json.loads(line)
+                        a, b, y = row["sentence1"], row["sentence2"], row["label"]
+                    except (ValueError, KeyError, TypeError):
+                        raise InputError(
+                            f"{p}:{lineno}: expected a JSON object with sentence1, "
+                            "sentence2 and label"
+                        ) from None
+                else:
+                    parts = line.split("\t")
+                    if len(parts) != 3:
+                        raise InputError(
+                            f"{p}:{lineno}: expected sentence1<TAB>sentence2<TAB>"
+                            f"label, got {len(parts)} field(s)"
+                        )
+                    a, b, y = parts
+                try:
+                    y = float(y)
+                except (TypeError, ValueError):
+                    raise InputError(f"{p}:{lineno}: label {y!r} is not a number") from None
+                s1.append(str(a))
+                s2.append(str(b))
+                labels.append(y)
+        except UnicodeDecodeError:
+            raise InputError(f"{p}:{lineno + 1}: not valid UTF-8") from None
+    if not labels:
+        raise InputError(f"{p}: no pairs")
+    idx = np.arange(len(labels))
+    if max_pairs is not None and len(idx) > max_pairs:
+        idx = np.sort(np.random.default_rng(seed).choice(len(idx), max_pairs, replace=False))
+    name = p.parent.name + "/" + p.stem if p.parent.name else p.stem
+    return Pairs(
+        name, [s1[i] for i in idx], [s2[i] for i in idx], np.asarray(labels, dtype=np.float64)[idx]
+    )
+
+
+def rankdata(x: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties get the average of the ranks they span."""
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x), dtype=np.float64)
+    sx = x[order]
+    i = 0
+    while i < len(x):
+        j = i
+        while j + 1 < len(x) and sx[j + 1] == sx[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = rankdata(a), rankdata(b)
+    ra -= ra.mean()
+    rb -= rb.mean()
+    denom = np.sqrt((ra**2).sum() * (rb**2).sum())
+    return float((ra * rb).sum() / denom) if denom > 0 else 0.0
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    na = np.linalg.norm(a, axis=1)
+    nb = np.linalg.norm(b, axis=1)
+    return (a * b).sum(1) / np.maximum(na * nb, 1e-12)
+
+
+Encoder = Callable[[list[str]], np.ndarray]
+
+
+def score(pairs: Pairs, encode: Encoder) -> float:
+    """Spearman × 100 of cosine vs label; each distinct sentence is encoded once."""
+    uniq = sorted(set(pairs.s1) | set(pairs.s2))
+    vecs = encode(uniq)
+    pos = {s: i for i, s in enumerate(uniq)}
+    a = vecs[[pos[s] for s in pairs.s1]]
+    b = vecs[[pos[s] for s in pairs.s2]]
+    return 100 * spearman(cosines(a, b), pairs.labels)
+
+
+# --- encoders ---------------------------------------------------------------------------
+
+
+def teacher_encoder(
+    teacher,
+    weighter: Weighter,
+    pooling: str,
+    prefix: str,
+    layer: int = -1,
+    max_length: int = 256,
+    batch_size: int = 64,
+    cache_dir: Path | None = None,
+) -> Encoder:
+    """The teacher with a given pooling (vectors cached on disk by content hash)."""
+    from ltd_bert.teacher import PoolingSettings
+
+    settings = PoolingSettings(pooling, layer, prefix, max_length)
+
+    def encode(sentences: list[str]) -> np.ndarray:
+        key = hashlib.sha256(
+            json.dumps(
+                [
+                    teacher.id,
+                    teacher.config_hash,
+                    pooling,
+                    prefix,
+                    layer,
+                    max_length,
+                    weighter.idf.sha256 if pooling == "idf" else "",
+                    weighter.eps,
+                    sentences,
+                ],
+                ensure_ascii=False,
+            ).encode()
+        ).hexdigest()[:24]
+        cached = cache_dir / f"{key}.npy" if cache_dir else None
+        if cached is not None and cached.is_file():
+            return np.load(cached)
+        texts = [clean_text(s) for s in sentences]
+        out = np.zeros((len(texts), teacher.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        order = [i for i in order if texts[i]]
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            cws = [weighter.char_weights(texts[i]) for i in idx] if pooling == "idf" else None
+            vec, _ = teacher.embed([texts[i] for i in idx], cws, settings)
+            out[idx] = vec
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            np.save(cached, out)
+        return out
+
+    return encode
+
+
+def static_encoder(teacher, weighter: Weighter) -> Encoder:
+    """The static floor: the teacher's input token embeddings, IDF-weighted (no context)."""
+    table = teacher.model.get_input_embeddings().weight.detach().float().numpy()
+
+    def encode(sentences: list[str]) -> np.ndarray:
+        out = np.zeros((len(sentences), table.shape[1]), dtype=np.float32)
+        for i, s in enumerate(sentences):
+            text, cw = weighter(s)
+            if not text:
+                continue
+            enc = teacher.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            tw = token_weights(cw, enc["offset_mapping"])
+            out[i] = tw @ table[enc["input_ids"]]
+        return out
+
+    return encode
+
+
+def tfidf_encoder(weighter: Weighter) -> Encoder:
+    """jieba TF-IDF bag of words, as dense vectors over the sentences' own vocabulary."""
+
+    def encode(sentences: list[str]) -> np.ndarray:
+        bags = []
+        vocab: dict[str, int] = {}
+        for s in sentences:
+            words = [w.lower() for w in segment(clean_text(s)) if is_content_word(w)]
+            bag = Counter(words)
+            for w in bag:
+                vocab.setdefault(w, len(vocab))
+            bags.append(bag)
+        out = np.zeros((len(sentences), max(len(vocab), 1)), dtype=np.float32)
+        for i, bag in enumerate(bags):
+            for w, tf in bag.items():
+                out[i, vocab[w]] = tf * weighter.idf.get(w)
+        return out
+
+    return encode
+
+
+def fidelity(model_dir: str | Path, data: str | Path, batch_size: int = 256) -> dict:
+    """Mean centred cosine between student and teacher vectors on the file's validation part
+    (the tail the model was not trained on, as recorded in its config)."""
+    from ltd_bert.student import Student
+    from ltd_bert.train import Data, TrainConfig, split
+
+    student = Student.load(model_dir)
+    d = Data([str(data)])
+    try:
+        if d.dim != student.dim:
+            raise InputError(f"{data}: vectors of dimension {d.dim}, the model gives {student.dim}")
+        cfg = TrainConfig(
+            **{
+                k: v
+                for k, v in student.meta.get("train", {}).items()
+                if k in TrainConfig.__dataclass_fields__
+            }
+        )
+        n_train, n_val = split(d.n, cfg)
+        if n_val == 0:
+            n_train, n_val = 0, d.n
+        sents, vecs, weights = d.read(n_train, n_train + n_val)
+        pred = student.encode_prepared(sents, weights, batch_size)
+        centred = cosines(pred, vecs - student.mean)
+        raw = cosines(pred + student.mean, vecs)
+        return {
+            "rows": len(sents),
+            "centred_cosine": float(centred.mean()),
+            "raw_cosine": float(raw.mean()),
+            "start_row": n_train,
+        }
+    finally:
+        d.close()
+
+
+def evaluate(
+    pair_files: Sequence[str],
+    model_dir: str | None,
+    teacher_name: str | None,
+    baselines: bool,
+    max_pairs: int | None,
+    batch_size: int = 64,
+) -> dict:
+    """Scores per file and encoder: `{"files": [...], "rows": {encoder: {file: score}}}`."""
+    from ltd_bert.student import Student
+
+    sets = [read_pairs(f, max_pairs) for f in pair_files]
+    rows: dict[str, dict[str, float]] = {}
+    student = Student.load(model_dir) if model_dir else None
+    weighter = student.weighter if student else None
+    if student is not None:
+        rows["student"] = {p.name: score(p, student.encode) for p in sets}
+    if teacher_name or baselines:
+        from ltd_bert.builtin import ltd_home
+        from ltd_bert.idf import load_idf
+        from ltd_bert.teacher import Teacher, default_prefix
+
+        teacher = Teacher(
+            teacher_name or (student.meta.get("teacher") if student else None) or "builtin"
+        )
+        if weighter is None:
+            weighter = Weighter(load_idf("jieba"), 1.0)
+        prefix = (
+            student.meta.get("prefix", default_prefix(teacher.id))
+            if student
+            else default_prefix(teacher.id)
+        )
+        layer = student.meta.get("layer", -1) if student else -1
+        cache = ltd_home() / "eval_cache"
+        if teacher_name:
+            enc = teacher_encoder(
+                teacher, weighter, "idf", prefix, layer, batch_size=batch_size, cache_dir=cache
+            )
+            rows["teacher, IDF pooling (as the student)"] = {p.name: score(p, enc) for p in sets}
+            enc = teacher_encoder(
+                teacher,
+                weighter,
+                "mean",
+                default_prefix(teacher.id),
+                -1,
+                batch_size=batch_size,
+                cache_dir=cache,
+            )
+            rows["teacher, mean pooling (as intended)"] = {p.name: score(p, enc) for p in sets}
+        if baselines:
+            rows["static floor: IDF-weighted teacher input embeddings"] = {
+                p.name: score(p, static_encoder(teacher, weighter)) for p in sets
+            }
+            rows["jieba TF-IDF bag of words"] = {
+                p.name: score(p, tfidf_encoder(weighter)) for p in sets
+            }
+    return {
+        "files": [p.name for p in sets],
+        "pairs": {p.name: len(p.labels) for p in sets},
+        "rows": rows,
+    }
