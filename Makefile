@@ -26,12 +26,12 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check ltd_bert tests benchmarks
-	$(BIN)/ruff format --check ltd_bert tests benchmarks
+	$(BIN)/ruff check ltd_bert tests benchmarks scripts
+	$(BIN)/ruff format --check ltd_bert tests benchmarks scripts
 
 fix: $(STAMP)
-	$(BIN)/ruff check --fix ltd_bert tests benchmarks
-	$(BIN)/ruff format ltd_bert tests benchmarks
+	$(BIN)/ruff check --fix ltd_bert tests benchmarks scripts
+	$(BIN)/ruff format ltd_bert tests benchmarks scripts
 
 demo: $(STAMP)
 	bash scripts/demo.sh

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 
 
 def main(sentences_path: str, vectors_path: str, top: int = 6) -> None:
-    sents = [s for s in open(sentences_path, encoding="utf-8").read().splitlines()]
+    sents = Path(sentences_path).read_text(encoding="utf-8").splitlines()
     v = np.load(vectors_path)
     v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
     sim = v @ v.T
