@@ -77,6 +77,20 @@ def cli(ctx: click.Context, workdir_: str, debug: bool):
       ltd encode sentences.txt     sentence vectors from the student
     """
     ctx.obj = Workdir(workdir_)
+    _sigterm_as_interrupt()
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM unwinds like Ctrl-C, so temporary outputs are cleaned up, never renamed."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. inside a test runner's worker)
+        pass
 
 
 # --- idf ------------------------------------------------------------------------------
@@ -484,6 +498,13 @@ def teacher_show(name):
     help="Start character embeddings from the teacher's input embeddings (PCA).",
 )
 @click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Steps between checkpoints (MODEL.partial/checkpoint.pt).",
+)
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
 @click.option("-q", "--quiet", is_flag=True)
@@ -508,6 +529,7 @@ def train(
     max_vocab,
     init_embeddings,
     seed,
+    checkpoint_every,
     threads,
     resume,
     quiet,
@@ -542,6 +564,7 @@ def train(
         max_vocab=max_vocab,
         init_embeddings=init_embeddings,
         seed=seed,
+        checkpoint_every=checkpoint_every,
         threads=threads,
     )
     pbar = bar(unit="step", desc="train", quiet=quiet)
@@ -737,3 +760,12 @@ def eval_fidelity(ctx, data, model, as_json):
         f"centred cosine {result['centred_cosine']:.4f}, raw cosine "
         f"{result['raw_cosine']:.4f}"
     )
+
+
+# --- commands defined in their own modules ----------------------------------------------
+
+from ltd_bert.cli_speed import register as _register_speed  # noqa: E402
+from ltd_bert.cli_tasks import register as _register_tasks  # noqa: E402
+
+_register_speed(cli)
+_register_tasks(cli)
