@@ -31,16 +31,12 @@ CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "zh_big.txt"
 FALLBACK = ROOT / "data" / "corpus_sample.txt"
 STAGES = ("idf", "weights", "teacher", "embed", "student", "train")
 IDF_MIN_LINES = 20_000
-PREFIX = "query: "
-BATCH = 64
-MAX_LENGTH = 256
-
-
-# --- helpers shared by parent and children ------------------------------------------------
+PREFIX, BATCH, MAX_LENGTH = "query: ", 64, 256
+TOKENIZE = {"padding": True, "truncation": True, "max_length": MAX_LENGTH, "return_tensors": "pt"}
 
 
 def read_lines(path: str | Path) -> list[str]:
-    """The lines of a file this script wrote (`\\n`-separated, one trailing `\\n`)."""
+    """The lines of a file `write_lines` wrote (split on `\\n` only, as LineReader does)."""
     text = Path(path).read_text(encoding="utf-8")
     return text[:-1].split("\n") if text else []
 
@@ -49,10 +45,24 @@ def write_lines(path: Path, lines: list[str]) -> None:
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
-def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return time.perf_counter() - t0, out
+def cpu_now() -> float:
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+class Clock:
+    """`with Clock() as c:` → `c.result(items=...)`: wall and CPU seconds of the block."""
+
+    def __enter__(self) -> Clock:
+        self.t0, self.c0 = time.perf_counter(), cpu_now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.t0
+        self.cpu = cpu_now() - self.c0
+
+    def result(self, **extra: Any) -> dict:
+        return {"seconds": self.seconds, "cpu_seconds": self.cpu, **extra}
 
 
 def init_jieba() -> None:
@@ -62,7 +72,7 @@ def init_jieba() -> None:
     get_segmenter()
 
 
-# --- measurements: each runs in its own process -------------------------------------------
+# --- measurements: each runs in a process of its own --------------------------------------
 
 
 def m_idf_bare(ctx: dict) -> dict:
@@ -71,25 +81,20 @@ def m_idf_bare(ctx: dict) -> dict:
     jieba.setLogLevel(logging.WARNING)
     jieba.initialize()
     lines = read_lines(ctx["idf_file"])
-    secs, _ = timed(lambda: [jieba.lcut(line) for line in lines])
-    return {"seconds": secs, "items": len(lines)}
+    with Clock() as c:
+        for line in lines:
+            jieba.lcut(line)
+    return c.result(items=len(lines))
 
 
-def _idf_build(ctx: dict, workers: int) -> dict:
+def m_idf_build(ctx: dict) -> dict:
     from ltd_bert.idf import build_idf
 
     init_jieba()
-    out = Path(ctx["tmp"]) / f"idf-w{workers}.tsv"
-    secs, stats = timed(build_idf, [ctx["idf_file"]], out, workers=workers)
-    return {"seconds": secs, "items": stats.lines, "words": stats.words}
-
-
-def m_idf_w1(ctx: dict) -> dict:
-    return _idf_build(ctx, 1)
-
-
-def m_idf_w2(ctx: dict) -> dict:
-    return _idf_build(ctx, 2)
+    out = Path(ctx["tmp"]) / f"idf-w{ctx['workers']}.tsv"
+    with Clock() as c:
+        stats = build_idf([ctx["idf_file"]], out, workers=ctx["workers"])
+    return c.result(items=stats.lines, words=stats.words)
 
 
 def m_weights(ctx: dict) -> dict:
@@ -97,61 +102,45 @@ def m_weights(ctx: dict) -> dict:
     from ltd_bert.weights import Weighter
 
     init_jieba()
-    load_s, table = timed(load_idf, "jieba")
-    weighter = Weighter(table, 1.0)
+    with Clock() as load:
+        weighter = Weighter(load_idf("jieba"), 1.0)
     sents = read_lines(ctx["sentences"])
-    cold, _ = timed(lambda: [weighter(s) for s in sents])
-    warm, _ = timed(lambda: [weighter(s) for s in sents])
-    return {"seconds": cold, "warm_seconds": warm, "items": len(sents), "idf_load_s": load_s}
+    with Clock() as cold:
+        for s in sents:
+            weighter(s)
+    with Clock() as warm:
+        for s in sents:
+            weighter(s)
+    return cold.result(items=len(sents), warm_seconds=warm.seconds, idf_load_s=load.seconds)
 
 
-def _teacher_forward(ctx: dict, sort: bool) -> dict:
+def m_teacher(ctx: dict) -> dict:
+    """Bare forward loop: tokenise a batch, run the model; sorted by length or not."""
     import torch
 
     from ltd_bert.teacher import Teacher
 
-    load_s, teacher = timed(Teacher, "builtin")
+    teacher = Teacher("builtin")
     sents = read_lines(ctx["sentences"])
     order = list(range(len(sents)))
-    if sort:
+    if ctx["sort"]:
         order.sort(key=lambda i: len(sents[i]))
     batches = [[sents[i] for i in order[s : s + BATCH]] for s in range(0, len(order), BATCH)]
     real = padded = 0
 
-    def step(batch: list[str]):
-        inputs = teacher.tokenizer(
-            [PREFIX + s for s in batch],
-            padding=True,
-            truncation=True,
-            max_length=MAX_LENGTH,
-            return_tensors="pt",
-        )
+    def step(batch: list[str]) -> torch.Tensor:
+        inputs = teacher.tokenizer([PREFIX + s for s in batch], **TOKENIZE)
         teacher.model(**inputs)
         return inputs["attention_mask"]
 
     with torch.inference_mode():
         step(sents[:8])  # warm-up, not timed
-        t0 = time.perf_counter()
-        for batch in batches:
-            mask = step(batch)
-            real += int(mask.sum())
-            padded += mask.numel()
-        secs = time.perf_counter() - t0
-    return {
-        "seconds": secs,
-        "items": len(sents),
-        "real_tokens": real,
-        "padded_tokens": padded,
-        "load_s": load_s,
-    }
-
-
-def m_teacher_sorted(ctx: dict) -> dict:
-    return _teacher_forward(ctx, sort=True)
-
-
-def m_teacher_unsorted(ctx: dict) -> dict:
-    return _teacher_forward(ctx, sort=False)
+        with Clock() as c:
+            for batch in batches:
+                mask = step(batch)
+                real += int(mask.sum())
+                padded += mask.numel()
+    return c.result(items=len(sents), real_tokens=real, padded_tokens=padded)
 
 
 def m_embed(ctx: dict) -> dict:
@@ -166,18 +155,11 @@ def m_embed(ctx: dict) -> dict:
     pooling = PoolingSettings("idf", -1, PREFIX, MAX_LENGTH)
     warm = [weighter(s) for s in read_lines(ctx["sentences"])[:8] if s.strip()]
     teacher.embed([t for t, _ in warm], [w for _, w in warm], pooling)  # warm-up, not timed
-    secs, stats = timed(
-        teacher_embed,
-        [ctx["sentences"]],
-        ctx["teacher_h5"],
-        teacher,
-        weighter,
-        pooling,
-        batch_size=BATCH,
-        chunk_size=2048,
-        overwrite=True,
-    )
-    return {"seconds": secs, "items": stats.lines, "rows": stats.rows, "truncated": stats.truncated}
+    with Clock() as c:
+        stats = teacher_embed(
+            [ctx["sentences"]], ctx["teacher_h5"], teacher, weighter, pooling, BATCH, 2048
+        )
+    return c.result(items=stats.lines, rows=stats.rows, truncated=stats.truncated)
 
 
 def m_student(ctx: dict) -> dict:
@@ -185,21 +167,20 @@ def m_student(ctx: dict) -> dict:
 
     model_dir = Path(ctx["model"])
     sents = read_lines(ctx["sentences"])
-    load_s, student = timed(Student.load, model_dir)
+    student = Student.load(model_dir)
     student.encode(sents[:100])  # warm-up, not timed
-    secs, _ = timed(student.encode, sents)
-    fresh = Student.load(model_dir)  # same word-cache state as the encode run above
+    with Clock() as enc:
+        student.encode(sents)
+    fresh = Student.load(model_dir)  # the same word-cache state as the encode run above
     fresh.prepare(sents[:100])
-    prep, _ = timed(fresh.prepare, sents)
-    params = sum(p.numel() for p in student.model.parameters())
-    return {
-        "seconds": secs,
-        "items": len(sents),
-        "prepare_seconds": prep,
-        "params": params,
-        "file_bytes": (model_dir / "model.safetensors").stat().st_size,
-        "load_s": load_s,
-    }
+    with Clock() as prep:
+        fresh.prepare(sents)
+    return enc.result(
+        items=len(sents),
+        prepare_seconds=prep.seconds,
+        params=sum(p.numel() for p in student.model.parameters()),
+        file_bytes=(model_dir / "model.safetensors").stat().st_size,
+    )
 
 
 def m_train(ctx: dict) -> dict:
@@ -208,38 +189,31 @@ def m_train(ctx: dict) -> dict:
     cfg = TrainConfig(
         epochs=1, embedding_dim=256, hidden_size=256, batch_size=128, threads=ctx["threads"]
     )
-    out = Path(ctx["tmp"]) / "student"
-    wall, res = timed(train, [ctx["teacher_h5"]], out, cfg)
+    with Clock() as wall:
+        res = train([ctx["teacher_h5"]], Path(ctx["tmp"]) / "student", cfg)
     return {
         "seconds": res["seconds"],  # the training loop only
         "items": round(res["sentences_per_s"] * res["seconds"]),
-        "wall_seconds": wall,  # + vocabulary, teacher embedding init, evaluation, saving
+        "wall_seconds": wall.seconds,  # + vocabulary, embedding init, evaluation, saving
         "steps": res["steps"],
         "params": res["params"],
     }
 
 
 MEASURES: dict[str, Callable[[dict], dict]] = {
-    "idf_bare": m_idf_bare,
-    "idf_w1": m_idf_w1,
-    "idf_w2": m_idf_w2,
-    "weights": m_weights,
-    "teacher_sorted": m_teacher_sorted,
-    "teacher_unsorted": m_teacher_unsorted,
-    "embed": m_embed,
-    "student": m_student,
-    "train": m_train,
+    f.__name__[2:]: f
+    for f in (m_idf_bare, m_idf_build, m_weights, m_teacher, m_embed, m_student, m_train)
 }
 
 
 def child_main(name: str, ctx_path: str) -> None:
     ctx = json.loads(Path(ctx_path).read_text(encoding="utf-8"))
-    sys.path.insert(0, str(ROOT))
     import torch
 
     torch.set_num_threads(ctx["threads"])
     result = MEASURES[name](ctx)
     result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # Largest waited-for child (the idf workers); a fork counts its parent's pages too.
     result["children_peak_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     Path(ctx["result"]).write_text(json.dumps(result), encoding="utf-8")
 
@@ -247,17 +221,16 @@ def child_main(name: str, ctx_path: str) -> None:
 # --- the parent: run the children, build the table ----------------------------------------
 
 
-def run_child(name: str, ctx: dict, tag: str = "") -> dict:
-    key = name + (f"-{tag}" if tag else "")
+def run_child(key: str, ctx: dict, name: str | None = None) -> dict:
+    """Run measurement `name` (default: `key`) in a fresh process; its result or an error."""
     tmp = Path(ctx["tmp"])
     ctx = dict(ctx, result=str(tmp / f"result-{key}.json"))
-    ctx_path = tmp / f"ctx-{key}.json"
-    ctx_path.write_text(json.dumps(ctx), encoding="utf-8")
-    threads = str(ctx["threads"])
-    env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
-    env.update(RAYON_NUM_THREADS=threads, TOKENIZERS_PARALLELISM="false")
+    (tmp / f"ctx-{key}.json").write_text(json.dumps(ctx), encoding="utf-8")
+    n = str(ctx["threads"])
+    env = dict(os.environ, OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, RAYON_NUM_THREADS=n)
+    env.update(TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(ROOT))
     print(f"[bench] {key} ...", file=sys.stderr, flush=True)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--ctx", str(ctx_path)]
+    cmd = [sys.executable, __file__, "--child", name or key, "--ctx", str(tmp / f"ctx-{key}.json")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
@@ -271,9 +244,9 @@ def load_sentences(n: int) -> tuple[list[str], Path]:
     lines: list[str] = []
     with open(src, "rb") as fh:
         for raw in fh:
-            lines.append(raw.rstrip(b"\r\n").decode("utf-8", errors="replace"))
             if len(lines) >= n:
                 break
+            lines.append(raw.rstrip(b"\r\n").decode("utf-8", errors="replace"))
     return lines, src
 
 
@@ -285,8 +258,8 @@ def default_models() -> list[str]:
 
 
 def rel(path: str | Path) -> str:
-    p = Path(path).resolve()
-    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+    r = os.path.relpath(Path(path).resolve(), ROOT)
+    return str(Path(path).resolve()) if r.startswith("../..") else r
 
 
 def cpu_model() -> str:
@@ -299,196 +272,189 @@ def cpu_model() -> str:
     return platform.processor() or "?"
 
 
-def check(ok: bool) -> str:
-    return " ✓" if ok else " ✗"
+def pct(x: float) -> str:
+    return f"{100 * x:+.0f} %"
+
+
+def goal(text: str, ok: bool) -> str:
+    return f"{text} {'✓' if ok else '✗'}"
 
 
 class Table:
+    HEAD = "| what | items/s | time s | peak MB | ratio | target |\n|---|--:|--:|--:|--:|--:|"
+
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
 
-    def add(self, what: str, r: dict, ratio: str = "–", target: str = "–", **extra: Any):
+    def add(self, what: str, r: dict, ratio: str = "–", target: str = "–", peak: str = ""):
         if "error" in r:
-            self.rows.append({"what": f"{what}: FAILED ({r['error']})"})
-            return
-        secs = r.get("seconds", 0.0)
-        row = {"what": what, "items_s": r["items"] / secs if secs > 0 else 0.0, "seconds": secs}
-        row.update(peak_mb=r["peak_mb"], ratio=ratio, target=target, **extra)
+            return self.note(f"{what}: FAILED ({r['error']})")
+        secs, peak = r["seconds"], peak or f"{r['peak_mb']:.0f}"
+        items_s = r["items"] / secs if secs > 0 else 0.0
+        row = dict(what=what, items_s=items_s, seconds=secs, peak=peak, ratio=ratio, target=target)
         self.rows.append(row)
 
     def note(self, what: str) -> None:
-        self.rows.append({"what": what})
+        self.rows.append({"what": what, "items_s": None})
 
     def markdown(self) -> str:
-        out = [
-            "| what | items/s | time s | peak MB | ratio | target |",
-            "|---|--:|--:|--:|--:|--:|",
-        ]
+        lines = [self.HEAD]
         for r in self.rows:
-            if "seconds" not in r:
-                out.append(f"| {r['what']} | – | – | – | – | – |")
-                continue
-            peak = f"{r['peak_mb']:.0f}" + (
-                f" (+{r['workers_mb']:.0f}/worker)" if "workers_mb" in r else ""
-            )
-            out.append(
-                f"| {r['what']} | {r['items_s']:,.1f} | {r['seconds']:.2f} | {peak} "
-                f"| {r['ratio']} | {r['target']} |"
-            )
-        return "\n".join(out)
+            if r["items_s"] is None:
+                lines.append(f"| {r['what']} | – | – | – | – | – |")
+            else:
+                lines.append(
+                    f"| {r['what']} | {r['items_s']:,.1f} | {r['seconds']:.2f} | {r['peak']} "
+                    f"| {r['ratio']} | {r['target']} |"
+                )
+        return "\n".join(lines)
 
 
-def pct(x: float) -> str:
-    return f"{100 * x:.0f} %"
+def bench_idf(ctx: dict, sents: list[str], table: Table, results: dict) -> None:
+    reps = max(1, math.ceil(IDF_MIN_LINES / len(sents)))
+    write_lines(Path(ctx["tmp"]) / "idf.txt", sents * reps)
+    ctx = dict(ctx, idf_file=str(Path(ctx["tmp"]) / "idf.txt"))
+    bare = results["idf_bare"] = run_child("idf_bare", ctx)
+    table.add(f"idf: bare `jieba.lcut` loop, 1 process, {len(sents) * reps:,} lines", bare, "1.00×")
+    for workers in (1, 2):
+        key, want = f"idf_w{workers}", 0.9 * workers
+        r = results[key] = run_child(key, dict(ctx, workers=workers), "idf_build")
+        what, peak = f"idf: `build_idf` workers={workers}", ""
+        if "error" in r or "error" in bare:
+            table.add(what, r, "–", f"≥ {want:.2f}×")
+            continue
+        speed = bare["seconds"] / r["seconds"]
+        if workers > 1:
+            what += f" (cpu {r['cpu_seconds'] / r['seconds']:.2f}× wall)"
+            peak = f"{r['peak_mb']:.0f} + {r['children_peak_mb']:.0f}/worker"
+        table.add(what, r, f"{speed:.2f}× bare", goal(f"≥ {want:.2f}×", speed >= want), peak)
+
+
+def bench_teacher(ctx: dict, table: Table, results: dict) -> float | None:
+    """Rows 3a/3b; returns the sorted forward time (= teacher encode) or None."""
+    sorted_s = None
+    for label, sort in (("sorted", True), ("unsorted", False)):
+        r = results[f"teacher_{label}"] = run_child(
+            f"teacher_{label}", dict(ctx, sort=sort), "teacher"
+        )
+        what = f"teacher: forward, {label} batches of {BATCH}"
+        if "error" in r:
+            table.add(what, r)
+            continue
+        pad = 1 - r["real_tokens"] / r["padded_tokens"]
+        what += f" ({pad:.0%} of {r['padded_tokens']:,} tokens are padding)"
+        if sort:
+            sorted_s = r["seconds"]
+            table.add(what + " = teacher encode", r, "1.00×")
+        elif sorted_s:
+            gain = r["seconds"] / sorted_s
+            table.add(what, r, f"sorted {gain:.2f}× faster", goal("≥ 1.30×", gain >= 1.3))
+        else:
+            table.add(what, r)
+    return sorted_s
+
+
+def bench_student(ctx: dict, models: list[str], teacher_s, table: Table, results: dict) -> None:
+    if not models:
+        table.note("student: no model folder found (pass --model DIR); skipped")
+    for i, model in enumerate(models):
+        r = results[f"student:{model}"] = run_child(
+            f"student{i}", dict(ctx, model=model), "student"
+        )
+        name = rel(model)
+        if "error" in r:
+            table.add(f"student `{name}`", r)
+            continue
+        size = f"{r['file_bytes'] / 1e6:.1f} MB file; {r['params'] / 1e6:.2f} M params"
+        size += f" × 4 = {r['params'] * 4 / 1e6:.1f} MB"
+        ratio = f"{teacher_s / r['seconds']:.1f}× teacher" if teacher_s else "–"
+        table.add(f"student `{name}`: encode ({size})", r, ratio)
+        share = r["prepare_seconds"] / r["seconds"]
+        prep = dict(r, seconds=r["prepare_seconds"])
+        table.add(
+            f"student `{name}`: its weights alone (`prepare`)", prep, f"{share:.0%} of encode"
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sentences", type=int, default=2000, help="first N corpus lines")
-    ap.add_argument("--only", default=",".join(STAGES), help="comma list of " + ",".join(STAGES))
+    ap.add_argument("--sentences", type=int, default=2000, help="the first N corpus lines")
+    ap.add_argument("--only", default=",".join(STAGES), help="comma list of: " + ",".join(STAGES))
     ap.add_argument("--threads", type=int, default=2, help="torch threads in every measurement")
-    ap.add_argument("--model", nargs="+", action="extend", default=None, metavar="DIR")
-    ap.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    ap.add_argument("--model", nargs="+", action="extend", metavar="DIR", help="student folders")
+    ap.add_argument("--json", metavar="OUT", help="also write everything as JSON")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--ctx", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child_main(args.child, args.ctx)
-        return
+        return child_main(args.child, args.ctx)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     if only - set(STAGES):
         ap.error(f"--only: unknown {', '.join(sorted(only - set(STAGES)))}")
     sents, src = load_sentences(args.sentences)
-    n = len(sents)
-    if n == 0:
+    if not sents:
         ap.error(f"{src}: no sentences")
+    load_before = os.getloadavg()[0]
     tmpdir = tempfile.TemporaryDirectory(prefix="ltd-bench-")
     tmp = Path(tmpdir.name)
     write_lines(tmp / "sentences.txt", sents)
-    ctx = {
-        "tmp": str(tmp),
-        "threads": args.threads,
-        "sentences": str(tmp / "sentences.txt"),
-        "teacher_h5": str(tmp / "teacher.h5"),
-    }
-    results: dict[str, dict] = {}
-    table = Table()
+    ctx = {"tmp": str(tmp), "threads": args.threads, "sentences": str(tmp / "sentences.txt")}
+    ctx["teacher_h5"] = str(tmp / "teacher.h5")
+    table, results = Table(), {}
     t_start = time.perf_counter()
 
     if "idf" in only:
-        reps = max(1, math.ceil(IDF_MIN_LINES / n))
-        write_lines(tmp / "idf.txt", sents * reps)
-        ctx["idf_file"] = str(tmp / "idf.txt")
-        bare, w1, w2 = (run_child(k, ctx) for k in ("idf_bare", "idf_w1", "idf_w2"))
-        results.update(idf_bare=bare, idf_w1=w1, idf_w2=w2)
-        lines = n * reps
-        table.add(f"idf: bare `jieba.lcut` loop, {lines:,} lines", bare, "1.00×")
-        for workers, r in ((1, w1), (2, w2)):
-            ok = "error" not in r and "error" not in bare
-            speed = bare["seconds"] / r["seconds"] if ok else float("nan")
-            goal = 0.9 * workers
-            extra = {"workers_mb": r["children_peak_mb"]} if workers > 1 and ok else {}
-            table.add(
-                f"idf: `build_idf` workers={workers} (lines/s)",
-                r,
-                f"{speed:.2f}× bare",
-                f"≥ {goal:.2f}×" + check(speed >= goal),
-                **extra,
-            )
-
+        bench_idf(ctx, sents, table, results)
     if "weights" in only:
         r = results["weights"] = run_child("weights", ctx)
-        table.add("weights: `Weighter` jieba IDF, cold cache", r)
+        table.add("weights: `Weighter`, jieba IDF, cold word cache", r)
         if "error" not in r:
+            gain = r["seconds"] / r["warm_seconds"]
             warm = dict(r, seconds=r["warm_seconds"])
-            table.add(
-                "weights: warm cache (second pass)",
-                warm,
-                f"{r['seconds'] / r['warm_seconds']:.2f}× cold",
-            )
-
-    teacher_s = None
-    if "teacher" in only:
-        s = results["teacher_sorted"] = run_child("teacher_sorted", ctx)
-        u = results["teacher_unsorted"] = run_child("teacher_unsorted", ctx)
-        for label, r in (("sorted", s), ("unsorted", u)):
-            if "error" in r:
-                table.add(f"teacher: forward, {label} batches", r)
-                continue
-            pad = 1 - r["real_tokens"] / r["padded_tokens"]
-            what = (
-                f"teacher: forward, {label} batches of {BATCH} ({r['real_tokens']:,} real / "
-                f"{r['padded_tokens']:,} padded tokens, {pct(pad)} pad)"
-            )
-            if label == "sorted":
-                teacher_s = r["seconds"]
-                table.add(what + " = teacher encode", r, "1.00×")
-            else:
-                gain = r["seconds"] / teacher_s if teacher_s else float("nan")
-                table.add(what, r, f"sorted {gain:.2f}×", "≥ 1.30×" + check(gain >= 1.3))
-
+            table.add("weights: warm word cache (second pass)", warm, f"{gain:.2f}× cold")
+    teacher_s = bench_teacher(ctx, table, results) if "teacher" in only else None
     embed_ok = False
     if "embed" in only or "train" in only:
         r = results["embed"] = run_child("embed", ctx)
         embed_ok = "error" not in r
         if "embed" not in only:
-            table.note("(embed run only to make the teacher file for train; not timed here)")
+            table.note("(`teacher_embed` run only to make the teacher file for train)")
+        elif teacher_s and embed_ok:
+            over = r["seconds"] / teacher_s - 1
+            ratio, target = f"{pct(over)} vs forward", goal("≤ +10 %", over <= 0.10)
+            table.add("embed: `teacher_embed` → HDF5, idf pooling", r, ratio, target)
         else:
-            ratio, target = "–", "≤ 10 %"
-            if teacher_s and embed_ok:
-                over = r["seconds"] / teacher_s - 1
-                ratio, target = f"+{pct(over)} vs forward", target + check(over <= 0.10)
-            table.add("embed: `teacher_embed` → HDF5 (idf pooling)", r, ratio, target)
-
+            table.add("embed: `teacher_embed` → HDF5, idf pooling", r, "–", "≤ +10 %")
     if "student" in only:
-        models = args.model if args.model is not None else default_models()
-        if not models:
-            table.note("student: no model folder found (train one, or pass --model DIR); skipped")
-        for i, model in enumerate(models):
-            r = results[f"student:{model}"] = run_child("student", dict(ctx, model=model), str(i))
-            name = rel(model)
-            if "error" in r:
-                table.add(f"student `{name}`", r)
-                continue
-            size = f"{r['file_bytes'] / 1e6:.1f} MB file, {r['params'] / 1e6:.2f} M params"
-            size += f" × 4 = {r['params'] * 4 / 1e6:.1f} MB"
-            ratio = "–"
-            if teacher_s:
-                ratio = f"{teacher_s / r['seconds']:.1f}× teacher"
-            table.add(f"student `{name}`: encode ({size})", r, ratio)
-            prep = dict(r, seconds=r["prepare_seconds"])
-            share = r["prepare_seconds"] / r["seconds"]
-            table.add(
-                f"student `{name}`: weights alone (`prepare`)", prep, f"{pct(share)} of encode"
-            )
-
+        models = [str(Path(m).resolve()) for m in args.model] if args.model else default_models()
+        bench_student(ctx, models, teacher_s, table, results)
     if "train" in only:
         if not embed_ok:
             table.note("train: skipped, no teacher file (the embed run failed)")
         else:
             r = results["train"] = run_child("train", ctx)
-            what = "train: 1 epoch, base 256/256, batch 128 (loop only"
+            what = "train: 1 epoch, base 256/256, batch 128, training loop"
             if "error" not in r:
-                what += f"; wall {r['wall_seconds']:.1f} s with setup)"
+                what += f" (wall {r['wall_seconds']:.1f} s with setup)"
             table.add(what, r)
 
     meta = {
         "date": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "nproc": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
+        "nproc": len(os.sched_getaffinity(0)),
         "cpu": cpu_model(),
         "torch": metadata.version("torch"),
         "threads": args.threads,
-        "sentences": n,
+        "sentences": len(sents),
         "corpus": rel(src),
+        "loadavg_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "total_seconds": round(time.perf_counter() - t_start, 1),
     }
-    print(f"\nBenchmark of ltd_bert on the first {n:,} lines of `{meta['corpus']}`\n")
+    print(f"\nltd_bert benchmark: the first {len(sents):,} lines of `{meta['corpus']}`\n")
     print(table.markdown())
     print(
         f"\n{meta['date']} · nproc {meta['nproc']} · {meta['cpu']} · torch {meta['torch']} · "
-        f"threads {meta['threads']} · {meta['total_seconds']} s in all"
+        f"threads {meta['threads']} · load avg {load_before:.2f} → {os.getloadavg()[0]:.2f} · "
+        f"{meta['total_seconds']} s in all"
     )
     if args.json:
         doc = {"meta": meta, "rows": table.rows, "results": results}

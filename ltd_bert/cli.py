@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -87,10 +88,8 @@ def _sigterm_as_interrupt() -> None:
     def handler(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
-    try:
+    with contextlib.suppress(ValueError):  # not the main thread (e.g. a test's worker)
         signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (e.g. inside a test runner's worker)
-        pass
 
 
 # --- idf ------------------------------------------------------------------------------
@@ -119,6 +118,14 @@ def idf():
 )
 @click.option("--user-dict", type=click.Path(dir_okay=False), help="A jieba user dictionary.")
 @click.option(
+    "--segmenter",
+    type=click.Choice(["jieba", "fast"]),
+    default="jieba",
+    show_default=True,
+    help="jieba (the reference) or fast (rjieba for Chinese-only "
+    "blocks: ~3x faster, 1 in 40,000 lines segmented differently).",
+)
+@click.option(
     "--errors",
     type=click.Choice(["strict", "replace", "skip"]),
     default="strict",
@@ -127,7 +134,7 @@ def idf():
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def idf_build(ctx, corpus, output, workers, min_df, user_dict, errors, quiet):
+def idf_build(ctx, corpus, output, workers, min_df, user_dict, segmenter, errors, quiet):
     """Segment CORPUS (files, `-` for stdin, .gz welcome; one line = one document) with
     jieba and write word IDF: idf(w) = ln((N+1)/(df(w)+1)); unseen words get the median."""
     from ltd_bert.idf import build_idf
@@ -145,7 +152,9 @@ def idf_build(ctx, corpus, output, workers, min_df, user_dict, errors, quiet):
         pbar.refresh()
 
     try:
-        stats = build_idf(list(corpus), out, workers, min_df, user_dict, errors, progress)
+        stats = build_idf(
+            list(corpus), out, workers, min_df, user_dict, errors, progress, segmenter
+        )
     finally:
         pbar.close()
     wd.record(
@@ -178,16 +187,25 @@ def idf_build(ctx, corpus, output, workers, min_df, user_dict, errors, quiet):
     help="Smoothing added to every content character's weight.",
 )
 @click.pass_context
-def idf_weights(ctx, sentences, idf_path, eps):
+@click.option(
+    "--segmenter",
+    type=click.Choice(["jieba", "fast"]),
+    default="jieba",
+    show_default=True,
+    help="jieba (the reference) or fast (rjieba for Chinese-only "
+    "blocks: ~3x faster, 1 in 40,000 lines segmented differently).",
+)
+def idf_weights(ctx, sentences, idf_path, eps, segmenter):
     """Show each character of SENTENCES with its weight (what the method does to them)."""
     from ltd_bert.idf import load_idf
     from ltd_bert.weights import Weighter, segment
 
     table = load_idf(resolve_idf(ctx, idf_path))
-    weighter = Weighter(table, eps)
+    weighter = Weighter(table, eps, segmenter=segmenter)
     for sentence in sentences:
         text, w = weighter(sentence)
-        click.echo(f"{text}    [{' / '.join(segment(text))}]  idf: {table.source}, eps {eps}")
+        words = " / ".join(segment(text, kind=segmenter))
+        click.echo(f"{text}    [{words}]  idf: {table.source}, eps {eps}")
         for ch, x in zip(text, w, strict=True):
             shown = "␠" if ch == " " else ch
             click.echo(f"  {shown}\t{x:.4f}\t{'█' * round(float(x) * 100)}")
@@ -243,6 +261,14 @@ def resolve_idf(ctx: click.Context, idf_path: str | None) -> str:
     help="Instruction prefix (weight 0).  [default: per teacher; e5: 'query: ']",
 )
 @click.option("--eps", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option(
+    "--segmenter",
+    type=click.Choice(["jieba", "fast"]),
+    default="jieba",
+    show_default=True,
+    help="jieba (the reference) or fast (rjieba for Chinese-only "
+    "blocks: ~3x faster, 1 in 40,000 lines segmented differently).",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option(
     "--max-length",
@@ -293,6 +319,7 @@ def teacher_embed(
     layer,
     prefix,
     eps,
+    segmenter,
     batch_size,
     max_length,
     chunk_size,
@@ -326,7 +353,7 @@ def teacher_embed(
         idf_path = wd.require("idf")
     out = Path(output) if output else wd.ensure() / "teacher.h5"
     set_threads(threads)
-    weighter = Weighter(load_idf(idf_path), eps)
+    weighter = Weighter(load_idf(idf_path), eps, segmenter=segmenter)
     tch = Teacher(teacher, device=device)
     settings = PoolingSettings(
         pooling, layer, default_prefix(tch.id) if prefix is None else prefix, max_length

@@ -36,12 +36,15 @@ MATCH_KEYS = (
     "max_length",
     "idf_sha256",
     "eps",
+    "segmenter",
     "dim",
     "dtype",
     "chunk_size",
     "shard",
     "inputs",
 )
+# Values of keys that older files do not have.
+DEFAULTS = {"segmenter": "jieba"}
 
 
 @dataclass
@@ -85,11 +88,15 @@ def partial_path(output: Path) -> Path:
 
 
 def _check_settings(path: Path, found: dict, wanted: dict) -> None:
-    diff = [k for k in MATCH_KEYS if found.get(k) != wanted.get(k)]
+    def get(d, k):
+        return d.get(k, DEFAULTS.get(k))
+
+    diff = [k for k in MATCH_KEYS if get(found, k) != get(wanted, k)]
     if diff:
         k = diff[0]
         raise StoreError(
-            f"{path} was made with other settings ({k}: {found.get(k)!r}, now {wanted.get(k)!r}); "
+            f"{path} was made with other settings ({k}: {get(found, k)!r}, now "
+            f"{get(wanted, k)!r}); "
             "use --overwrite to start over or -o for another file"
         )
 
@@ -131,6 +138,7 @@ def teacher_embed(
         "idf_sha256": weighter.idf.sha256,
         "idf_source": weighter.idf.source,
         "eps": weighter.eps,
+        "segmenter": weighter.segmenter,
         "dim": teacher.dim,
         "dtype": dtype,
         "chunk_size": chunk_size,

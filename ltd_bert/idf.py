@@ -55,6 +55,19 @@ class IdfTable:
         return len(self.idf)
 
 
+def idf_file_sha256(path: str | Path) -> str | None:
+    """The sha256 `load_idf` would record, without parsing the table (None if missing)."""
+    p = jieba_idf_path() if str(path) == JIEBA else Path(path)
+    if not p.is_file():
+        return None
+    data = p.read_bytes()
+    if p.suffix == ".gz":
+        import gzip
+
+        data = gzip.decompress(data)
+    return hashlib.sha256(data).hexdigest()
+
+
 def idf_value(n_docs: int, df: int) -> float:
     return math.log((n_docs + 1) / (df + 1))
 
@@ -83,7 +96,6 @@ def load_idf(path: str | Path) -> IdfTable:
         except (OSError, EOFError):
             raise IdfError(f"{p}: not a readable gzip file") from None
     sha = hashlib.sha256(data).hexdigest()  # of the content, so a gzipped copy keeps it
-    sha = hashlib.sha256(data).hexdigest()
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -127,8 +139,10 @@ def load_idf(path: str | Path) -> IdfTable:
 _CHUNK = 2000
 
 
-def _count_lines(lines: Iterable[str], user_dict: str | None) -> tuple[Counter, int]:
-    seg = get_segmenter(user_dict)
+def _count_lines(
+    lines: Iterable[str], user_dict: str | None, segmenter: str = "jieba"
+) -> tuple[Counter, int]:
+    seg = get_segmenter(user_dict, segmenter)
     df: Counter = Counter()
     docs = 0
     for line in lines:
@@ -140,14 +154,14 @@ def _count_lines(lines: Iterable[str], user_dict: str | None) -> tuple[Counter, 
     return df, docs
 
 
-def _worker(tasks: mp.Queue, results: mp.Queue, user_dict: str | None) -> None:
+def _worker(tasks: mp.Queue, results: mp.Queue, user_dict: str | None, segmenter: str) -> None:
     total: Counter = Counter()
     docs = 0
     while True:
         chunk = tasks.get()
         if chunk is None:
             break
-        df, n = _count_lines(chunk, user_dict)
+        df, n = _count_lines(chunk, user_dict, segmenter)
         total.update(df)
         docs += n
     results.put((total, docs))
@@ -165,7 +179,11 @@ class IdfStats:
 
 
 def count_document_frequency(
-    reader: LineReader, workers: int = 1, user_dict: str | None = None, progress=None
+    reader: LineReader,
+    workers: int = 1,
+    user_dict: str | None = None,
+    progress=None,
+    segmenter: str = "jieba",
 ) -> tuple[Counter, int]:
     """Document frequency of every word over the reader's lines.
 
@@ -192,15 +210,19 @@ def count_document_frequency(
         df: Counter = Counter()
         docs = 0
         for chunk in chunks():
-            d, n = _count_lines(chunk, user_dict)
+            d, n = _count_lines(chunk, user_dict, segmenter)
             df.update(d)
             docs += n
         return df, docs
 
+    get_segmenter(user_dict, segmenter)  # load the dictionary once; forked workers share it
     ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context()
     tasks = ctx.Queue(maxsize=workers * 4)
     results = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(tasks, results, user_dict)) for _ in range(workers)]
+    procs = [
+        ctx.Process(target=_worker, args=(tasks, results, user_dict, segmenter))
+        for _ in range(workers)
+    ]
     for p in procs:
         p.daemon = True
         p.start()
@@ -232,6 +254,7 @@ def build_idf(
     user_dict: str | None = None,
     errors: str = "strict",
     progress=None,
+    segmenter: str = "jieba",
 ) -> IdfStats:
     """Count document frequencies over `paths` and write the IDF file atomically."""
     if min_df < 1:
@@ -244,7 +267,7 @@ def build_idf(
         raise InputError(f"{out.parent}: output directory does not exist")
     reader = LineReader(paths, errors=errors)
     t0 = time.perf_counter()
-    df, docs = count_document_frequency(reader, workers, user_dict, progress)
+    df, docs = count_document_frequency(reader, workers, user_dict, progress, segmenter)
     if docs == 0:
         raise InputError(f"{', '.join(paths)}: no non-empty lines, cannot compute IDF")
     kept = [(w, c) for w, c in df.items() if c >= min_df]
@@ -261,6 +284,7 @@ def build_idf(
         "# words: jieba (HMM on) words of cleaned lines, lower-cased; punctuation-only words"
         " not counted",
         f"# user_dict: {user_dict or '-'}",
+        f"# segmenter: {segmenter}",
         f"# corpus: {' '.join(str(Path(p).resolve()) if p != '-' else '-' for p in paths)}",
         "# columns: word<TAB>idf<TAB>df",
     ]

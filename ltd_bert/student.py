@@ -174,7 +174,9 @@ class Student:
             model.load_state_dict(state)
         except Exception as exc:  # safetensors raises several kinds
             raise ModelError(f"{p}/model.safetensors: cannot load ({exc})") from None
-        weighter = Weighter(load_idf(p / "idf.tsv.gz"), float(meta["eps"]))
+        weighter = Weighter(
+            load_idf(p / "idf.tsv.gz"), float(meta["eps"]), segmenter=meta.get("segmenter", "jieba")
+        )
         if meta.get("idf_sha256") and weighter.idf.sha256 != meta["idf_sha256"]:
             raise ModelError(f"{p}/idf.tsv.gz differs from the IDF the model was trained with")
         return cls(model, vocab, weighter, meta)

@@ -227,13 +227,9 @@ class Trainer:
         if self.data.n < 2:
             raise InputError(f"{data_paths[0]}: needs at least 2 rows to train")
         self.idf_source = self.data.settings.get("idf_source") or ""
-        from ltd_bert.idf import load_idf
+        from ltd_bert.idf import idf_file_sha256
 
-        try:
-            sha = load_idf(self.idf_source).sha256
-        except InputError:
-            sha = None
-        if sha != self.data.settings.get("idf_sha256"):
+        if idf_file_sha256(self.idf_source) != self.data.settings.get("idf_sha256"):
             raise StoreError(
                 f"{data_paths[0]} was made with IDF file {self.idf_source}, which is gone or "
                 "has changed since; the model needs the same weights: rerun teacher-embed"
@@ -454,6 +450,7 @@ class Trainer:
             "layer": s.get("layer"),
             "prefix": s.get("prefix"),
             "eps": s.get("eps"),
+            "segmenter": s.get("segmenter", "jieba"),
             "idf_sha256": s.get("idf_sha256"),
             "max_chars": self.cfg.max_chars,
             "centered": True,
