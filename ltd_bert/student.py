@@ -142,30 +142,12 @@ class Student:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Student:
-        from ltd_bert.idf import load_idf
-        from ltd_bert.weights import Weighter
-
         p = Path(path)
-        if not p.is_dir():
-            raise ModelError(f"{p}: no such model folder (train one with `ltd train`)")
-        for name in MODEL_FILES:
-            if not (p / name).is_file():
-                raise ModelError(f"{p}: model folder is missing {name}")
-        try:
-            meta = json.loads((p / "config.json").read_text(encoding="utf-8"))
-            vocab = json.loads((p / "vocab.json").read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise ModelError(f"{p}: unreadable config.json or vocab.json ({exc})") from None
-        if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-            raise ModelError(
-                f"{p}: written by ltd-bert {meta.get('tool_version')} (model format "
-                f"{meta.get('format_version')}); this is {__version__}: upgrade ltd-bert"
-            )
-        config = StudentConfig.from_dict(meta["student"])
-        if config.vocab_size != len(vocab):
-            raise ModelError(
-                f"{p}: vocab.json has {len(vocab)} entries, config says {config.vocab_size}"
-            )
+        meta, config, vocab, weighter = read_model_folder(p)
+        if meta.get("quantized"):  # an int8 folder written by `ltd quantize`
+            from ltd_bert.quantize import load_quantized
+
+            return load_quantized(p)
         from safetensors.torch import load_file
 
         model = BiLSTMStudent(config)
@@ -174,11 +156,6 @@ class Student:
             model.load_state_dict(state)
         except Exception as exc:  # safetensors raises several kinds
             raise ModelError(f"{p}/model.safetensors: cannot load ({exc})") from None
-        weighter = Weighter(
-            load_idf(p / "idf.tsv.gz"), float(meta["eps"]), segmenter=meta.get("segmenter", "jieba")
-        )
-        if meta.get("idf_sha256") and weighter.idf.sha256 != meta["idf_sha256"]:
-            raise ModelError(f"{p}/idf.tsv.gz differs from the IDF the model was trained with")
         return cls(model, vocab, weighter, meta)
 
     def save(self, path: str | os.PathLike, extra_files: Sequence[Path] = ()) -> None:
@@ -229,6 +206,42 @@ class Student:
             norms = np.linalg.norm(vecs, axis=1, keepdims=True)
             vecs = vecs / np.maximum(norms, 1e-12)
         return vecs
+
+
+def read_model_folder(p: Path) -> tuple[dict[str, Any], StudentConfig, list[str], Any]:
+    """config.json, the student config, vocab.json and the weighter of a model folder, with
+    a clear error for whatever is missing, unreadable or from a newer version."""
+    from ltd_bert.idf import load_idf
+    from ltd_bert.weights import Weighter
+
+    if not p.is_dir():
+        raise ModelError(f"{p}: no such model folder (train one with `ltd train`)")
+    for name in MODEL_FILES:
+        if not (p / name).is_file():
+            raise ModelError(f"{p}: model folder is missing {name}")
+    try:
+        meta = json.loads((p / "config.json").read_text(encoding="utf-8"))
+        vocab = json.loads((p / "vocab.json").read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ModelError(f"{p}: unreadable config.json or vocab.json ({exc})") from None
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelError(
+            f"{p}: written by ltd-bert {meta.get('tool_version')} (model format "
+            f"{meta.get('format_version')}); this is {__version__}: upgrade ltd-bert"
+        )
+    try:
+        config = StudentConfig.from_dict(meta["student"])
+        eps = float(meta["eps"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{p}/config.json: missing or bad entry {exc}") from None
+    if config.vocab_size != len(vocab):
+        raise ModelError(
+            f"{p}: vocab.json has {len(vocab)} entries, config says {config.vocab_size}"
+        )
+    weighter = Weighter(load_idf(p / "idf.tsv.gz"), eps, segmenter=meta.get("segmenter", "jieba"))
+    if meta.get("idf_sha256") and weighter.idf.sha256 != meta["idf_sha256"]:
+        raise ModelError(f"{p}/idf.tsv.gz differs from the IDF the model was trained with")
+    return meta, config, vocab, weighter
 
 
 def save_model_folder(

@@ -15,6 +15,12 @@ SAMPLE_SENTENCES = ROOT / "data" / "sentences.txt"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def pytest_configure(config):
+    import torch
+
+    torch.set_num_threads(1)  # tiny tensors: threads only add overhead
+
+
 def table(**words: float) -> IdfTable:
     """An IDF table from keyword arguments; unseen words get 4.0."""
     return IdfTable({k.lower(): v for k, v in words.items()}, default=4.0, source="test")
