@@ -43,7 +43,8 @@ def read_pairs(path: str | Path, max_pairs: int | None = None, seed: int = 0) ->
                 line = line.rstrip("\r\n")
                 if not line.strip():
                     continue
-                if line.lstrip().startswith("{"):
+                # JSON escapes tabs, so a line with a literal tab is always TSV
+                if "\t" not in line and line.lstrip().startswith("{"):
                     try:
                         row = json.loads(line)
                         a, b, y = row["sentence1"], row["sentence2"], row["label"]
@@ -126,56 +127,77 @@ def score(pairs: Pairs, encode: Encoder) -> float:
 # --- encoders ---------------------------------------------------------------------------
 
 
-def teacher_encoder(
-    teacher,
-    weighter: Weighter,
-    pooling: str,
-    prefix: str,
-    layer: int = -1,
-    max_length: int = 256,
-    batch_size: int = 64,
-    cache_dir: Path | None = None,
-) -> Encoder:
-    """The teacher with a given pooling (vectors cached on disk by content hash)."""
-    from ltd_bert.teacher import PoolingSettings
+class TeacherVectors:
+    """The teacher's vectors of sentence lists, several poolings from one forward pass,
+    cached on disk by content hash (evaluating many students runs the teacher once)."""
 
-    settings = PoolingSettings(pooling, layer, prefix, max_length)
+    def __init__(
+        self,
+        teacher,
+        weighter: Weighter,
+        prefix: str,
+        layer: int = -1,
+        max_length: int = 256,
+        batch_size: int = 64,
+        cache_dir: Path | None = None,
+        poolings: Sequence[str] = ("idf", "mean"),
+    ):
+        from ltd_bert.teacher import PoolingSettings
 
-    def encode(sentences: list[str]) -> np.ndarray:
+        self.teacher = teacher
+        self.weighter = weighter
+        self.settings = PoolingSettings("idf", layer, prefix, max_length)
+        self.batch_size = batch_size
+        self.cache_dir = cache_dir
+        self.poolings = list(poolings)
+
+    def _path(self, sentences: list[str], pooling: str) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        t, st = self.teacher, self.settings
         key = hashlib.sha256(
             json.dumps(
                 [
-                    teacher.id,
-                    teacher.config_hash,
+                    t.id,
+                    t.config_hash,
                     pooling,
-                    prefix,
-                    layer,
-                    max_length,
-                    weighter.idf.sha256 if pooling == "idf" else "",
-                    weighter.eps,
+                    st.prefix,
+                    st.layer,
+                    st.max_length,
+                    self.weighter.idf.sha256 if pooling == "idf" else "",
+                    self.weighter.eps,
+                    getattr(self.weighter, "segmenter", "jieba"),
                     sentences,
                 ],
                 ensure_ascii=False,
             ).encode()
         ).hexdigest()[:24]
-        cached = cache_dir / f"{key}.npy" if cache_dir else None
-        if cached is not None and cached.is_file():
-            return np.load(cached)
-        texts = [clean_text(s) for s in sentences]
-        out = np.zeros((len(texts), teacher.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        order = [i for i in order if texts[i]]
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            cws = [weighter.char_weights(texts[i]) for i in idx] if pooling == "idf" else None
-            vec, _ = teacher.embed([texts[i] for i in idx], cws, settings)
-            out[idx] = vec
-        if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            np.save(cached, out)
-        return out
+        return self.cache_dir / f"{key}.npy"
 
-    return encode
+    def vectors(self, sentences: list[str], pooling: str) -> np.ndarray:
+        path = self._path(sentences, pooling)
+        if path is not None and path.is_file():
+            return np.load(path)
+        texts = [clean_text(s) for s in sentences]
+        out = {p: np.zeros((len(texts), self.teacher.dim), np.float32) for p in self.poolings}
+        order = [i for i in sorted(range(len(texts)), key=lambda i: len(texts[i])) if texts[i]]
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            cws = [self.weighter.char_weights(texts[i]) for i in idx]
+            vecs, _ = self.teacher.embed_poolings(
+                [texts[i] for i in idx], cws, self.settings, self.poolings
+            )
+            for p, v in vecs.items():
+                out[p][idx] = v
+        for p, v in out.items():
+            cached = self._path(sentences, p)
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                np.save(cached, v)
+        return out[pooling]
+
+    def encoder(self, pooling: str) -> Encoder:
+        return lambda sentences: self.vectors(sentences, pooling)
 
 
 def static_encoder(teacher, weighter: Weighter) -> Encoder:
@@ -287,20 +309,25 @@ def evaluate(
         layer = student.meta.get("layer", -1) if student else -1
         cache = ltd_home() / "eval_cache"
         if teacher_name:
-            enc = teacher_encoder(
-                teacher, weighter, "idf", prefix, layer, batch_size=batch_size, cache_dir=cache
+            tv = TeacherVectors(
+                teacher, weighter, prefix, layer, batch_size=batch_size, cache_dir=cache
             )
-            rows["teacher, IDF pooling (as the student)"] = {p.name: score(p, enc) for p in sets}
-            enc = teacher_encoder(
-                teacher,
-                weighter,
-                "mean",
-                default_prefix(teacher.id),
-                -1,
-                batch_size=batch_size,
-                cache_dir=cache,
-            )
-            rows["teacher, mean pooling (as intended)"] = {p.name: score(p, enc) for p in sets}
+            rows["teacher, IDF pooling (as the student)"] = {
+                p.name: score(p, tv.encoder("idf")) for p in sets
+            }
+            if prefix != default_prefix(teacher.id) or layer != -1:
+                tv = TeacherVectors(
+                    teacher,
+                    weighter,
+                    default_prefix(teacher.id),
+                    -1,
+                    batch_size=batch_size,
+                    cache_dir=cache,
+                    poolings=["mean"],
+                )
+            rows["teacher, mean pooling (as intended)"] = {
+                p.name: score(p, tv.encoder("mean")) for p in sets
+            }
         if baselines:
             rows["static floor: IDF-weighted teacher input embeddings"] = {
                 p.name: score(p, static_encoder(teacher, weighter)) for p in sets

@@ -98,7 +98,6 @@ class Teacher:
         self.dim = int(self.model.config.hidden_size)
         self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 512))
 
-    @torch.inference_mode()
     def embed(
         self,
         texts: Sequence[str],
@@ -106,6 +105,18 @@ class Teacher:
         settings: PoolingSettings,
     ) -> tuple[np.ndarray, int]:
         """Sentence vectors of one batch of cleaned texts, and how many were truncated."""
+        vecs, truncated = self.embed_poolings(texts, char_weights, settings, [settings.pooling])
+        return vecs[settings.pooling], truncated
+
+    @torch.inference_mode()
+    def embed_poolings(
+        self,
+        texts: Sequence[str],
+        char_weights: Sequence[np.ndarray] | None,
+        settings: PoolingSettings,
+        poolings: Sequence[str],
+    ) -> tuple[dict[str, np.ndarray], int]:
+        """One forward pass, pooled several ways: `{pooling: (B, H)}` and the truncations."""
         prefix = settings.prefix
         full = [prefix + t for t in texts]
         max_length = min(settings.max_length, self.max_positions)
@@ -126,24 +137,27 @@ class Teacher:
             out.last_hidden_state if settings.layer == -1 else out.hidden_states[settings.layer]
         )
         hidden = hidden.float()  # (B, T, H)
-        if settings.pooling == "cls":
-            vec = hidden[:, 0]
-        elif settings.pooling == "mean":
-            m = torch.from_numpy(mask).to(hidden).unsqueeze(-1)
-            vec = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
-        elif settings.pooling == "idf":
-            if char_weights is None:
-                raise ValueError("idf pooling needs character weights")
-            w = np.zeros(mask.shape, dtype=np.float32)
-            for i, cw in enumerate(char_weights):
-                w[i] = token_weights(cw, offsets[i], text_start=len(prefix))
-                total = w[i].sum()
-                if total > 0:
-                    w[i] /= total  # renormalise after truncation
-            vec = torch.einsum("bt,bth->bh", torch.from_numpy(w).to(hidden), hidden)
-        else:
-            raise InputError(f"--pooling must be one of {', '.join(POOLINGS)}")
-        return vec.cpu().numpy().astype(np.float32), truncated
+        result = {}
+        for pooling in poolings:
+            if pooling == "cls":
+                vec = hidden[:, 0]
+            elif pooling == "mean":
+                m = torch.from_numpy(mask).to(hidden).unsqueeze(-1)
+                vec = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+            elif pooling == "idf":
+                if char_weights is None:
+                    raise ValueError("idf pooling needs character weights")
+                w = np.zeros(mask.shape, dtype=np.float32)
+                for i, cw in enumerate(char_weights):
+                    w[i] = token_weights(cw, offsets[i], text_start=len(prefix))
+                    total = w[i].sum()
+                    if total > 0:
+                        w[i] /= total  # renormalise after truncation
+                vec = torch.einsum("bt,bth->bh", torch.from_numpy(w).to(hidden), hidden)
+            else:
+                raise InputError(f"--pooling must be one of {', '.join(POOLINGS)}")
+            result[pooling] = vec.cpu().numpy().astype(np.float32)
+        return result, truncated
 
 
 def set_threads(threads: int | None) -> None:
