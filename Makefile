@@ -7,7 +7,7 @@ TORCH   := torch==2.13.0
 DEMO    ?= demo_work
 export LTD_WORKDIR ?= $(DEMO)
 
-.PHONY: install test test-fast demo lint fix bench clean
+.PHONY: install test test-fast demo lint fix bench clean reproduce
 
 install: $(STAMP)
 
@@ -41,3 +41,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(DEMO) .pytest_cache build *.egg-info
+
+reproduce: $(STAMP)
+	LTD_WORKDIR=repro_work bash scripts/reproduce.sh

@@ -486,7 +486,7 @@ def teacher_show(name):
 @click.option("--dropout", type=click.FloatRange(0, 0.9), default=0.1, show_default=True)
 @click.option(
     "--loss",
-    type=click.Choice(["cosine", "mse", "both"]),
+    type=click.Choice(["cosine", "mse", "both", "relational"]),
     default="cosine",
     show_default=True,
     help="Distance to the centred teacher vectors.",

@@ -32,53 +32,17 @@ class Pairs:
 
 
 def read_pairs(path: str | Path, max_pairs: int | None = None, seed: int = 0) -> Pairs:
-    """Read a pair file; `max_pairs` keeps a fixed random sample (same for every run)."""
+    """Read a labelled pair file; `max_pairs` keeps a fixed random sample (the same for every
+    run)."""
+    from ltd_bert.finetune import read_labelled_pairs
+
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: no such pair file")
-    s1, s2, labels = [], [], []
-    with open(p, encoding="utf-8-sig", errors="strict") as fh:
-        try:
-            for lineno, line in enumerate(fh, start=1):
-                line = line.rstrip("\r\n")
-                if not line.strip():
-                    continue
-                # JSON escapes tabs, so a line with a literal tab is always TSV
-                if "\t" not in line and line.lstrip().startswith("{"):
-                    try:
-                        row = json.loads(line)
-                        a, b, y = row["sentence1"], row["sentence2"], row["label"]
-                    except (ValueError, KeyError, TypeError):
-                        raise InputError(
-                            f"{p}:{lineno}: expected a JSON object with sentence1, "
-                            "sentence2 and label"
-                        ) from None
-                else:
-                    parts = line.split("\t")
-                    if len(parts) != 3:
-                        raise InputError(
-                            f"{p}:{lineno}: expected sentence1<TAB>sentence2<TAB>"
-                            f"label, got {len(parts)} field(s)"
-                        )
-                    a, b, y = parts
-                try:
-                    y = float(y)
-                except (TypeError, ValueError):
-                    raise InputError(f"{p}:{lineno}: label {y!r} is not a number") from None
-                s1.append(str(a))
-                s2.append(str(b))
-                labels.append(y)
-        except UnicodeDecodeError:
-            raise InputError(f"{p}:{lineno + 1}: not valid UTF-8") from None
-    if not labels:
-        raise InputError(f"{p}: no pairs")
-    idx = np.arange(len(labels))
+    pairs = read_labelled_pairs(str(p))
+    idx = np.arange(len(pairs.labels))
     if max_pairs is not None and len(idx) > max_pairs:
         idx = np.sort(np.random.default_rng(seed).choice(len(idx), max_pairs, replace=False))
     name = p.parent.name + "/" + p.stem if p.parent.name else p.stem
-    return Pairs(
-        name, [s1[i] for i in idx], [s2[i] for i in idx], np.asarray(labels, dtype=np.float64)[idx]
-    )
+    return Pairs(name, [pairs.s1[i] for i in idx], [pairs.s2[i] for i in idx], pairs.labels[idx])
 
 
 def rankdata(x: np.ndarray) -> np.ndarray:

@@ -40,7 +40,7 @@ from ltd_bert.student import (
 
 log = logging.getLogger(__name__)
 
-LOSSES = ("cosine", "mse", "both")
+LOSSES = ("cosine", "mse", "both", "relational")
 
 
 @dataclass
@@ -162,9 +162,18 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
 
 
 def loss_fn(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """Distance between student and (centred) teacher vectors, (B, D) each.
+
+    cosine: 1 - mean cosine; mse: squared distance relative to the targets' squared norm;
+    both: their sum; relational: cosine plus the mean squared difference between the
+    batch's student and teacher cosine-similarity matrices (the structure STS measures).
+    """
     cos = 1 - F.cosine_similarity(pred, target, dim=-1).mean()
     if kind == "cosine":
         return cos
+    if kind == "relational":
+        p, t = F.normalize(pred, dim=-1), F.normalize(target, dim=-1)
+        return cos + ((p @ p.T - t @ t.T) ** 2).mean()
     mse = ((pred - target) ** 2).sum(-1).mean() / target.pow(2).sum(-1).mean().clamp(min=1e-8)
     return mse if kind == "mse" else cos + mse
 
