@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "zh_big.txt"
 FALLBACK = ROOT / "data" / "corpus_sample.txt"
 STAGES = ("idf", "weights", "teacher", "embed", "student", "train")
+VARIANTS = ("float32", "int8", "onnx")
 IDF_MIN_LINES = 20_000
 PREFIX, BATCH, MAX_LENGTH = "query: ", 64, 256
 TOKENIZE = {"padding": True, "truncation": True, "max_length": MAX_LENGTH, "return_tensors": "pt"}
@@ -162,12 +163,33 @@ def m_embed(ctx: dict) -> dict:
     return c.result(items=stats.lines, rows=stats.rows, truncated=stats.truncated)
 
 
+def load_variant(model_dir: Path, variant: str, tmp: str):
+    """The student as float32, int8 (`ltd quantize`) or ONNX (`ltd export`, onnxruntime)."""
+    from ltd_bert.student import Student
+
+    if variant == "int8":
+        from ltd_bert.quantize import quantize_model
+
+        out = Path(tmp) / f"{model_dir.name}-int8"
+        if not out.exists():
+            quantize_model(model_dir, out)
+        return Student.load(out), out / "model.safetensors"
+    if variant == "onnx":
+        from ltd_bert.export import OnnxStudent, export_onnx
+
+        onnx = Path(tmp) / f"{model_dir.name}.onnx"
+        if not onnx.exists():
+            export_onnx(model_dir, onnx)
+        return OnnxStudent.load(model_dir, onnx), onnx
+    return Student.load(model_dir), model_dir / "model.safetensors"
+
+
 def m_student(ctx: dict) -> dict:
     from ltd_bert.student import Student
 
     model_dir = Path(ctx["model"])
     sents = read_lines(ctx["sentences"])
-    student = Student.load(model_dir)
+    student, weights_file = load_variant(model_dir, ctx.get("variant", "float32"), ctx["tmp"])
     student.encode(sents[:100])  # warm-up, not timed
     with Clock() as enc:
         student.encode(sents)
@@ -178,8 +200,8 @@ def m_student(ctx: dict) -> dict:
     return enc.result(
         items=len(sents),
         prepare_seconds=prep.seconds,
-        params=sum(p.numel() for p in student.model.parameters()),
-        file_bytes=(model_dir / "model.safetensors").stat().st_size,
+        params=sum(p.numel() for p in Student.load(model_dir).model.parameters()),
+        file_bytes=weights_file.stat().st_size,
     )
 
 
@@ -330,6 +352,39 @@ def bench_idf(ctx: dict, sents: list[str], table: Table, results: dict) -> None:
         table.add(what, r, f"{speed:.2f}× bare", goal(f"≥ {want:.2f}×", speed >= want), peak)
 
 
+def bench_idf_stream(ctx: dict, table: Table, results: dict) -> None:
+    """`idf build` streams: peak memory over 100 k and 1 M corpus lines, 1 and 2 workers, and
+    the 2-worker file equals the 1-worker file byte for byte. Not in the default run."""
+    import itertools
+
+    src = CORPUS if CORPUS.exists() else FALLBACK
+    files = {}
+    for n in (100_000, 1_000_000):
+        with open(src, encoding="utf-8") as fh:
+            lines = [x.rstrip("\n") for x in itertools.islice(itertools.cycle(fh), n)]
+        files[n] = Path(ctx["tmp"]) / f"idf{n}.txt"
+        write_lines(files[n], lines)
+        del lines
+    outputs = {}
+    for n, workers in ((100_000, 2), (1_000_000, 1), (1_000_000, 2)):
+        key = f"idf_stream_{n}_w{workers}"
+        r = results[key] = run_child(
+            key, dict(ctx, idf_file=str(files[n]), workers=workers), "idf_build"
+        )
+        outputs[(n, workers)] = Path(ctx["tmp"]) / f"idf-w{workers}.tsv"
+        if (n, workers) == (1_000_000, 1):
+            one = outputs[(n, workers)].read_bytes()
+        same = ""
+        if (n, workers) == (1_000_000, 2):
+            same = (
+                "same file as 1 worker" if outputs[(n, workers)].read_bytes() == one else "DIFFERS"
+            )
+        peak = f"{r.get('peak_mb', 0):.0f}" + (
+            f" + {r['children_peak_mb']:.0f}/worker" if workers > 1 and "peak_mb" in r else ""
+        )
+        table.add(f"idf build, {n:,} lines, workers={workers}", r, same or "–", "flat memory", peak)
+
+
 def bench_teacher(ctx: dict, table: Table, results: dict) -> float | None:
     """Rows 3a/3b; returns the sorted forward time (= teacher encode) or None."""
     sorted_s = None
@@ -357,29 +412,32 @@ def bench_teacher(ctx: dict, table: Table, results: dict) -> float | None:
 def bench_student(ctx: dict, models: list[str], teacher_s, table: Table, results: dict) -> None:
     if not models:
         table.note("student: no model folder found (pass --model DIR); skipped")
-    for i, model in enumerate(models):
-        r = results[f"student:{model}"] = run_child(
-            f"student{i}", dict(ctx, model=model), "student"
+    for i, (model, variant) in enumerate((m, v) for m in models for v in VARIANTS):
+        r = results[f"student:{model}:{variant}"] = run_child(
+            f"student{i}", dict(ctx, model=model, variant=variant), "student"
         )
-        name = rel(model)
+        name = f"{rel(model)}` {variant}"
         if "error" in r:
-            table.add(f"student `{name}`", r)
+            table.add(f"student `{name}", r)
             continue
         size = f"{r['file_bytes'] / 1e6:.1f} MB file; {r['params'] / 1e6:.2f} M params"
-        size += f" × 4 = {r['params'] * 4 / 1e6:.1f} MB"
         ratio = f"{teacher_s / r['seconds']:.1f}× teacher" if teacher_s else "–"
-        table.add(f"student `{name}`: encode ({size})", r, ratio)
+        table.add(f"student `{name}: encode ({size})", r, ratio)
+        if variant != "float32":
+            continue
         share = r["prepare_seconds"] / r["seconds"]
         prep = dict(r, seconds=r["prepare_seconds"])
-        table.add(
-            f"student `{name}`: its weights alone (`prepare`)", prep, f"{share:.0%} of encode"
-        )
+        table.add(f"student `{name}: its weights alone (`prepare`)", prep, f"{share:.0%} of encode")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sentences", type=int, default=2000, help="the first N corpus lines")
-    ap.add_argument("--only", default=",".join(STAGES), help="comma list of: " + ",".join(STAGES))
+    ap.add_argument(
+        "--only",
+        default=",".join(STAGES),
+        help="comma list of: " + ",".join(STAGES) + " (and idf-stream: 1 M lines, not default)",
+    )
     ap.add_argument("--threads", type=int, default=2, help="torch threads in every measurement")
     ap.add_argument("--model", nargs="+", action="extend", metavar="DIR", help="student folders")
     ap.add_argument("--json", metavar="OUT", help="also write everything as JSON")
@@ -389,8 +447,8 @@ def main() -> None:
     if args.child:
         return child_main(args.child, args.ctx)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
-    if only - set(STAGES):
-        ap.error(f"--only: unknown {', '.join(sorted(only - set(STAGES)))}")
+    if only - set(STAGES) - {"idf-stream"}:
+        ap.error(f"--only: unknown {', '.join(sorted(only - set(STAGES) - {'idf-stream'}))}")
     sents, src = load_sentences(args.sentences)
     if not sents:
         ap.error(f"{src}: no sentences")
@@ -403,6 +461,8 @@ def main() -> None:
     table, results = Table(), {}
     t_start = time.perf_counter()
 
+    if "idf-stream" in only:
+        bench_idf_stream(ctx, table, results)
     if "idf" in only:
         bench_idf(ctx, sents, table, results)
     if "weights" in only:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -45,8 +46,25 @@ class LtdGroup(click.Group):
 
 
 def _fail(message: str, code: int = 1):
-    click.echo(f"Error: {message}", err=True)
+    click.echo(f"Error: {one_line(message)}", err=True)
     sys.exit(code)
+
+
+def one_line(message: str) -> str:
+    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
+class _WarningLines(logging.Handler):
+    """The library's warnings (e.g. undecodable lines let through) as `Warning: ...` lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"Warning: {one_line(record.getMessage())}", err=True)
+
+
+def _show_warnings() -> None:
+    logger = logging.getLogger("ltd_bert")
+    if not any(isinstance(h, _WarningLines) for h in logger.handlers):
+        logger.addHandler(_WarningLines(logging.WARNING))
 
 
 def workdir(ctx: click.Context) -> Workdir:
@@ -79,6 +97,7 @@ def cli(ctx: click.Context, workdir_: str, debug: bool):
     """
     ctx.obj = Workdir(workdir_)
     _sigterm_as_interrupt()
+    _show_warnings()
 
 
 def _sigterm_as_interrupt() -> None:
@@ -396,7 +415,7 @@ def teacher_embed(
     click.echo(
         f"teacher-embed: {stats.rows} vectors ({tch.id}, {settings.pooling} pooling, dim "
         f"{tch.dim}) from {stats.lines} lines{resumed}; {stats.empty} empty lines skipped, "
-        f"{stats.truncated} truncated to {max_length} tokens"
+        f"{stats.truncated} truncated to {min(max_length, tch.max_positions)} tokens"
         f"{f', {stats.bad_lines} undecodable' if stats.bad_lines else ''}; "
         f"{rate:,.1f} lines/s → {out}",
         err=True,
@@ -669,8 +688,26 @@ def resolve_model(ctx: click.Context, model: str | None) -> str:
 )
 @click.option("-q", "--quiet", is_flag=True)
 @click.pass_context
+@click.option(
+    "--onnx",
+    "onnx_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Run an ONNX export of the model (from `ltd export`) with onnxruntime.",
+)
 def encode(
-    ctx, sentences, model, output, fmt, normalize, add_mean, batch_size, threads, errors, quiet
+    ctx,
+    sentences,
+    model,
+    output,
+    fmt,
+    normalize,
+    add_mean,
+    batch_size,
+    threads,
+    errors,
+    quiet,
+    onnx_path,
 ):
     """Sentence vectors for each line of SENTENCES (`-` for stdin), in input order.
 
@@ -681,7 +718,12 @@ def encode(
     from ltd_bert.teacher import set_threads
 
     set_threads(threads)
-    student = Student.load(resolve_model(ctx, model))
+    if onnx_path:
+        from ltd_bert.export import OnnxStudent
+
+        student = OnnxStudent.load(resolve_model(ctx, model), onnx_path, threads=threads)
+    else:
+        student = Student.load(resolve_model(ctx, model))
     n, out = encode_file(
         student, sentences, output, fmt, normalize, add_mean, batch_size, errors, quiet
     )
@@ -730,14 +772,21 @@ def eval_():
     help="A fixed random sample of at most N pairs per file.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--errors",
+    type=click.Choice(["strict", "replace", "skip"]),
+    default="strict",
+    show_default=True,
+    help="Undecodable lines: stop with an error, replace bad bytes, or skip them.",
+)
 @click.pass_context
-def eval_pairs(ctx, pair_files, model, teacher, baselines, no_student, max_pairs, as_json):
+def eval_pairs(ctx, pair_files, model, teacher, baselines, no_student, max_pairs, as_json, errors):
     """Spearman × 100 between the cosine of two sentence vectors and the label, per file of
     `sentence1<TAB>sentence2<TAB>label` lines (or JSON lines with those keys)."""
     from ltd_bert.evaluate import evaluate
 
     model_dir = None if no_student else resolve_model(ctx, model)
-    result = evaluate(list(pair_files), model_dir, teacher, baselines, max_pairs)
+    result = evaluate(list(pair_files), model_dir, teacher, baselines, max_pairs, errors=errors)
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False, indent=2))
         return
