@@ -506,7 +506,7 @@ def teacher_show(name):
 @click.option(
     "--loss",
     type=click.Choice(["cosine", "mse", "both", "relational"]),
-    default="cosine",
+    default="both",
     show_default=True,
     help="Distance to the centred teacher vectors.",
 )

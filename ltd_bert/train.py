@@ -49,7 +49,7 @@ class TrainConfig:
     hidden_size: int = 256
     num_layers: int = 1
     dropout: float = 0.1
-    loss: str = "cosine"
+    loss: str = "both"  # measured best of cosine/mse/both/relational (README)
     lr: float = 2e-3
     weight_decay: float = 0.01
     warmup: float = 0.05  # fraction of all steps
