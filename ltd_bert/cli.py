@@ -363,6 +363,7 @@ def teacher_embed(
     from ltd_bert.idf import load_idf
     from ltd_bert.progress import bar
     from ltd_bert.teacher import PoolingSettings, Teacher, default_prefix, set_threads
+    from ltd_bert.textio import check_output_dir, check_readable
     from ltd_bert.weights import Weighter
 
     wd = workdir(ctx)
@@ -371,6 +372,10 @@ def teacher_embed(
     if not idf_path:
         idf_path = wd.require("idf")
     out = Path(output) if output else wd.ensure() / "teacher.h5"
+    for p in inputs:  # before loading the teacher
+        if p != "-":
+            check_readable(p)
+    check_output_dir(out)
     set_threads(threads)
     weighter = Weighter(load_idf(idf_path), eps, segmenter=segmenter)
     tch = Teacher(teacher, device=device)

@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -25,12 +24,10 @@ def text_output(output: str | None):
         yield sys.stdout
         sys.stdout.flush()
         return
-    out = Path(output)
-    if not out.resolve().parent.is_dir():
-        from ltd_bert.errors import InputError
+    from ltd_bert.textio import output_tempfile
 
-        raise InputError(f"{out.parent}: output directory does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+    out = Path(output)
+    fd, tmp = output_tempfile(out)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             yield fh
@@ -209,10 +206,14 @@ def register(cli) -> None:
 
         if (query is None) == (queries is None):
             raise click.UsageError("give a QUERY or --queries FILE (one of them)")
+        from ltd_bert.weights import clean_text
+
         texts = (
-            [query] if queries is None else [t for t in read_texts([queries], errors) if t.strip()]
+            [query]
+            if queries is None
+            else [t for t in read_texts([queries], errors) if clean_text(t)]
         )
-        if not any(t.strip() for t in texts):
+        if not any(clean_text(t) for t in texts):  # empty once cleaned: a zero vector
             raise click.UsageError("the query is empty")
         import torch
 

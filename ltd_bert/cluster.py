@@ -16,6 +16,7 @@ import numpy as np
 
 from ltd_bert.errors import InputError
 from ltd_bert.textio import LineReader
+from ltd_bert.weights import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ def cluster_file(
         if progress is not None:
             progress(len(sents))
     vecs = np.concatenate(parts) if parts else np.zeros((0, student.dim), np.float32)
-    keep = np.array([bool(s.strip()) for s in sentences], dtype=bool)
+    keep = np.array([bool(clean_text(s)) for s in sentences], dtype=bool)  # as encode sees
     if not keep.any():
         raise InputError(f"{source}: no sentences to cluster")
     if k > int(keep.sum()):

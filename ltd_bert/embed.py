@@ -21,7 +21,7 @@ import numpy as np
 from ltd_bert import __version__, store
 from ltd_bert.errors import InputError, StoreError
 from ltd_bert.teacher import PoolingSettings, Teacher
-from ltd_bert.textio import LineReader
+from ltd_bert.textio import LineReader, check_output_dir, check_readable
 from ltd_bert.weights import Weighter, clean_text
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ def count_lines(paths: list[str]) -> int | None:
     for p in paths:
         if p == "-" or p.endswith(".gz"):
             return None
+        check_readable(p)
         with open(p, "rb") as fh:
             total += sum(buf.count(b"\n") for buf in iter(lambda: fh.read(1 << 24), b""))
     return total
@@ -99,6 +100,15 @@ def _check_settings(path: Path, found: dict, wanted: dict) -> None:
             f"{get(wanted, k)!r}); "
             "use --overwrite to start over or -o for another file"
         )
+
+
+def _open_earlier(path: Path, mode: str = "r"):
+    """The output (or `.partial`) of an earlier run; an unusable one is refused with the way
+    out, as resuming or extending it is impossible."""
+    try:
+        return store.open_store(path, mode)
+    except StoreError as exc:
+        raise StoreError(f"{exc}; use --overwrite to start over") from None
 
 
 def teacher_embed(
@@ -123,8 +133,7 @@ def teacher_embed(
     `fail_after_chunks` (tests) raises after that many chunks, as a kill would.
     """
     output = Path(output)
-    if not output.parent.is_dir():
-        raise InputError(f"{output.parent}: output directory does not exist")
+    check_output_dir(output)
     shard_i, shard_n = parse_shard(shard)
     reader = LineReader(inputs, errors=errors)
     settings = {
@@ -152,7 +161,7 @@ def teacher_embed(
     if overwrite:
         part.unlink(missing_ok=True)
     elif output.exists():
-        with store.open_store(output) as old:
+        with _open_earlier(output) as old:
             _check_settings(output, store.settings_of(old), settings)
             done = int(old.attrs["lines_done"])
         total = count_lines(inputs)
@@ -163,8 +172,12 @@ def teacher_embed(
             return stats
         os.replace(output, part)  # extend a complete file: continue where it stopped
     if part.exists() and not overwrite:
-        f = store.open_store(part, "r+")
-        _check_settings(part, store.settings_of(f), settings)
+        f = _open_earlier(part, "r+")
+        try:
+            _check_settings(part, store.settings_of(f), settings)
+        except StoreError:
+            f.close()
+            raise
         store.truncate_to_resume_point(f)
         f.attrs["complete"] = False
     if f is None:
@@ -175,40 +188,39 @@ def teacher_embed(
     try:
         chunks = 0
         block: list[tuple[int, str]] = []
-        block_index = 0
-        line_no = -1
-        for line_no, (_, _, raw) in enumerate(reader):
+
+        def flush(first: int, end: int) -> None:
+            """Embed the block (if its shard is ours) and move the resume point to `end`."""
+            if (first // chunk_size) % shard_n == shard_i:
+                _embed_block(f, block, end, teacher, weighter, pooling, batch_size, stats)
+            else:
+                store.append_rows(f, [], np.zeros((0, teacher.dim)), [], [], end)
+            if progress is not None:
+                progress(end - lines_done, stats)
+
+        for _, _, raw in reader:
+            # the input line number, counting lines `--errors skip` dropped
+            line_no = reader.lines_read - 1
             if limit is not None and line_no >= limit:
-                line_no -= 1
                 break
             if line_no < lines_done:
                 continue
+            if block and line_no // chunk_size != block[0][0] // chunk_size:
+                flush(block[0][0], (block[0][0] // chunk_size + 1) * chunk_size)  # last skipped
+                block = []
             block.append((line_no, raw))
             if (line_no + 1) % chunk_size == 0:  # blocks align to absolute line numbers
-                block_index = line_no // chunk_size
-                if block_index % shard_n == shard_i:
-                    _embed_block(
-                        f, block, line_no + 1, teacher, weighter, pooling, batch_size, stats
-                    )
-                else:
-                    store.append_rows(f, [], np.zeros((0, teacher.dim)), [], [], line_no + 1)
-                if progress is not None:
-                    progress(line_no + 1 - lines_done, stats)
+                flush(line_no, line_no + 1)
                 block = []
                 chunks += 1
                 if fail_after_chunks is not None and chunks >= fail_after_chunks:
                     raise KeyboardInterrupt("simulated kill")
-        if block:
-            block_index = block[0][0] // chunk_size
-            if block_index % shard_n == shard_i:
-                _embed_block(f, block, line_no + 1, teacher, weighter, pooling, batch_size, stats)
-            else:
-                store.append_rows(f, [], np.zeros((0, teacher.dim)), [], [], line_no + 1)
-            if progress is not None:
-                progress(line_no + 1 - lines_done, stats)
-        if line_no < 0 and lines_done == 0:
+        end = reader.lines_read if limit is None else min(reader.lines_read, limit)
+        if block or end > int(f.attrs["lines_done"]):
+            flush(block[0][0] if block else end - 1, end)
+        if end == 0:
             raise InputError(f"{', '.join(inputs)}: no lines to embed")
-        stats.lines = line_no + 1
+        stats.lines = max(end, lines_done)
         stats.bad_lines = reader.bad_lines
         stats.rows = int(f["vectors"].shape[0])
         if stats.rows == 0:

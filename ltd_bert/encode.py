@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from ltd_bert.embed import count_lines
 from ltd_bert.errors import InputError
 from ltd_bert.progress import bar
 from ltd_bert.student import Student
-from ltd_bert.textio import LineReader
+from ltd_bert.textio import LineReader, check_output_dir, output_tempfile
 
 FORMATS = ("npy", "h5", "jsonl", "tsv")
 BLOCK = 8192
@@ -70,8 +69,8 @@ def encode_file(
     reader = LineReader([source], errors=errors)
     total = count_lines([source])
     to_stdout = not output or output == "-"
-    if not to_stdout and not Path(output).resolve().parent.is_dir():
-        raise InputError(f"{Path(output).parent}: output directory does not exist")
+    if not to_stdout:
+        check_output_dir(output)
     if to_stdout and fmt in ("npy", "h5"):
         raise InputError(f"--format {fmt} needs -o FILE")
     pbar = bar(total=total, unit="sent", desc="encode", quiet=quiet)
@@ -86,7 +85,7 @@ def encode_file(
         sys.stdout.flush()
         return n, "-"
     out = Path(output)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+    fd, tmp = output_tempfile(out)
     os.close(fd)
     n = 0
     try:

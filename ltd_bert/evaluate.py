@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ltd_bert.errors import InputError
+from ltd_bert.errors import InputError, StoreError
 from ltd_bert.weights import Weighter, clean_text, is_content_word, segment, token_weights
 
 log = logging.getLogger(__name__)
@@ -31,13 +31,15 @@ class Pairs:
     labels: np.ndarray
 
 
-def read_pairs(path: str | Path, max_pairs: int | None = None, seed: int = 0) -> Pairs:
+def read_pairs(
+    path: str | Path, max_pairs: int | None = None, seed: int = 0, errors: str = "strict"
+) -> Pairs:
     """Read a labelled pair file; `max_pairs` keeps a fixed random sample (the same for every
     run)."""
     from ltd_bert.finetune import read_labelled_pairs
 
     p = Path(path)
-    pairs = read_labelled_pairs(str(p))
+    pairs = read_labelled_pairs(str(p), errors)
     idx = np.arange(len(pairs.labels))
     if max_pairs is not None and len(idx) > max_pairs:
         idx = np.sort(np.random.default_rng(seed).choice(len(idx), max_pairs, replace=False))
@@ -203,6 +205,19 @@ def tfidf_encoder(weighter: Weighter) -> Encoder:
     return encode
 
 
+# Settings a model and a teacher file must share for the fidelity figure to mean anything.
+FIDELITY_KEYS = (
+    "teacher",
+    "teacher_config",
+    "pooling",
+    "layer",
+    "prefix",
+    "idf_sha256",
+    "eps",
+    "segmenter",
+)
+
+
 def fidelity(model_dir: str | Path, data: str | Path, batch_size: int = 256) -> dict:
     """Mean centred cosine between student and teacher vectors on the file's validation part
     (the tail the model was not trained on, as recorded in its config)."""
@@ -214,6 +229,13 @@ def fidelity(model_dir: str | Path, data: str | Path, batch_size: int = 256) -> 
     try:
         if d.dim != student.dim:
             raise InputError(f"{data}: vectors of dimension {d.dim}, the model gives {student.dim}")
+        for k in FIDELITY_KEYS:  # other teacher, IDF or eps: other targets, a meaningless score
+            ours, theirs = student.meta.get(k), d.settings.get(k)
+            if ours is not None and theirs is not None and ours != theirs:
+                raise StoreError(
+                    f"{data} was made with other settings than model {model_dir} ({k}: "
+                    f"{theirs!r}, the model's: {ours!r}); use the teacher file it was trained on"
+                )
         cfg = TrainConfig(
             **{
                 k: v
@@ -245,11 +267,12 @@ def evaluate(
     baselines: bool,
     max_pairs: int | None,
     batch_size: int = 64,
+    errors: str = "strict",
 ) -> dict:
     """Scores per file and encoder: `{"files": [...], "rows": {encoder: {file: score}}}`."""
     from ltd_bert.student import Student
 
-    sets = [read_pairs(f, max_pairs) for f in pair_files]
+    sets = [read_pairs(f, max_pairs, errors=errors) for f in pair_files]
     rows: dict[str, dict[str, float]] = {}
     student = Student.load(model_dir) if model_dir else None
     weighter = student.weighter if student else None

@@ -38,6 +38,7 @@ from torch import nn
 from ltd_bert.errors import InputError, ModelError
 from ltd_bert.student import Student, batch_tensors, save_model_folder
 from ltd_bert.textio import LineReader
+from ltd_bert.weights import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def read_labelled(path: str, errors: str = "strict") -> Labelled:
     """`text<TAB>label` lines (or JSON lines with `text` and `label`); blank lines skipped."""
     out = Labelled([], [], [])
     for _, lineno, line in LineReader([path], errors=errors):
-        if not line.strip():
+        if not clean_text(line):  # blank, also once zero-width characters are dropped
             continue
         if line.lstrip().startswith("{"):
             try:

@@ -17,8 +17,8 @@ import logging
 import math
 import multiprocessing as mp
 import os
+import signal
 import statistics
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ltd_bert import __version__
 from ltd_bert.errors import IdfError, InputError
-from ltd_bert.textio import LineReader
+from ltd_bert.textio import LineReader, check_output_dir, output_tempfile
 from ltd_bert.weights import clean_text, get_segmenter, is_content_word
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,10 @@ def _count_lines(
 
 
 def _worker(tasks: mp.Queue, results: mp.Queue, user_dict: str | None, segmenter: str) -> None:
+    # The parent stops workers (terminate) when it fails or is interrupted: die quietly then,
+    # not through the inherited handler that turns SIGTERM into a KeyboardInterrupt.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     total: Counter = Counter()
     docs = 0
     while True:
@@ -226,6 +230,7 @@ def count_document_frequency(
     for p in procs:
         p.daemon = True
         p.start()
+    finished = False
     try:
         for chunk in chunks():
             tasks.put(chunk)
@@ -239,10 +244,15 @@ def count_document_frequency(
             docs += n
         for p in procs:
             p.join()
+        finished = True
     finally:
         for p in procs:
             if p.is_alive():
                 p.terminate()
+                p.join(5)
+        if not finished:  # chunks still queued will never be read: do not wait at exit to
+            tasks.cancel_join_thread()  # flush them into a pipe nobody empties (a hang)
+            results.cancel_join_thread()
     return df, docs
 
 
@@ -263,8 +273,7 @@ def build_idf(
         raise InputError(f"{user_dict}: no such user dictionary")
     workers = workers or os.cpu_count() or 1
     out = Path(output)
-    if not out.parent.exists():
-        raise InputError(f"{out.parent}: output directory does not exist")
+    check_output_dir(out)
     reader = LineReader(paths, errors=errors)
     t0 = time.perf_counter()
     df, docs = count_document_frequency(reader, workers, user_dict, progress, segmenter)
@@ -310,7 +319,7 @@ def _umask() -> int:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write to a temporary file beside `path`, fsync, then rename into place."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    fd, tmp = output_tempfile(path)
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

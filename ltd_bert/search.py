@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import numpy as np
 
 from ltd_bert import __version__
 from ltd_bert.errors import InputError, ModelError
-from ltd_bert.textio import LineReader
+from ltd_bert.textio import LineReader, check_output_dir, output_tempfile
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +84,10 @@ class PairLine:
 def read_pair_lines(path: str, errors: str = "strict") -> Iterator[PairLine]:
     """Stream `s1<TAB>s2[<TAB>label]` lines (or JSON lines with sentence1, sentence2 and an
     optional label); blank lines are skipped; `-` is stdin."""
+    from ltd_bert.weights import clean_text
+
     for _, lineno, line in LineReader([path], errors=errors):
-        if not line.strip():
+        if not clean_text(line):  # blank, also once zero-width characters are dropped
             continue
         # JSON escapes tabs, so a line with a literal tab is always TSV
         if "\t" not in line and line.lstrip().startswith("{"):
@@ -156,21 +157,21 @@ def build_index(
     import h5py
 
     from ltd_bert.encode import encoded_blocks
+    from ltd_bert.weights import clean_text
 
     out = Path(output)
-    if not out.resolve().parent.is_dir():
-        raise InputError(f"{out.parent}: output directory does not exist")
+    check_output_dir(out)
     reader = LineReader([source], errors=errors)
     lines: list[int] = []
 
     def non_empty():  # encoded_blocks takes (source, lineno, text) triples
         for src, lineno, text in reader:
-            if text.strip():
+            if clean_text(text):  # empty once cleaned: a zero vector, not indexed
                 lines.append(lineno)
                 yield src, lineno, text
 
     d = int(student.dim)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+    fd, tmp = output_tempfile(out)
     os.close(fd)
     n = 0
     try:

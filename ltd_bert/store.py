@@ -13,6 +13,7 @@ Layout (all datasets chunked and resizable, so the file is read in batches and a
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -33,7 +34,13 @@ _VLEN_F32 = h5py.vlen_dtype(np.float32)
 
 def create_store(path: str | Path, dim: int, settings: dict[str, Any], dtype: str = "float32"):
     """A new, empty teacher file opened for appending."""
-    f = h5py.File(path, "w")
+    try:
+        f = h5py.File(path, "w")
+    except OSError as exc:  # h5py's message holds the OS one: "error message = '...'"
+        reason = re.search(r"error message = '([^']*)'", str(exc))
+        raise StoreError(
+            f"{path}: cannot create ({reason.group(1) if reason else str(exc).splitlines()[0]})"
+        ) from None
     f.attrs["format"] = FORMAT
     f.attrs["settings"] = json.dumps(settings, ensure_ascii=False, sort_keys=True)
     f.attrs["tool_version"] = __version__
@@ -92,7 +99,9 @@ def append_rows(
         f["vectors"][n:] = vectors
         w = np.empty(k, dtype=object)
         w[:] = [np.asarray(x, dtype=np.float32) for x in weights]
-        f["weights"][n:] = w
+        # write_direct: `ds[n:] = w` fails when all rows have the same length (h5py then
+        # reads the arrays as one 2-D block), e.g. a block with one non-empty line
+        f["weights"].write_direct(w, dest_sel=np.s_[n : n + k])
         f["line"][n:] = np.asarray(lines, dtype=np.int64)
     f.attrs["rows_done"] = n + k
     f.attrs["lines_done"] = lines_done

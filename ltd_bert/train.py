@@ -249,7 +249,13 @@ class Trainer:
         cfg = self.cfg
         ckpt_path = self.state_dir / "checkpoint.pt"
         if self.resume and ckpt_path.is_file():
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            try:
+                ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            except Exception as exc:  # torch raises several kinds for a damaged file
+                raise InputError(
+                    f"{ckpt_path}: unreadable checkpoint ({str(exc).splitlines()[0][:80]}); "
+                    "drop --resume to start over"
+                ) from None
             diff = [
                 k
                 for k, v in asdict(cfg).items()

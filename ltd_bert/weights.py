@@ -80,7 +80,12 @@ def get_segmenter(user_dict: str | None = None, kind: str = "jieba"):
             seg = jieba.dt
         else:
             seg = jieba.Tokenizer()
-            seg.load_userdict(user_dict)
+            try:
+                seg.load_userdict(user_dict)
+            except ValueError as exc:  # jieba: "dictionary file ... must be utf-8"
+                raise InputError(
+                    f"{user_dict}: not a usable jieba user dictionary ({exc})"
+                ) from None
         if kind == "fast":
             if user_dict is not None:
                 raise InputError("--segmenter fast does not take a user dictionary")

@@ -108,3 +108,55 @@ def tiny_train_config(**kw):
     )
     base.update(kw)
     return TrainConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def tiny_idf(tmp_path_factory) -> Path:
+    """An IDF file built from the first 240 sample lines (small: fast to load)."""
+    from ltd_bert.idf import build_idf
+
+    folder = tmp_path_factory.mktemp("tiny_idf")
+    corpus = folder / "corpus.txt"
+    lines = SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()[:240]
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    build_idf([str(corpus)], folder / "idf.tsv", workers=1)
+    return folder / "idf.tsv"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_bert, tiny_idf, tmp_path_factory) -> tuple[Path, Path]:
+    """`(model folder, its teacher file)`: the tiny BERT over 240 sample lines with the
+    small IDF, and a student trained for one epoch on it (output dimension 16)."""
+    from ltd_bert.embed import teacher_embed
+    from ltd_bert.idf import load_idf
+    from ltd_bert.teacher import PoolingSettings, Teacher
+    from ltd_bert.train import train
+    from ltd_bert.weights import Weighter
+
+    folder = tmp_path_factory.mktemp("tiny_model")
+    out = folder / "teacher.h5"
+    teacher_embed(
+        [str(tiny_idf.with_name("corpus.txt"))],
+        out,
+        Teacher(str(tiny_bert)),
+        Weighter(load_idf(tiny_idf), 1.0),
+        PoolingSettings("idf", -1, "", 64),
+        batch_size=32,
+        chunk_size=64,
+    )
+    train([str(out)], folder / "model", tiny_train_config(epochs=1, init_embeddings="random"))
+    return folder / "model", out
+
+
+def assert_one_error(result, *fragments: str, code: int = 1) -> str:
+    """The command failed cleanly: exit `code`, exactly one line of output starting with
+    `Error: ` (the last one), no traceback; each fragment is in that line."""
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == code, result.output
+    lines = result.output.strip().splitlines()
+    errors = [line for line in lines if line.startswith("Error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
