@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "zh_big.txt"
 FALLBACK = ROOT / "data" / "corpus_sample.txt"
-STAGES = ("idf", "weights", "teacher", "embed", "student", "train")
+STAGES = ("idf", "weights", "teacher", "embed", "student", "sizes", "train")
 VARIANTS = ("float32", "int8", "onnx")
 IDF_MIN_LINES = 20_000
 PREFIX, BATCH, MAX_LENGTH = "query: ", 64, 256
@@ -222,9 +222,32 @@ def m_train(ctx: dict) -> dict:
     }
 
 
+def m_sizes(ctx: dict) -> dict:
+    """Network-only encode speed of an untrained student of one size and batch size (speed
+    does not depend on the weights' values), weights and vocabulary fixed beforehand."""
+    import numpy as np
+
+    from ltd_bert.idf import load_idf
+    from ltd_bert.student import BiLSTMStudent, Student, StudentConfig, build_vocab
+    from ltd_bert.weights import Weighter
+
+    sents = read_lines(ctx["sentences"])
+    weighter = Weighter(load_idf("jieba"), 1.0)
+    vocab = build_vocab(sents)
+    config = StudentConfig(len(vocab), ctx["emb"], ctx["hid"], output_dim=384)
+    student = Student(BiLSTMStudent(config), vocab, weighter, {})
+    texts, weights = student.prepare(sents)
+    student.encode_prepared(texts[:100], weights[:100], ctx["batch"])
+    with Clock() as c:
+        out = student.encode_prepared(texts, weights, ctx["batch"])
+    assert np.isfinite(out).all()
+    params = sum(p.numel() for p in student.model.parameters() if p is not None)
+    return c.result(items=len(sents), params=params)
+
+
 MEASURES: dict[str, Callable[[dict], dict]] = {
     f.__name__[2:]: f
-    for f in (m_idf_bare, m_idf_build, m_weights, m_teacher, m_embed, m_student, m_train)
+    for f in (m_idf_bare, m_idf_build, m_weights, m_teacher, m_embed, m_student, m_train, m_sizes)
 }
 
 
@@ -350,6 +373,22 @@ def bench_idf(ctx: dict, sents: list[str], table: Table, results: dict) -> None:
             what += f" (cpu {r['cpu_seconds'] / r['seconds']:.2f}× wall)"
             peak = f"{r['peak_mb']:.0f} + {r['children_peak_mb']:.0f}/worker"
         table.add(what, r, f"{speed:.2f}× bare", goal(f"≥ {want:.2f}×", speed >= want), peak)
+
+
+def bench_sizes(ctx: dict, teacher_s, table: Table, results: dict) -> None:
+    """Student speed over size presets and batch sizes (network only, float32)."""
+    from ltd_bert.student import SIZES
+
+    for size, (emb, hid) in SIZES.items():
+        for batch in (32, 128, 512):
+            key = f"sizes_{size}_{batch}"
+            r = results[key] = run_child(key, dict(ctx, emb=emb, hid=hid, batch=batch), "sizes")
+            ratio = (
+                f"{teacher_s / r['seconds']:.1f}× teacher"
+                if teacher_s and "error" not in r
+                else "–"
+            )
+            table.add(f"student size {size} ({emb}/{hid}), batch {batch}, network only", r, ratio)
 
 
 def bench_idf_stream(ctx: dict, table: Table, results: dict) -> None:
@@ -485,6 +524,8 @@ def main() -> None:
             table.add("embed: `teacher_embed` → HDF5, idf pooling", r, ratio, target)
         else:
             table.add("embed: `teacher_embed` → HDF5, idf pooling", r, "–", "≤ +10 %")
+    if "sizes" in only:
+        bench_sizes(ctx, teacher_s, table, results)
     if "student" in only:
         models = [str(Path(m).resolve()) for m in args.model] if args.model else default_models()
         bench_student(ctx, models, teacher_s, table, results)
