@@ -317,7 +317,19 @@ def resolve_idf(ctx: click.Context, idf_path: str | None) -> str:
     show_default=True,
     help="Storage type of the vectors.",
 )
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="cpu, cuda, cuda:N or auto (under torchrun: cuda:LOCAL_RANK when CUDA is available).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default="fp32",
+    show_default=True,
+    help="Teacher compute type: bf16/fp16 speed up GPUs; fp16 is refused on the CPU.",
+)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
 @click.option(
     "--errors",
@@ -346,6 +358,7 @@ def teacher_embed(
     shard,
     dtype,
     device,
+    precision,
     threads,
     errors,
     overwrite,
@@ -354,12 +367,15 @@ def teacher_embed(
     """Run the teacher once and store IDF-weighted sentence vectors in HDF5.
 
     Resumable: rerun the same command after an interruption and it continues from the last
-    complete block. `ltd teacher-embed merge` joins --shard parts.
+    complete block. `ltd teacher-embed merge` joins --shard parts. Under torchrun, rank R
+    of N embeds shard R/N into OUTPUT.rankR-of-N.h5 and rank 0 merges them into OUTPUT.
     """
     if ctx.invoked_subcommand is not None:
         return
-    from ltd_bert.embed import count_lines
+    from ltd_bert import distributed
+    from ltd_bert.embed import count_lines, teacher_embed_distributed
     from ltd_bert.embed import teacher_embed as run
+    from ltd_bert.errors import InputError
     from ltd_bert.idf import load_idf
     from ltd_bert.progress import bar
     from ltd_bert.teacher import PoolingSettings, Teacher, default_prefix, set_threads
@@ -376,9 +392,18 @@ def teacher_embed(
         if p != "-":
             check_readable(p)
     check_output_dir(out)
+    ranks = distributed.is_distributed()
+    if ranks and shard:
+        raise InputError("--shard: torchrun already splits the work (rank R embeds shard R/N)")
+    device = distributed.resolve_device(device)
+    if precision == "fp16" and not device.startswith("cuda"):
+        raise InputError(
+            f"--precision fp16 needs a GPU (the device is {device}); use fp32 or bf16 on the CPU"
+        )
+    quiet = quiet or not distributed.is_main()
     set_threads(threads)
     weighter = Weighter(load_idf(idf_path), eps, segmenter=segmenter)
-    tch = Teacher(teacher, device=device)
+    tch = Teacher(teacher, device=device, dtype=None if precision == "fp32" else precision)
     settings = PoolingSettings(
         pooling, layer, default_prefix(tch.id) if prefix is None else prefix, max_length
     )
@@ -393,36 +418,57 @@ def teacher_embed(
         pbar.refresh()
 
     try:
-        stats = run(
-            list(inputs),
-            out,
-            tch,
-            weighter,
-            settings,
-            batch_size,
-            chunk_size,
-            dtype,
-            shard,
-            limit,
-            errors,
-            overwrite,
-            progress,
-        )
+        if ranks:
+            # gloo even on GPUs: the ranks only wait for each other once, on a socket
+            with distributed.process_group(backend="gloo"):
+                stats = teacher_embed_distributed(
+                    list(inputs),
+                    out,
+                    tch,
+                    weighter,
+                    settings,
+                    batch_size,
+                    chunk_size,
+                    dtype,
+                    limit,
+                    errors,
+                    overwrite,
+                    progress,
+                )
+        else:
+            stats = run(
+                list(inputs),
+                out,
+                tch,
+                weighter,
+                settings,
+                batch_size,
+                chunk_size,
+                dtype,
+                shard,
+                limit,
+                errors,
+                overwrite,
+                progress,
+            )
     finally:
         pbar.close()
+    if not distributed.is_main():
+        return  # rank 0 merged the parts and reports
     wd.record("teacher", output=out, teacher=tch.id, inputs=list(inputs))
     if stats.already_complete:
         click.echo(f"teacher-embed: {out} is already complete ({stats.rows} rows)", err=True)
         return
     new = stats.lines - stats.resumed_from
     rate = new / max(stats.seconds, 1e-9)
+    parts = f" on {stats.extra['ranks']} ranks (parts kept)" if "ranks" in stats.extra else ""
     resumed = f", resumed at line {stats.resumed_from}" if stats.resumed_from else ""
     click.echo(
         f"teacher-embed: {stats.rows} vectors ({tch.id}, {settings.pooling} pooling, dim "
         f"{tch.dim}) from {stats.lines} lines{resumed}; {stats.empty} empty lines skipped, "
         f"{stats.truncated} truncated to {min(max_length, tch.max_positions)} tokens"
         f"{f', {stats.bad_lines} undecodable' if stats.bad_lines else ''}; "
-        f"{rate:,.1f} lines/s → {out}",
+        f"{rate:,.1f} lines/s{parts} → {out}",
         err=True,
     )
 
@@ -589,7 +635,10 @@ def train(
 
     Checkpoints go to MODEL.partial/; `--resume` continues after an interruption with the
     same result as an uninterrupted run. The best model on the validation part is saved.
+    Under torchrun: one DistributedDataParallel job (gloo), --batch-size is the global
+    batch, rank 0 writes the model.
     """
+    from ltd_bert import distributed
     from ltd_bert.progress import bar
     from ltd_bert.student import SIZES
     from ltd_bert.train import TrainConfig
@@ -618,7 +667,7 @@ def train(
         checkpoint_every=checkpoint_every,
         threads=threads,
     )
-    pbar = bar(unit="step", desc="train", quiet=quiet)
+    pbar = bar(unit="step", desc="train", quiet=quiet or not distributed.is_main())
 
     def progress(step, total, loss_value, rate):
         pbar.total = total
@@ -630,13 +679,16 @@ def train(
         result = run(paths, out, cfg, resume=resume, progress=progress)
     finally:
         pbar.close()
+    if not distributed.is_main():
+        return  # rank 0 wrote the model and reports
     wd.record("model", output=out, data=paths)
     best = result["best"]
+    ranks = f" on {result['world_size']} ranks" if result.get("world_size", 1) > 1 else ""
     click.echo(
         f"train: {result['steps']} steps, {result['params'] / 1e6:.2f} M parameters, "
         f"{result['sentences_per_s']:,.0f} sentences/s; best validation centred cosine "
         f"{best['val_cos']:.4f} at step {best['step']}"
-        f"{' (early stop)' if result['stopped_early'] else ''} → {out}",
+        f"{' (early stop)' if result['stopped_early'] else ''}{ranks} → {out}",
         err=True,
     )
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ltd_bert import __version__, store
 from ltd_bert.errors import InputError, StoreError
@@ -39,12 +40,15 @@ MATCH_KEYS = (
     "segmenter",
     "dim",
     "dtype",
+    "precision",
     "chunk_size",
     "shard",
     "inputs",
 )
 # Values of keys that older files do not have.
-DEFAULTS = {"segmenter": "jieba"}
+DEFAULTS = {"segmenter": "jieba", "precision": "fp32"}
+# Teacher compute precisions (`--precision`) and the torch types they stand for.
+PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 @dataclass
@@ -111,6 +115,49 @@ def _open_earlier(path: Path, mode: str = "r"):
         raise StoreError(f"{exc}; use --overwrite to start over") from None
 
 
+def precision_of(teacher: Teacher) -> str:
+    """`fp32`, `bf16` or `fp16`: the type the teacher computes in."""
+    model = getattr(teacher, "model", None)
+    param = next(model.parameters(), None) if model is not None else None
+    if param is None:
+        return "fp32"
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(param.dtype, "fp32")
+
+
+def embed_settings(
+    inputs: list[str],
+    teacher: Teacher,
+    weighter: Weighter,
+    pooling: PoolingSettings,
+    dtype: str = "float32",
+    chunk_size: int = 2048,
+    shard: str | None = None,
+) -> dict[str, Any]:
+    """The settings a teacher file records (and a resumed or merged one must match)."""
+    shard_i, shard_n = parse_shard(shard)
+    settings = {
+        "teacher": teacher.id,
+        "teacher_config": teacher.config_hash,
+        "teacher_path": teacher.path,
+        "pooling": pooling.pooling,
+        "layer": pooling.layer,
+        "prefix": pooling.prefix,
+        "max_length": pooling.max_length,
+        "idf_sha256": weighter.idf.sha256,
+        "idf_source": weighter.idf.source,
+        "eps": weighter.eps,
+        "segmenter": weighter.segmenter,
+        "dim": teacher.dim,
+        "dtype": dtype,
+        "precision": precision_of(teacher),
+        "chunk_size": chunk_size,
+        "shard": [shard_i, shard_n],
+        "inputs": [os.path.abspath(p) if p != "-" else "-" for p in inputs],
+        "tool_version": __version__,
+    }
+    return settings
+
+
 def teacher_embed(
     inputs: list[str],
     output: str | Path,
@@ -126,35 +173,19 @@ def teacher_embed(
     overwrite: bool = False,
     progress=None,
     fail_after_chunks: int | None = None,
+    allow_empty: bool = False,
 ) -> EmbedStats:
     """Embed `inputs` into `output`; resumes a `.partial` file made with the same settings.
 
     `limit` caps the input lines read; rerunning with a larger limit extends a complete file.
     `fail_after_chunks` (tests) raises after that many chunks, as a kill would.
+    `allow_empty` (a torchrun rank's part): a shard without any sentence is a valid file.
     """
     output = Path(output)
     check_output_dir(output)
     shard_i, shard_n = parse_shard(shard)
     reader = LineReader(inputs, errors=errors)
-    settings = {
-        "teacher": teacher.id,
-        "teacher_config": teacher.config_hash,
-        "teacher_path": teacher.path,
-        "pooling": pooling.pooling,
-        "layer": pooling.layer,
-        "prefix": pooling.prefix,
-        "max_length": pooling.max_length,
-        "idf_sha256": weighter.idf.sha256,
-        "idf_source": weighter.idf.source,
-        "eps": weighter.eps,
-        "segmenter": weighter.segmenter,
-        "dim": teacher.dim,
-        "dtype": dtype,
-        "chunk_size": chunk_size,
-        "shard": [shard_i, shard_n],
-        "inputs": [os.path.abspath(p) if p != "-" else "-" for p in inputs],
-        "tool_version": __version__,
-    }
+    settings = embed_settings(inputs, teacher, weighter, pooling, dtype, chunk_size, shard)
     part = partial_path(output)
     stats = EmbedStats()
     f = None
@@ -223,7 +254,7 @@ def teacher_embed(
         stats.lines = max(end, lines_done)
         stats.bad_lines = reader.bad_lines
         stats.rows = int(f["vectors"].shape[0])
-        if stats.rows == 0:
+        if stats.rows == 0 and not allow_empty:
             raise InputError(f"{', '.join(inputs)}: no non-empty sentences to embed")
         store.finalize(f)
         f.close()
@@ -234,6 +265,116 @@ def teacher_embed(
             f.close()
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+def teacher_embed_distributed(
+    inputs: list[str],
+    output: str | Path,
+    teacher: Teacher,
+    weighter: Weighter,
+    pooling: PoolingSettings,
+    batch_size: int = 64,
+    chunk_size: int = 2048,
+    dtype: str = "float32",
+    limit: int | None = None,
+    errors: str = "strict",
+    overwrite: bool = False,
+    progress=None,
+    fail_after_chunks: int | None = None,
+) -> EmbedStats:
+    """`teacher_embed` split across the ranks of a torchrun job (inside a process group).
+
+    Rank R of N embeds every N-th block (`--shard R/N`) into its own part file,
+    `OUTPUT.rankR-of-N.h5`, resumable like any teacher file. The ranks then wait for each
+    other (one gather of their stats: no rank polls the file system), and rank 0 merges the
+    parts into OUTPUT with `merge_parts`: the same vectors, in the same order, as a
+    single-process run. The parts are kept (they are what a rerun resumes or extends).
+    Rank 0 returns the run's totals; the other ranks their own share.
+    """
+    from ltd_bert import distributed
+
+    output = Path(output)
+    check_output_dir(output)
+    if "-" in inputs:
+        raise InputError("torchrun ranks cannot share stdin: give the input as files")
+    r, n = distributed.rank(), distributed.world_size()
+    mine = distributed.part_path(output, r, n)
+    # Rank 0 alone decides whether OUTPUT is already complete, so that every rank takes the
+    # same path through the collectives (a rank on another machine may not see OUTPUT).
+    verdict: tuple[str, Any] = ("go", None)
+    if r == 0 and not overwrite and output.exists():
+        try:
+            verdict = _complete_output(
+                inputs, output, teacher, weighter, pooling, dtype, chunk_size, limit
+            )
+        except (InputError, StoreError) as exc:
+            verdict = ("error", str(exc))
+    verdict = distributed.broadcast(verdict)
+    if verdict[0] == "error":
+        raise StoreError(verdict[1])
+    if verdict[0] == "complete":
+        return EmbedStats(rows=verdict[1], already_complete=True)
+
+    stats = teacher_embed(
+        inputs,
+        mine,
+        teacher,
+        weighter,
+        pooling,
+        batch_size,
+        chunk_size,
+        dtype,
+        f"{r}/{n}",
+        limit,
+        errors,
+        overwrite,
+        progress,
+        fail_after_chunks,
+        allow_empty=True,  # a small input may leave a rank no block
+    )
+    everyone: list[EmbedStats] = distributed.gather(stats)  # waits for the slowest rank
+    if r != 0:
+        return stats
+    if sum(s.rows for s in everyone) == 0:
+        raise InputError(f"{', '.join(inputs)}: no non-empty sentences to embed")
+    parts = [distributed.part_path(output, i, n) for i in range(n)]
+    unseen = [str(p) for p in parts if not p.exists()]
+    if unseen:
+        raise StoreError(
+            f"{', '.join(unseen)}: not visible from rank 0; put -o on a file system all "
+            "machines share, or copy the parts here and run `ltd teacher-embed merge`"
+        )
+    t0 = time.perf_counter()
+    rows = merge_parts([str(p) for p in parts], output)
+    with _open_earlier(output) as f:
+        lines = int(f.attrs["lines_done"])
+    working = [s for s in everyone if not s.already_complete]  # the others had no new lines
+    return EmbedStats(
+        lines=lines,
+        rows=rows,
+        empty=sum(s.empty for s in everyone),
+        truncated=sum(s.truncated for s in everyone),
+        bad_lines=max(s.bad_lines for s in everyone),
+        seconds=max(s.seconds for s in everyone) + time.perf_counter() - t0,
+        resumed_from=min((s.resumed_from for s in working), default=lines),
+        extra={"parts": [str(p) for p in parts], "ranks": n},
+    )
+
+
+def _complete_output(inputs, output, teacher, weighter, pooling, dtype, chunk_size, limit):
+    """`("complete", rows)` when OUTPUT already holds every wanted line with these settings,
+    else `("go", None)`; other settings raise, as for a single-process run."""
+    with _open_earlier(output) as old:
+        wanted = embed_settings(inputs, teacher, weighter, pooling, dtype, chunk_size)
+        _check_settings(output, store.settings_of(old), wanted)
+        done = int(old.attrs["lines_done"])
+        complete = bool(old.attrs["complete"])
+    total = count_lines(inputs)
+    want = total if limit is None else min(limit, total or limit)
+    if complete and want is not None and done >= want:
+        with store.TeacherFile(output) as tf:
+            return "complete", tf.n
+    return "go", None
 
 
 def _embed_block(f, block, lines_done, teacher, weighter, pooling, batch_size, stats) -> None:

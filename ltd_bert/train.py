@@ -9,6 +9,11 @@
 - The last `val_fraction` of the rows (at most `max_val`) is held out for validation.
 - AdamW, linear warm-up then linear decay, gradient clipping, best model kept on the
   validation centred cosine, early stopping after `patience` evaluations without progress.
+- Under torchrun (DistributedDataParallel, gloo): every rank builds the same plan of global
+  batches and takes rows r, r + N, ... of each (per-rank batch = batch_size / N, so the
+  global batch is unchanged); DDP averages the gradients, each rank's loss weighted by its
+  share of the rows. Rank 0 alone evaluates and writes checkpoints, metrics and the model;
+  on `--resume` it reads the checkpoint and sends it to the other ranks.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ltd_bert import __version__
+from ltd_bert import __version__, distributed
 from ltd_bert.errors import InputError, StoreError
 from ltd_bert.store import TeacherFile
 from ltd_bert.student import (
@@ -245,7 +250,8 @@ class Trainer:
             )
 
     # --- state -----------------------------------------------------------------------
-    def _setup(self):
+    def _read_checkpoint(self) -> dict[str, Any] | None:
+        """The checkpoint to resume from; else None, and an empty state folder (rank 0)."""
         cfg = self.cfg
         ckpt_path = self.state_dir / "checkpoint.pt"
         if self.resume and ckpt_path.is_file():
@@ -266,19 +272,37 @@ class Trainer:
                     f"{ckpt_path}: made with other settings "
                     f"({', '.join(diff) or 'data files'}); drop --resume to start over"
                 )
+            return ckpt
+        if self.state_dir.exists():
+            shutil.rmtree(self.state_dir)
+        self.state_dir.mkdir(parents=True)
+        return None
+
+    def _setup(self):
+        cfg = self.cfg
+        if self.world == 1:
+            ckpt = self._read_checkpoint()
+        else:  # rank 0 reads the checkpoint (or starts over) and sends it to the others
+            ckpt, failure = None, None
+            if self.rank == 0:
+                try:
+                    ckpt = self._read_checkpoint()
+                except InputError as exc:
+                    failure = str(exc)
+            ckpt, failure = distributed.broadcast((ckpt, failure))
+            if failure:
+                raise InputError(failure)
+        if ckpt is not None:
             self.vocab = ckpt["vocab"]
             self.model = BiLSTMStudent(StudentConfig.from_dict(ckpt["student"]))
             self.model.load_state_dict(ckpt["model"])
             self.opt = self._optimizer()
             self.opt.load_state_dict(ckpt["optimizer"])
-            torch.set_rng_state(ckpt["torch_rng"])
+            torch.set_rng_state(self._rng_state(ckpt))
             self.pos = ckpt["pos"]
             self.best = ckpt["best"]
             self.bad_evals = ckpt["bad_evals"]
             return True
-        if self.state_dir.exists():
-            shutil.rmtree(self.state_dir)
-        self.state_dir.mkdir(parents=True)
         torch.manual_seed(cfg.seed)
         self.vocab = build_vocab(self.data.iter_sentences(), cfg.min_count, cfg.max_vocab)
         scfg = StudentConfig(
@@ -292,7 +316,7 @@ class Trainer:
         self.model = BiLSTMStudent(scfg)
         self.model.mean.copy_(torch.from_numpy(self.data.mean))
         init = cfg.init_embeddings
-        if init in ("auto", "teacher"):
+        if init in ("auto", "teacher") and self.rank == 0:  # DDP copies rank 0's weights
             table = teacher_embedding_init(self.data.settings, self.vocab, cfg.embedding_dim)
             if table is None and init == "teacher":
                 raise InputError("--init-embeddings teacher: the teacher cannot be loaded")
@@ -303,7 +327,22 @@ class Trainer:
         self.pos = {"epoch": 0, "window": 0, "batch": 0, "step": 0}
         self.best = {"val_cos": -2.0, "step": -1}
         self.bad_evals = 0
+        if self.rank > 0:  # dropout masks of their own (rank 0 keeps the 1-process stream)
+            torch.manual_seed(self._rank_seed(0))
         return False
+
+    def _rank_seed(self, step: int) -> int:
+        return int(np.random.default_rng([self.cfg.seed, self.rank, step]).integers(2**62))
+
+    def _rng_state(self, ckpt: dict[str, Any]) -> torch.Tensor:
+        """This rank's torch RNG state from a checkpoint (exact when the number of ranks is
+        the one that wrote it; other ranks are reseeded when it changed)."""
+        states = ckpt.get("torch_rng_ranks")
+        if states is not None and len(states) == self.world:
+            return states[self.rank]
+        if self.rank == 0:
+            return ckpt["torch_rng"]
+        return torch.Generator().manual_seed(self._rank_seed(ckpt["pos"]["step"])).get_state()
 
     def _optimizer(self):
         return torch.optim.AdamW(
@@ -311,6 +350,15 @@ class Trainer:
         )
 
     def _checkpoint(self):
+        if self.world > 1:  # every rank's RNG state (dropout), then rank 0 alone writes
+            states = distributed.gather(torch.get_rng_state())
+            if self.rank == 0:
+                self._write_checkpoint({"torch_rng_ranks": states, "world_size": self.world})
+            distributed.barrier()
+            return
+        self._write_checkpoint({})
+
+    def _write_checkpoint(self, extra: dict[str, Any]):
         ckpt = {
             "train_config": asdict(self.cfg),
             "data": self.data_paths,
@@ -322,6 +370,7 @@ class Trainer:
             "pos": dict(self.pos),
             "best": dict(self.best),
             "bad_evals": self.bad_evals,
+            **extra,
         }
         tmp = self.state_dir / "checkpoint.pt.tmp"
         torch.save(ckpt, tmp)
@@ -371,8 +420,18 @@ class Trainer:
 
     # --- the loop --------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        """Train; under torchrun, inside a joined process group (see `train`)."""
         cfg = self.cfg
+        self.rank, self.world = 0, 1
+        if distributed.is_initialized():
+            self.rank, self.world = distributed.rank(), distributed.world_size()
         resumed = self._setup()
+        net = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            net = DistributedDataParallel(self.model, broadcast_buffers=False)
+        self._rows = 0  # this rank's rows in its last batch (for the logged loss)
         n_train, n_val = split(self.data.n, cfg)
         per_epoch = steps_per_epoch(n_train, cfg)
         total = per_epoch * cfg.epochs
@@ -393,16 +452,24 @@ class Trainer:
                 batches = window_batches([len(s) for s in sents], cfg, epoch, w_start)
                 while self.pos["batch"] < len(batches):
                     idx = batches[self.pos["batch"]]
+                    rows, share = idx, 1.0
+                    if self.world > 1:  # rows r, r + N, ... of the global batch
+                        rows = idx[self.rank :: self.world]
+                        # DDP averages over ranks: weight each rank's mean by its rows
+                        share = len(rows) * self.world / len(idx)
+                        if len(rows) == 0:  # a short last batch: join with zero weight
+                            rows, share = idx, 0.0
                     ids, lengths, w = batch_tensors(
-                        [sents[i] for i in idx], [weights[i] for i in idx], index, cfg.max_chars
+                        [sents[i] for i in rows], [weights[i] for i in rows], index, cfg.max_chars
                     )
-                    target = torch.from_numpy(vecs[idx] - mean)
+                    target = torch.from_numpy(vecs[rows] - mean)
                     for g in self.opt.param_groups:
                         g["lr"] = lr_at(self.pos["step"], total, cfg)
-                    pred = self.model(ids, lengths, w)
+                    pred = net(ids, lengths, w)
                     loss = loss_fn(pred, target, cfg.loss)
                     self.opt.zero_grad(set_to_none=True)
-                    loss.backward()
+                    (loss * share if self.world > 1 else loss).backward()
+                    self._rows = len(rows) if share else 0
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
                     self.opt.step()
                     self.pos["batch"] += 1
@@ -440,6 +507,16 @@ class Trainer:
         return self._finish(resumed, stopped_early, time.perf_counter() - t0, seen)
 
     def _evaluate_and_log(self, epoch: int, loss: float) -> bool:
+        if self.world > 1:  # the global batch's loss; rank 0 evaluates, all learn the verdict
+            shares = distributed.gather((loss, self._rows))
+            rows = sum(n for _, n in shares)
+            if rows:
+                loss = sum(v * n for v, n in shares if n) / rows
+            stop = self._evaluate_and_log_here(epoch, loss) if self.rank == 0 else False
+            return distributed.broadcast(stop)
+        return self._evaluate_and_log_here(epoch, loss)
+
+    def _evaluate_and_log_here(self, epoch: int, loss: float) -> bool:
         metrics = self.evaluate()
         stop = self._after_eval(metrics)
         self._log(
@@ -454,6 +531,23 @@ class Trainer:
         return stop
 
     def _finish(self, resumed, stopped_early, seconds, seen) -> dict[str, Any]:
+        if self.rank == 0:
+            self._save_model()
+        self.data.close()
+        distributed.barrier()  # the model folder exists on return, on every rank
+        return {
+            "best": self.best,
+            "stopped_early": stopped_early,
+            "seconds": seconds,
+            "sentences_per_s": seen / max(seconds, 1e-9),
+            "resumed": resumed,
+            "steps": self.pos["step"],
+            "params": sum(p.numel() for p in self.model.parameters()),
+            "rank": self.rank,
+            "world_size": self.world,
+        }
+
+    def _save_model(self) -> None:
         best_path = self.state_dir / "best.pt"
         if best_path.is_file():
             self.model.load_state_dict(torch.load(best_path, map_location="cpu"))
@@ -484,24 +578,16 @@ class Trainer:
             [self.state_dir / "metrics.jsonl"],
         )
         shutil.rmtree(self.state_dir, ignore_errors=True)
-        self.data.close()
-        return {
-            "best": self.best,
-            "stopped_early": stopped_early,
-            "seconds": seconds,
-            "sentences_per_s": seen / max(seconds, 1e-9),
-            "resumed": resumed,
-            "steps": self.pos["step"],
-            "params": sum(p.numel() for p in self.model.parameters()),
-        }
 
 
 def train(
     data_paths, output, cfg: TrainConfig, resume=False, progress=None, stop_after_steps=None
 ) -> dict[str, Any]:
+    """Train a student; under torchrun with several processes, as one DDP job (gloo)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    return Trainer(data_paths, output, cfg, resume, progress, stop_after_steps).run()
+    with distributed.process_group(backend="gloo"):
+        return Trainer(data_paths, output, cfg, resume, progress, stop_after_steps).run()
 
 
 __all__ = ["TrainConfig", "train", "__version__"]

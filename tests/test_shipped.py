@@ -39,9 +39,7 @@ def test_paraphrases_score_higher_than_unrelated():
 
 
 def test_encode_without_model_uses_the_shipped_one(tmp_path):
-    result = CliRunner().invoke(
-        cli, ["--workdir", str(tmp_path), "encode", "-"], input="你好\n"
-    )
+    result = CliRunner().invoke(cli, ["--workdir", str(tmp_path), "encode", "-"], input="你好\n")
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.output)["vector"]) == 384
     assert np.isfinite(json.loads(result.output)["vector"]).all()
