@@ -596,6 +596,12 @@ def teacher_show(name):
 )
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="cpu, cuda, cuda:N or auto (CUDA when available; cuda:LOCAL_RANK under torchrun).",
+)
+@click.option(
     "--checkpoint-every",
     type=click.IntRange(min=1),
     default=200,
@@ -626,6 +632,7 @@ def train(
     max_vocab,
     init_embeddings,
     seed,
+    device,
     checkpoint_every,
     threads,
     resume,
@@ -664,6 +671,7 @@ def train(
         max_vocab=max_vocab,
         init_embeddings=init_embeddings,
         seed=seed,
+        device=device,
         checkpoint_every=checkpoint_every,
         threads=threads,
     )

@@ -73,6 +73,7 @@ class TrainConfig:
     checkpoint_every: int = 200  # steps
     init_embeddings: str = "auto"  # auto | teacher | random
     threads: int | None = None
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto (CUDA when available)
 
 
 class Data:
@@ -265,7 +266,7 @@ class Trainer:
             diff = [
                 k
                 for k, v in asdict(cfg).items()
-                if k != "threads" and ckpt["train_config"].get(k) != v
+                if k not in ("threads", "device") and ckpt["train_config"].get(k) != v
             ]
             if diff or ckpt["data"] != self.data_paths:
                 raise InputError(
@@ -296,6 +297,7 @@ class Trainer:
             self.vocab = ckpt["vocab"]
             self.model = BiLSTMStudent(StudentConfig.from_dict(ckpt["student"]))
             self.model.load_state_dict(ckpt["model"])
+            self.model.to(self.device)  # before the optimizer: its state follows
             self.opt = self._optimizer()
             self.opt.load_state_dict(ckpt["optimizer"])
             torch.set_rng_state(self._rng_state(ckpt))
@@ -323,6 +325,7 @@ class Trainer:
             if table is not None:
                 with torch.no_grad():
                     self.model.embedding.weight.copy_(torch.from_numpy(table))
+        self.model.to(self.device)  # before the optimizer: its state follows
         self.opt = self._optimizer()
         self.pos = {"epoch": 0, "window": 0, "batch": 0, "step": 0}
         self.best = {"val_cos": -2.0, "step": -1}
@@ -395,7 +398,8 @@ class Trainer:
             ids, lengths, w = batch_tensors(
                 [sents[j] for j in idx], [weights[j] for j in idx], index, self.cfg.max_chars
             )
-            preds.append((idx, self.model(ids, lengths, w)))
+            dev = self.device
+            preds.append((idx, self.model(ids.to(dev), lengths, w.to(dev)).cpu()))
         pred = torch.zeros_like(target)
         for idx, p in preds:
             pred[torch.from_numpy(idx)] = p
@@ -425,12 +429,16 @@ class Trainer:
         self.rank, self.world = 0, 1
         if distributed.is_initialized():
             self.rank, self.world = distributed.rank(), distributed.world_size()
+        from ltd_bert.teacher import pick_device
+
+        self.device = pick_device(distributed.resolve_device(cfg.device))
         resumed = self._setup()
         net = self.model
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
-            net = DistributedDataParallel(self.model, broadcast_buffers=False)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            net = DistributedDataParallel(self.model, device_ids=ids, broadcast_buffers=False)
         self._rows = 0  # this rank's rows in its last batch (for the logged loss)
         n_train, n_val = split(self.data.n, cfg)
         per_epoch = steps_per_epoch(n_train, cfg)
@@ -462,7 +470,8 @@ class Trainer:
                     ids, lengths, w = batch_tensors(
                         [sents[i] for i in rows], [weights[i] for i in rows], index, cfg.max_chars
                     )
-                    target = torch.from_numpy(vecs[rows] - mean)
+                    target = torch.from_numpy(vecs[rows] - mean).to(self.device)
+                    ids, w = ids.to(self.device), w.to(self.device)  # lengths stay on the CPU
                     for g in self.opt.param_groups:
                         g["lr"] = lr_at(self.pos["step"], total, cfg)
                     pred = net(ids, lengths, w)
@@ -586,7 +595,8 @@ def train(
     """Train a student; under torchrun with several processes, as one DDP job (gloo)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    with distributed.process_group(backend="gloo"):
+    device = distributed.resolve_device(cfg.device)
+    with distributed.process_group(device, backend=distributed.backend_for(device)):
         return Trainer(data_paths, output, cfg, resume, progress, stop_after_steps).run()
 
 
