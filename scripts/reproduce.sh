@@ -8,16 +8,16 @@ cd "$(dirname "$0")/.."
 LTD=".venv/bin/ltd"
 export LTD_WORKDIR="${LTD_WORKDIR:-repro_work}"
 DATA="${DATA:-../shared/data}"
-LIMIT="${LIMIT:-200000}"
+LIMIT="${LIMIT:-202752}"
 SIZE="${SIZE:-base}"
-EPOCHS="${EPOCHS:-4}"
+EPOCHS="${EPOCHS:-3}"
 E="$DATA/eval"
 
 [ -f "$LTD_WORKDIR/idf.tsv" ] || $LTD idf build "$DATA/corpus/zh_big.txt"
 $LTD teacher-embed --limit "$LIMIT"
 if [ -d "$LTD_WORKDIR/model.partial" ]; then RESUME=--resume; else RESUME=; fi
 [ -f "$LTD_WORKDIR/model/config.json" ] && [ -z "$RESUME" ] || \
-  $LTD train --size "$SIZE" --epochs "$EPOCHS" --eval-every 1000 $RESUME
+  $LTD train --size "$SIZE" --epochs "$EPOCHS" --batch-size 256 --lr 3e-3 --eval-every 400 $RESUME
 $LTD eval fidelity
 # settings were chosen on the validation splits; the test splits are reported once
 $LTD eval "$E/STS-B/STS-B.test.data" "$E/LCQMC/LCQMC.test.data" --teacher builtin \
