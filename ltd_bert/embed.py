@@ -45,8 +45,6 @@ MATCH_KEYS = (
     "shard",
     "inputs",
 )
-# Values of keys that older files do not have.
-DEFAULTS = {"segmenter": "jieba", "precision": "fp32"}
 # Teacher compute precisions (`--precision`) and the torch types they stand for.
 PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -93,9 +91,7 @@ def partial_path(output: Path) -> Path:
 
 
 def _check_settings(path: Path, found: dict, wanted: dict) -> None:
-    def get(d, k):
-        return d.get(k, DEFAULTS.get(k))
-
+    get = store.setting
     diff = [k for k in MATCH_KEYS if get(found, k) != get(wanted, k)]
     if diff:
         k = diff[0]

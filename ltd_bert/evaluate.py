@@ -205,19 +205,6 @@ def tfidf_encoder(weighter: Weighter) -> Encoder:
     return encode
 
 
-# Settings a model and a teacher file must share for the fidelity figure to mean anything.
-FIDELITY_KEYS = (
-    "teacher",
-    "teacher_config",
-    "pooling",
-    "layer",
-    "prefix",
-    "idf_sha256",
-    "eps",
-    "segmenter",
-)
-
-
 def fidelity(model_dir: str | Path, data: str | Path, batch_size: int = 256) -> dict:
     """Mean centred cosine between student and teacher vectors on the file's validation part
     (the tail the model was not trained on, as recorded in its config)."""
@@ -229,8 +216,10 @@ def fidelity(model_dir: str | Path, data: str | Path, batch_size: int = 256) -> 
     try:
         if d.dim != student.dim:
             raise InputError(f"{data}: vectors of dimension {d.dim}, the model gives {student.dim}")
-        for k in FIDELITY_KEYS:  # other teacher, IDF or eps: other targets, a meaningless score
-            ours, theirs = student.meta.get(k), d.settings.get(k)
+        from ltd_bert.store import TARGET_KEYS, setting
+
+        for k in TARGET_KEYS:  # other teacher, IDF or eps: other targets, a meaningless score
+            ours, theirs = setting(student.meta, k), setting(d.settings, k)
             if ours is not None and theirs is not None and ours != theirs:
                 raise StoreError(
                     f"{data} was made with other settings than model {model_dir} ({k}: "

@@ -28,6 +28,27 @@ from ltd_bert.errors import StoreError
 FORMAT = "ltd-bert-teacher-v1"
 ROW_CHUNK = 1024
 
+# Settings that decide what a teacher vector means: files joined for training, and a model
+# and the file its fidelity is measured on, must agree on all of them.
+TARGET_KEYS = (
+    "teacher",
+    "teacher_config",
+    "pooling",
+    "layer",
+    "prefix",
+    "idf_sha256",
+    "eps",
+    "segmenter",
+)
+# Values of keys that files written before the key existed do not have.
+SETTING_DEFAULTS = {"segmenter": "jieba", "precision": "fp32"}
+
+
+def setting(settings: dict[str, Any], key: str) -> Any:
+    """A file's (or model's) setting, with the default older files imply."""
+    return settings.get(key, SETTING_DEFAULTS.get(key))
+
+
 _STR = h5py.string_dtype("utf-8")
 _VLEN_F32 = h5py.vlen_dtype(np.float32)
 

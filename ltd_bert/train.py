@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from ltd_bert import __version__, distributed
 from ltd_bert.errors import InputError, StoreError
-from ltd_bert.store import TeacherFile
+from ltd_bert.store import TARGET_KEYS, TeacherFile, setting
 from ltd_bert.student import (
     BiLSTMStudent,
     StudentConfig,
@@ -84,22 +84,12 @@ class Data:
             raise InputError("no teacher file given")
         self.files = [TeacherFile(p) for p in paths]
         first = self.files[0]
-        keys = (
-            "teacher",
-            "teacher_config",
-            "pooling",
-            "layer",
-            "prefix",
-            "idf_sha256",
-            "eps",
-            "dim",
-        )
         for tf in self.files[1:]:
-            for k in keys:
-                if tf.settings.get(k) != first.settings.get(k):
+            for k in (*TARGET_KEYS, "dim"):
+                if setting(tf.settings, k) != setting(first.settings, k):
                     raise StoreError(
                         f"{tf.path} and {first.path} differ in {k}: "
-                        f"{tf.settings.get(k)!r} vs {first.settings.get(k)!r}"
+                        f"{setting(tf.settings, k)!r} vs {setting(first.settings, k)!r}"
                     )
         self.settings = first.settings
         self.dim = first.dim
