@@ -594,6 +594,13 @@ def teacher_show(name):
     show_default=True,
     help="Start character embeddings from the teacher's input embeddings (PCA).",
 )
+@click.option(
+    "--init-from",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Start from this model's weights, sizes and vocabulary (continue training it on "
+    "more epochs or more sentences of the same teacher vectors).",
+)
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
     "--device",
@@ -631,6 +638,7 @@ def train(
     min_count,
     max_vocab,
     init_embeddings,
+    init_from,
     seed,
     device,
     checkpoint_every,
@@ -654,6 +662,12 @@ def train(
     wd = workdir(ctx)
     paths = list(data) or [wd.require("teacher")]
     out = Path(output) if output else wd.ensure() / "model"
+    from ltd_bert.errors import InputError
+
+    if init_from and (size or embedding_dim or hidden_size):
+        raise InputError(
+            "--init-from: the model sets the sizes; drop --size/--embedding-dim/--hidden-size"
+        )
     emb, hid = SIZES[size or "base"]
     cfg = TrainConfig(
         embedding_dim=embedding_dim or emb,
@@ -670,6 +684,7 @@ def train(
         min_count=min_count,
         max_vocab=max_vocab,
         init_embeddings=init_embeddings,
+        init_from=init_from,
         seed=seed,
         device=device,
         checkpoint_every=checkpoint_every,

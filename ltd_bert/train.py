@@ -24,7 +24,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from ltd_bert.student import (
     StudentConfig,
     batch_tensors,
     build_vocab,
+    read_model_folder,
     save_model_folder,
 )
 
@@ -72,6 +73,7 @@ class TrainConfig:
     eval_every: int = 0  # steps; 0 = at each epoch's end only
     checkpoint_every: int = 200  # steps
     init_embeddings: str = "auto"  # auto | teacher | random
+    init_from: str | None = None  # a model folder whose weights (and sizes, vocab) start training
     threads: int | None = None
     device: str = "cpu"  # cpu | cuda | cuda:N | auto (CUDA when available)
 
@@ -209,6 +211,29 @@ def teacher_embedding_init(settings: dict, vocab: list[str], dim: int) -> np.nda
     return out2
 
 
+def warm_start(path: str, settings: dict[str, Any], dim: int):
+    """(model, vocab) of a float32 model folder trained on the same kind of teacher vectors,
+    to continue training it (`--init-from`): more epochs, or more sentences."""
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    try:
+        meta, config, vocab, _ = read_model_folder(p)
+    except Exception as exc:  # ModelError: missing files, bad config
+        raise InputError(f"--init-from: {exc}") from None
+    if meta.get("quantized"):
+        raise InputError(f"--init-from {p}: an int8 model cannot be trained; use its float32 one")
+    diff = [k for k in TARGET_KEYS if setting(meta, k) != setting(settings, k)]
+    if diff or config.output_dim != dim:
+        raise InputError(
+            f"--init-from {p}: trained on other teacher vectors than the data "
+            f"({', '.join(diff) or 'dimension'} differ)"
+        )
+    model = BiLSTMStudent(config)
+    model.load_state_dict(load_file(str(p / "model.safetensors")))
+    return model, vocab
+
+
 class Trainer:
     def __init__(
         self,
@@ -238,6 +263,17 @@ class Trainer:
             raise StoreError(
                 f"{data_paths[0]} was made with IDF file {self.idf_source}, which is gone or "
                 "has changed since; the model needs the same weights: rerun teacher-embed"
+            )
+        self.warm = None
+        if cfg.init_from:
+            self.warm = warm_start(cfg.init_from, self.data.settings, self.data.dim)
+            c = self.warm[0].config
+            self.cfg = cfg = replace(
+                cfg,
+                embedding_dim=c.embedding_dim,
+                hidden_size=c.hidden_size,
+                num_layers=c.num_layers,
+                init_from=str(Path(cfg.init_from).resolve()),
             )
 
     # --- state -----------------------------------------------------------------------
@@ -296,6 +332,12 @@ class Trainer:
             self.bad_evals = ckpt["bad_evals"]
             return True
         torch.manual_seed(cfg.seed)
+        if self.warm is not None:
+            self.model, self.vocab = self.warm
+            self.model.dropout.p = cfg.dropout
+            self.model.config.dropout = cfg.dropout
+            self.model.mean.copy_(torch.from_numpy(self.data.mean))
+            return self._fresh_state()
         self.vocab = build_vocab(self.data.iter_sentences(), cfg.min_count, cfg.max_vocab)
         scfg = StudentConfig(
             len(self.vocab),
@@ -315,6 +357,9 @@ class Trainer:
             if table is not None:
                 with torch.no_grad():
                     self.model.embedding.weight.copy_(torch.from_numpy(table))
+        return self._fresh_state()
+
+    def _fresh_state(self) -> bool:
         self.model.to(self.device)  # before the optimizer: its state follows
         self.opt = self._optimizer()
         self.pos = {"epoch": 0, "window": 0, "batch": 0, "step": 0}

@@ -9,7 +9,7 @@ import torch
 from conftest import tiny_train_config
 from safetensors.torch import load_file
 
-from ltd_bert.errors import ModelError
+from ltd_bert.errors import InputError, ModelError
 from ltd_bert.student import BiLSTMStudent, Student, StudentConfig, batch_tensors, build_vocab
 from ltd_bert.train import train
 
@@ -108,6 +108,37 @@ def test_resume_equals_uninterrupted(tiny_teacher_file, trained, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_init_from_continues_the_model(tiny_teacher_file, trained, tmp_path):
+    out, result = trained
+    # sizes and vocabulary come from the model, not from the config; with a learning rate
+    # of almost zero, training does not move it: the validation cosine is the model's own
+    cfg = tiny_train_config(embedding_dim=64, hidden_size=64, epochs=1, lr=1e-12)
+    cfg.init_from = str(out)
+    again = train([str(tiny_teacher_file)], tmp_path / "again", cfg)
+    meta = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert meta["student"]["embedding_dim"] == 8 and meta["student"]["hidden_size"] == 12
+    assert meta["train"]["init_from"] == str(out.resolve())
+    assert json.loads((tmp_path / "again" / "vocab.json").read_text()) == json.loads(
+        (out / "vocab.json").read_text()
+    )
+    assert again["best"]["val_cos"] == pytest.approx(result["best"]["val_cos"], abs=1e-5)
+
+
+def test_init_from_refuses_other_teacher_vectors(tiny_teacher_file, trained, tmp_path):
+    import shutil
+
+    out, _ = trained
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["prefix"] = "query: "
+    (other / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(InputError, match=r"other teacher vectors than the data \(prefix differ"):
+        train([str(tiny_teacher_file)], tmp_path / "m", tiny_train_config(init_from=str(other)))
+    with pytest.raises(InputError, match="--init-from: .*no such model folder"):
+        train([str(tiny_teacher_file)], tmp_path / "m", tiny_train_config(init_from="nope"))
 
 
 def test_model_folder_errors(trained, tmp_path):
