@@ -2,15 +2,16 @@
 # Rebuild the shipped default model from scratch: the whole recipe, resumable at every step.
 # Needs ../shared/data (the 2 M-sentence corpus and the evaluation sets). On 2 CPU cores the
 # teacher step dominates: ~60-95 sentences/s, so LIMIT=200000 is about an hour; training is
-# two stages of EPOCHS each (the second continues the first with --init-from, at a lower
-# peak learning rate), ~40 minutes each at base size. Rerun the script after an
-# interruption and every step continues where it stopped.
+# three stages (each continues the last with --init-from, at a lower peak learning rate;
+# the third after extending the teacher file to LIMIT3 lines), ~25-45 minutes each at base
+# size. Rerun the script after an interruption and every step continues where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LTD=".venv/bin/ltd"
 export LTD_WORKDIR="${LTD_WORKDIR:-repro_work}"
 DATA="${DATA:-../shared/data}"
-LIMIT="${LIMIT:-202752}"
+LIMIT="${LIMIT:-202752}"     # stages 1 and 2
+LIMIT3="${LIMIT3:-333824}"   # stage 3: the teacher file extended to this many lines
 SIZE="${SIZE:-base}"
 EPOCHS="${EPOCHS:-3}"
 E="$DATA/eval"
@@ -22,10 +23,14 @@ stage() {  # stage OUT ARGS...: train into OUT unless it is done; resume if inte
   shift
   if [ -d "$out.partial" ]; then resume=--resume; fi
   [ -f "$out/config.json" ] && [ -z "$resume" ] || \
-    $LTD train -o "$out" --epochs "$EPOCHS" --batch-size 256 --eval-every 400 "$@" $resume
+    $LTD train -o "$out" --batch-size 256 "$@" $resume
 }
-stage "$LTD_WORKDIR/model1" --size "$SIZE" --lr 3e-3
-stage "$LTD_WORKDIR/model" --init-from "$LTD_WORKDIR/model1" --lr 2e-3 --patience 4
+stage "$LTD_WORKDIR/model1" --size "$SIZE" --epochs "$EPOCHS" --lr 3e-3 --eval-every 400
+stage "$LTD_WORKDIR/model2" --init-from "$LTD_WORKDIR/model1" --epochs "$EPOCHS" --lr 2e-3 \
+  --eval-every 400 --patience 4
+$LTD teacher-embed --limit "$LIMIT3"
+stage "$LTD_WORKDIR/model" --init-from "$LTD_WORKDIR/model2" --epochs 1 --lr 1.5e-3 \
+  --eval-every 300 --patience 4
 $LTD eval fidelity
 # settings were chosen on the validation splits; the test splits are reported once
 $LTD eval "$E/STS-B/STS-B.test.data" "$E/LCQMC/LCQMC.test.data" --teacher builtin \
