@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from ltd_bert import __version__
-from ltd_bert.errors import LtdError
+from ltd_bert.errors import InputError, LtdError
 from ltd_bert.workdir import Workdir
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -375,7 +375,6 @@ def teacher_embed(
     from ltd_bert import distributed
     from ltd_bert.embed import count_lines, teacher_embed_distributed
     from ltd_bert.embed import teacher_embed as run
-    from ltd_bert.errors import InputError
     from ltd_bert.idf import load_idf
     from ltd_bert.progress import bar
     from ltd_bert.teacher import PoolingSettings, Teacher, default_prefix, set_threads
@@ -418,39 +417,24 @@ def teacher_embed(
         pbar.refresh()
 
     try:
+        job = dict(
+            teacher=tch,
+            weighter=weighter,
+            pooling=settings,
+            batch_size=batch_size,
+            chunk_size=chunk_size,
+            dtype=dtype,
+            limit=limit,
+            errors=errors,
+            overwrite=overwrite,
+            progress=progress,
+        )
         if ranks:
             # gloo even on GPUs: the ranks only wait for each other once, on a socket
             with distributed.process_group(backend="gloo"):
-                stats = teacher_embed_distributed(
-                    list(inputs),
-                    out,
-                    tch,
-                    weighter,
-                    settings,
-                    batch_size,
-                    chunk_size,
-                    dtype,
-                    limit,
-                    errors,
-                    overwrite,
-                    progress,
-                )
+                stats = teacher_embed_distributed(list(inputs), out, **job)
         else:
-            stats = run(
-                list(inputs),
-                out,
-                tch,
-                weighter,
-                settings,
-                batch_size,
-                chunk_size,
-                dtype,
-                shard,
-                limit,
-                errors,
-                overwrite,
-                progress,
-            )
+            stats = run(list(inputs), out, shard=shard, **job)
     finally:
         pbar.close()
     if not distributed.is_main():
@@ -662,8 +646,6 @@ def train(
     wd = workdir(ctx)
     paths = list(data) or [wd.require("teacher")]
     out = Path(output) if output else wd.ensure() / "model"
-    from ltd_bert.errors import InputError
-
     if init_from and (size or embedding_dim or hidden_size):
         raise InputError(
             "--init-from: the model sets the sizes; drop --size/--embedding-dim/--hidden-size"

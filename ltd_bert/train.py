@@ -33,14 +33,14 @@ import torch
 import torch.nn.functional as F
 
 from ltd_bert import __version__, distributed
-from ltd_bert.errors import InputError, StoreError
+from ltd_bert.errors import InputError, LtdError, StoreError
 from ltd_bert.store import TARGET_KEYS, TeacherFile, setting
 from ltd_bert.student import (
     BiLSTMStudent,
+    Student,
     StudentConfig,
     batch_tensors,
     build_vocab,
-    read_model_folder,
     save_model_folder,
 )
 
@@ -212,26 +212,23 @@ def teacher_embedding_init(settings: dict, vocab: list[str], dim: int) -> np.nda
 
 
 def warm_start(path: str, settings: dict[str, Any], dim: int):
-    """(model, vocab) of a float32 model folder trained on the same kind of teacher vectors,
+    """The `Student` of a float32 model folder trained on the same kind of teacher vectors,
     to continue training it (`--init-from`): more epochs, or more sentences."""
-    from safetensors.torch import load_file
-
     p = Path(path)
     try:
-        meta, config, vocab, _ = read_model_folder(p)
-    except Exception as exc:  # ModelError: missing files, bad config
+        student = Student.load(p)
+    except LtdError as exc:  # missing files, bad config, unreadable weights or IDF
         raise InputError(f"--init-from: {exc}") from None
+    meta = student.meta
     if meta.get("quantized"):
         raise InputError(f"--init-from {p}: an int8 model cannot be trained; use its float32 one")
     diff = [k for k in TARGET_KEYS if setting(meta, k) != setting(settings, k)]
-    if diff or config.output_dim != dim:
+    if diff or student.dim != dim:
         raise InputError(
             f"--init-from {p}: trained on other teacher vectors than the data "
             f"({', '.join(diff) or 'dimension'} differ)"
         )
-    model = BiLSTMStudent(config)
-    model.load_state_dict(load_file(str(p / "model.safetensors")))
-    return model, vocab
+    return student
 
 
 class Trainer:
@@ -267,7 +264,7 @@ class Trainer:
         self.warm = None
         if cfg.init_from:
             self.warm = warm_start(cfg.init_from, self.data.settings, self.data.dim)
-            c = self.warm[0].config
+            c = self.warm.model.config
             self.cfg = cfg = replace(
                 cfg,
                 embedding_dim=c.embedding_dim,
@@ -333,9 +330,9 @@ class Trainer:
             return True
         torch.manual_seed(cfg.seed)
         if self.warm is not None:
-            self.model, self.vocab = self.warm
-            self.model.dropout.p = cfg.dropout
-            self.model.config.dropout = cfg.dropout
+            self.vocab = self.warm.vocab
+            self.model = BiLSTMStudent(replace(self.warm.model.config, dropout=cfg.dropout))
+            self.model.load_state_dict(self.warm.model.state_dict())
             self.model.mean.copy_(torch.from_numpy(self.data.mean))
             return self._fresh_state()
         self.vocab = build_vocab(self.data.iter_sentences(), cfg.min_count, cfg.max_vocab)
