@@ -736,9 +736,13 @@ def resolve_model(ctx: click.Context, model: str | None) -> str:
 )
 @click.option("--normalize", is_flag=True, help="Unit-length vectors.")
 @click.option(
-    "--add-mean",
-    is_flag=True,
-    help="Add back the teacher's mean vector (vectors are centred by default).",
+    "--space",
+    type=click.Choice(["similarity", "teacher", "centred"]),
+    default="similarity",
+    show_default=True,
+    help="similarity: the best vectors to compare by cosine (the student's prediction plus "
+    "the share of the teacher's mean chosen at training time); teacher: plus the whole mean, "
+    "in the teacher's own space; centred: the prediction alone.",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None)
@@ -764,7 +768,7 @@ def encode(
     output,
     fmt,
     normalize,
-    add_mean,
+    space,
     batch_size,
     threads,
     errors,
@@ -787,7 +791,7 @@ def encode(
     else:
         student = Student.load(resolve_model(ctx, model))
     n, out = encode_file(
-        student, sentences, output, fmt, normalize, add_mean, batch_size, errors, quiet
+        student, sentences, output, fmt, normalize, space, batch_size, errors, quiet
     )
     if output:
         click.echo(f"encode: {n} vectors of dim {student.dim} → {out}", err=True)

@@ -42,16 +42,16 @@ def pick_format(output: str | None, fmt: str | None) -> str:
 
 
 def encoded_blocks(
-    student: Student, reader: LineReader, batch_size: int, normalize: bool, add_mean: bool
+    student: Student, reader: LineReader, batch_size: int, normalize: bool, space: str
 ) -> Iterator[tuple[list[str], np.ndarray]]:
     block: list[str] = []
     for _, _, line in reader:
         block.append(line)
         if len(block) == BLOCK:
-            yield block, student.encode(block, batch_size, normalize, add_mean)
+            yield block, student.encode(block, batch_size, normalize, space)
             block = []
     if block:
-        yield block, student.encode(block, batch_size, normalize, add_mean)
+        yield block, student.encode(block, batch_size, normalize, space)
 
 
 def encode_file(
@@ -60,7 +60,7 @@ def encode_file(
     output: str | None,
     fmt: str | None = None,
     normalize: bool = False,
-    add_mean: bool = False,
+    space: str = "similarity",
     batch_size: int = 256,
     errors: str = "strict",
     quiet: bool = False,
@@ -74,7 +74,7 @@ def encode_file(
     if to_stdout and fmt in ("npy", "h5"):
         raise InputError(f"--format {fmt} needs -o FILE")
     pbar = bar(total=total, unit="sent", desc="encode", quiet=quiet)
-    blocks = encoded_blocks(student, reader, batch_size, normalize, add_mean)
+    blocks = encoded_blocks(student, reader, batch_size, normalize, space)
     if to_stdout:
         n = 0
         for sents, vecs in blocks:
@@ -114,7 +114,8 @@ def encode_file(
                     {k: student.meta.get(k) for k in ("teacher", "pooling", "eps")}
                 )
                 f.attrs["normalized"] = normalize
-                f.attrs["centered"] = not add_mean
+                f.attrs["space"] = space
+                f.attrs["mean_scale"] = student.space_scale(space)
                 for sents, vecs in blocks:
                     ds.resize(n + len(sents), axis=0)
                     ss.resize(n + len(sents), axis=0)

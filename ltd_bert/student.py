@@ -32,6 +32,8 @@ from ltd_bert.errors import ModelError
 PAD, UNK = 0, 1
 FORMAT_VERSION = 1
 MODEL_FILES = ("config.json", "model.safetensors", "vocab.json", "idf.tsv.gz")
+#: what `Student.encode` returns: see its docstring
+SPACES = ("similarity", "teacher", "centred")
 
 # Size presets: (embedding_dim, hidden_size per direction). See the README's size table.
 SIZES = {"tiny": (128, 128), "small": (192, 192), "base": (256, 256), "large": (256, 384)}
@@ -186,22 +188,39 @@ class Student:
             out[idx] = self.model(ids, lengths, w).numpy()
         return out
 
+    @property
+    def mean_scale(self) -> float:
+        """How much of the mean the similarity vectors keep (calibrate.py)."""
+        from ltd_bert.calibrate import DEFAULT_SCALE
+
+        return float(self.meta.get("mean_scale", DEFAULT_SCALE))
+
+    def space_scale(self, space: str) -> float:
+        """The multiple of the mean that vectors of `space` carry."""
+        if space not in SPACES:
+            raise ValueError(f"space must be one of {', '.join(SPACES)}, not {space!r}")
+        return {"similarity": self.mean_scale, "teacher": 1.0, "centred": 0.0}[space]
+
     def encode(
         self,
         sentences: Sequence[str],
         batch_size: int = 256,
         normalize: bool = False,
-        add_mean: bool = False,
+        space: str = "similarity",
     ) -> np.ndarray:
         """Sentence vectors (N, D), in input order; an empty sentence gives zeros.
 
         The student predicts the teacher's vector minus the training mean (the common
-        direction all teacher vectors share); `add_mean=True` adds it back.
+        direction all teacher vectors share). `space`: "similarity" (default) adds the
+        share of the mean chosen at training time (`mean_scale`), the best vectors to
+        compare by cosine; "teacher" adds the whole mean (vectors in the teacher's own
+        space); "centred" adds nothing.
         """
+        scale = self.space_scale(space)
         texts, weights = self.prepare(sentences)
         vecs = self.encode_prepared(texts, weights, batch_size)
-        if add_mean:
-            vecs[[i for i, t in enumerate(texts) if t]] += self.mean
+        if scale:
+            vecs[[i for i, t in enumerate(texts) if t]] += scale * self.mean
         if normalize:
             norms = np.linalg.norm(vecs, axis=1, keepdims=True)
             vecs = vecs / np.maximum(norms, 1e-12)

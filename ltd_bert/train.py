@@ -9,6 +9,8 @@
 - The last `val_fraction` of the rows (at most `max_val`) is held out for validation.
 - AdamW, linear warm-up then linear decay, gradient clipping, best model kept on the
   validation centred cosine, early stopping after `patience` evaluations without progress.
+- At the end, the share of the mean that the similarity vectors keep (`mean_scale`) is
+  chosen on the validation rows, without labels (see calibrate.py).
 - Under torchrun (DistributedDataParallel, gloo): every rank builds the same plan of global
   batches and takes rows r, r + N, ... of each (per-rank batch = batch_size / N, so the
   global batch is unchanged); DDP averages the gradients, each rank's loss weighted by its
@@ -33,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ltd_bert import __version__, distributed
+from ltd_bert.calibrate import best_mean_scale
 from ltd_bert.errors import InputError, LtdError, StoreError
 from ltd_bert.store import TARGET_KEYS, TeacherFile, setting
 from ltd_bert.student import (
@@ -417,11 +420,11 @@ class Trainer:
 
     # --- evaluation ------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
+    def _val_predictions(self) -> tuple[torch.Tensor, np.ndarray]:
+        """The student's (centred) vectors of the validation rows, and their raw targets."""
         self.model.eval()
         n_train, n_val = split(self.data.n, self.cfg)
         sents, vecs, weights = self.data.read(n_train, n_train + n_val)
-        target = torch.from_numpy(vecs - self.data.mean)
         index = {c: i for i, c in enumerate(self.vocab)}
         preds = []
         order = np.argsort([len(s) for s in sents])
@@ -432,10 +435,15 @@ class Trainer:
             )
             dev = self.device
             preds.append((idx, self.model(ids.to(dev), lengths, w.to(dev)).cpu()))
-        pred = torch.zeros_like(target)
+        pred = torch.zeros(vecs.shape, dtype=torch.float32)
         for idx, p in preds:
             pred[torch.from_numpy(idx)] = p
         self.model.train()
+        return pred, vecs
+
+    def evaluate(self) -> dict[str, float]:
+        pred, vecs = self._val_predictions()
+        target = torch.from_numpy(vecs - self.data.mean)
         mean = torch.from_numpy(self.data.mean)
         return {
             "val_loss": float(loss_fn(pred, target, self.cfg.loss)),
@@ -592,6 +600,17 @@ class Trainer:
         best_path = self.state_dir / "best.pt"
         if best_path.is_file():
             self.model.load_state_dict(torch.load(best_path, map_location="cpu"))
+        pred, vecs = self._val_predictions()
+        scale, table = best_mean_scale(pred.numpy(), vecs, self.data.mean)
+        if table:
+            log.info(
+                "similarity vectors keep %.2f × the mean (neighbour-pair Spearman %.2f; "
+                "centred %.2f, teacher space %.2f)",
+                scale,
+                table[scale],
+                table[0.0],
+                table[1.0],
+            )
         s = self.data.settings
         meta = {
             "teacher": s.get("teacher"),
@@ -604,6 +623,8 @@ class Trainer:
             "idf_sha256": s.get("idf_sha256"),
             "max_chars": self.cfg.max_chars,
             "centered": True,
+            "mean_scale": scale,
+            "mean_scale_scores": {f"{k:.2f}": round(v, 3) for k, v in table.items()},
             "train": asdict(self.cfg),
             "train_data": self.data_paths,
             "train_rows": split(self.data.n, self.cfg)[0],

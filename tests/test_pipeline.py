@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import h5py
+import numpy as np
 from click.testing import CliRunner
 from conftest import SAMPLE_CORPUS
 
 from ltd_bert.cli import cli
+from ltd_bert.student import Student
 
 
 def invoke(*args, **kw):
@@ -60,6 +63,18 @@ def test_chain_through_workdir(tiny_bert, tmp_path):
 
     out = invoke(*ltd, "encode", corpus, "-o", w / "v.npy", "-q")
     assert "150 vectors of dim 16" in out.output
+    invoke(*ltd, "encode", corpus, "-o", w / "c.h5", "--space", "centred", "-q")
+    student = Student.load(w / "model")
+    with h5py.File(w / "c.h5", "r") as f:
+        assert f.attrs["space"] == "centred" and f.attrs["mean_scale"] == 0.0
+        centred = f["vectors"][:]
+    similarity = np.load(w / "v.npy")
+    filled = np.abs(centred).sum(1) > 0
+    np.testing.assert_allclose(
+        similarity[filled] - centred[filled],
+        np.tile(student.mean_scale * student.mean, (filled.sum(), 1)),
+        atol=1e-5,
+    )
 
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text(

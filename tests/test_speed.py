@@ -161,8 +161,8 @@ def test_onnx_equals_pytorch(student, onnx_model):
     # Through encode: sorted length batches of another size, empty line, options.
     lines = sample_lines()
     assert np.abs(onnx_student.encode(lines, batch_size=7) - student.encode(lines)).max() < 1e-4
-    a = onnx_student.encode(SENTENCES, normalize=True, add_mean=True)
-    b = student.encode(SENTENCES, normalize=True, add_mean=True)
+    a = onnx_student.encode(SENTENCES, normalize=True, space="teacher")
+    b = student.encode(SENTENCES, normalize=True, space="teacher")
     assert np.abs(a - b).max() < 1e-4 and not a[1].any()
 
 

@@ -75,6 +75,7 @@ def test_training_lowers_the_loss(trained):
     assert result["best"]["val_cos"] == max(m["val_cos"] for m in metrics)
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["student"]["output_dim"] == 16 and cfg["centered"] is True
+    assert 0.0 <= cfg["mean_scale"] <= 2.0
     assert cfg["eps"] == 1.0 and cfg["prefix"] == ""
     assert not out.with_name("model.partial").exists()
 
@@ -91,8 +92,13 @@ def test_save_load_encode_identical(trained, tmp_path):
     np.testing.assert_allclose(s.encode(sents[2:])[0], a[2], rtol=1e-5, atol=1e-6)
     n = s.encode(sents, normalize=True)
     assert np.linalg.norm(n[0]) == pytest.approx(1.0, abs=1e-5)
-    m = s.encode(sents, add_mean=True)
-    np.testing.assert_allclose(m[0] - s.mean, a[0], rtol=1e-5, atol=1e-6)
+    c = s.encode(sents, space="centred")
+    t = s.encode(sents, space="teacher")
+    np.testing.assert_allclose(t[0] - s.mean, c[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(a[0] - s.mean_scale * s.mean, c[0], rtol=1e-5, atol=1e-5)
+    assert not t[1].any() and not c[1].any()
+    with pytest.raises(ValueError, match="space must be one of"):
+        s.encode(sents, space="raw")
 
 
 def test_resume_equals_uninterrupted(tiny_teacher_file, trained, tmp_path):
