@@ -76,3 +76,11 @@ def best_mean_scale(
     pairs = neighbour_pairs(targets, neighbours, seed)
     table = {float(s): pair_fidelity(pred, targets, mean, s, pairs) for s in scales}
     return max(table, key=lambda s: (table[s], -abs(s - DEFAULT_SCALE))), table
+
+
+def config_entries(scale: float, table: dict[float, float]) -> dict:
+    """What a model's config.json records of a calibration."""
+    return {
+        "mean_scale": scale,
+        "mean_scale_scores": {f"{k:.2f}": round(v, 3) for k, v in table.items()},
+    }

@@ -886,14 +886,23 @@ def format_table(result: dict) -> str:
     "--data", type=click.Path(dir_okay=False), help="Teacher file.  [default: WORKDIR/teacher.h5]"
 )
 @click.option("-m", "--model", help="Model folder.  [default: WORKDIR/model]")
+@click.option(
+    "--calibrate",
+    is_flag=True,
+    help="Write the share of the mean these rows choose into the model's config.json "
+    "(what `ltd train` does at its end; for models made before it did).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def eval_fidelity(ctx, data, model, as_json):
+def eval_fidelity(ctx, data, model, calibrate, as_json):
     """Mean cosine between student and teacher vectors on the teacher file's validation part
-    (centred: the teacher's mean removed from both, the figure that matters)."""
+    (centred: the teacher's mean removed from both, the figure that matters), and how well
+    the similarity vectors order neighbour pairs like the teacher (Spearman × 100) at the
+    model's share of the mean and at the best one."""
     from ltd_bert.evaluate import fidelity
 
-    result = fidelity(resolve_model(ctx, model), data or workdir(ctx).require("teacher"))
+    model_dir = resolve_model(ctx, model)
+    result = fidelity(model_dir, data or workdir(ctx).require("teacher"), calibrate=calibrate)
     if as_json:
         click.echo(json.dumps(result))
         return
@@ -902,6 +911,13 @@ def eval_fidelity(ctx, data, model, as_json):
         f"centred cosine {result['centred_cosine']:.4f}, raw cosine "
         f"{result['raw_cosine']:.4f}"
     )
+    if result["best_pair_spearman"] is not None:
+        click.echo(
+            f"neighbour pairs: Spearman {result['pair_spearman']:.2f} at the model's mean "
+            f"scale {result['mean_scale']:g}, {result['best_pair_spearman']:.2f} at "
+            f"{result['best_mean_scale']:g}"
+            + (f" (written to {model_dir}/config.json)" if calibrate else "")
+        )
 
 
 # --- commands defined in their own modules ----------------------------------------------

@@ -173,7 +173,7 @@ def cluster_file(
     sentences: list[str] = []
     parts: list[np.ndarray] = []
     for sents, vecs in encoded_blocks(
-        student, LineReader([source], errors=errors), batch_size, True, False
+        student, LineReader([source], errors=errors), batch_size, True, "similarity"
     ):
         sentences += sents
         parts.append(vecs)

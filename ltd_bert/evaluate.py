@@ -205,48 +205,86 @@ def tfidf_encoder(weighter: Weighter) -> Encoder:
     return encode
 
 
-def fidelity(model_dir: str | Path, data: str | Path, batch_size: int = 256) -> dict:
-    """Mean centred cosine between student and teacher vectors on the file's validation part
-    (the tail the model was not trained on, as recorded in its config)."""
-    from ltd_bert.student import Student
+def held_out(student, data: str | Path, batch_size: int = 256, name: str = "the model"):
+    """The student's centred vectors and the teacher's raw vectors of the teacher file's
+    held-out rows (the tail the model was not trained on, as recorded in its config), and
+    the first such row."""
+    from ltd_bert.store import TARGET_KEYS, setting
     from ltd_bert.train import Data, TrainConfig, split
 
-    student = Student.load(model_dir)
     d = Data([str(data)])
     try:
         if d.dim != student.dim:
             raise InputError(f"{data}: vectors of dimension {d.dim}, the model gives {student.dim}")
-        from ltd_bert.store import TARGET_KEYS, setting
-
         for k in TARGET_KEYS:  # other teacher, IDF or eps: other targets, a meaningless score
             ours, theirs = setting(student.meta, k), setting(d.settings, k)
             if ours is not None and theirs is not None and ours != theirs:
                 raise StoreError(
-                    f"{data} was made with other settings than model {model_dir} ({k}: "
+                    f"{data} was made with other settings than {name} ({k}: "
                     f"{theirs!r}, the model's: {ours!r}); use the teacher file it was trained on"
                 )
-        cfg = TrainConfig(
-            **{
-                k: v
-                for k, v in student.meta.get("train", {}).items()
-                if k in TrainConfig.__dataclass_fields__
-            }
-        )
+        fields = TrainConfig.__dataclass_fields__
+        cfg = TrainConfig(**{k: v for k, v in student.meta.get("train", {}).items() if k in fields})
         n_train, n_val = split(d.n, cfg)
         if n_val == 0:
             n_train, n_val = 0, d.n
         sents, vecs, weights = d.read(n_train, n_train + n_val)
-        pred = student.encode_prepared(sents, weights, batch_size)
-        centred = cosines(pred, vecs - student.mean)
-        raw = cosines(pred + student.mean, vecs)
-        return {
-            "rows": len(sents),
-            "centred_cosine": float(centred.mean()),
-            "raw_cosine": float(raw.mean()),
-            "start_row": n_train,
-        }
     finally:
         d.close()
+    return student.encode_prepared(sents, weights, batch_size), vecs, n_train
+
+
+def fidelity(
+    model_dir: str | Path, data: str | Path, batch_size: int = 256, calibrate: bool = False
+) -> dict:
+    """Mean centred cosine between student and teacher vectors on the file's held-out rows,
+    and the share of the mean the similarity vectors keep (calibrate.py): the model's and
+    the one these rows choose, which `calibrate=True` writes into the model's config."""
+    from ltd_bert.calibrate import best_mean_scale
+    from ltd_bert.student import Student
+
+    student = Student.load(model_dir)
+    if student.meta.get("quantized") and calibrate:
+        raise InputError(f"{model_dir}: calibrate the float32 model, then quantize it again")
+    pred, vecs, start = held_out(student, data, batch_size, f"model {model_dir}")
+    centred = cosines(pred, vecs - student.mean)
+    raw = cosines(pred + student.mean, vecs)
+    best, table = best_mean_scale(pred, vecs, student.mean)
+    result = {
+        "rows": len(vecs),
+        "centred_cosine": float(centred.mean()),
+        "raw_cosine": float(raw.mean()),
+        "start_row": start,
+        "mean_scale": student.mean_scale,
+        "best_mean_scale": best,
+        "pair_spearman": table.get(round(student.mean_scale, 2)),
+        "best_pair_spearman": table.get(best),
+    }
+    if calibrate and table:
+        write_mean_scale(Path(model_dir), best, table)
+    return result
+
+
+def write_mean_scale(model_dir: Path, scale: float, table: dict[float, float]) -> None:
+    """Set `mean_scale` in the model's config.json (a temporary file renamed into place)."""
+    import os
+
+    from ltd_bert.calibrate import config_entries
+    from ltd_bert.textio import output_tempfile
+
+    path = model_dir / "config.json"
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta.update(config_entries(scale, table))
+    fd, tmp = output_tempfile(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(meta, fh, ensure_ascii=False, indent=2)
+            fh.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def evaluate(

@@ -526,7 +526,7 @@ def predict_file(
     from ltd_bert.encode import encoded_blocks
 
     reader = LineReader([source], errors=errors)
-    for sents, vecs in encoded_blocks(classifier.student, reader, batch_size, True, False):
+    for sents, vecs in encoded_blocks(classifier.student, reader, batch_size, True, "similarity"):
         probs = classifier.probabilities(vecs)
         best = probs.argmax(1)
         for i, text in enumerate(sents):

@@ -189,7 +189,7 @@ def build_index(
             ls = f.create_dataset(
                 "line", (0,), maxshape=(None,), dtype="int64", chunks=(CHUNK_ROWS,)
             )
-            for sents, vecs in encoded_blocks(student, non_empty(), batch_size, True, False):
+            for sents, vecs in encoded_blocks(student, non_empty(), batch_size, True, "similarity"):
                 m = n + len(sents)
                 for ds in (vs, ss, ls):
                     ds.resize(m, axis=0)

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ltd_bert import __version__, distributed
-from ltd_bert.calibrate import best_mean_scale
+from ltd_bert.calibrate import best_mean_scale, config_entries
 from ltd_bert.errors import InputError, LtdError, StoreError
 from ltd_bert.store import TARGET_KEYS, TeacherFile, setting
 from ltd_bert.student import (
@@ -623,8 +623,7 @@ class Trainer:
             "idf_sha256": s.get("idf_sha256"),
             "max_chars": self.cfg.max_chars,
             "centered": True,
-            "mean_scale": scale,
-            "mean_scale_scores": {f"{k:.2f}": round(v, 3) for k, v in table.items()},
+            **config_entries(scale, table),
             "train": asdict(self.cfg),
             "train_data": self.data_paths,
             "train_rows": split(self.data.n, self.cfg)[0],

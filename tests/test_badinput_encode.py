@@ -371,6 +371,21 @@ def test_eval_fidelity_on_its_own_file(model, teacher_file):
     assert -1 <= json.loads(result.output)["centred_cosine"] <= 1
 
 
+def test_eval_fidelity_calibrate_writes_the_mean_scale(model, teacher_file, tmp_path, monkeypatch):
+    from ltd_bert import calibrate
+
+    copy = tmp_path / "m"
+    shutil.copytree(model, copy)
+    monkeypatch.setattr(calibrate, "MIN_ROWS", 2)  # the fixture file holds only a few rows
+    result = run("eval", "fidelity", "--data", teacher_file, "-m", copy, "--calibrate")
+    assert result.exit_code == 0, result.output
+    assert "neighbour pairs: Spearman" in result.output and "written to" in result.output
+    meta = json.loads((copy / "config.json").read_text(encoding="utf-8"))
+    assert len(meta["mean_scale_scores"]) == len(calibrate.SCALES)
+    assert Student.load(copy).mean_scale == meta["mean_scale"]
+    assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in model.iterdir())
+
+
 def test_search_with_a_model_or_index_that_does_not_fit(model, model8, teacher_file, tmp_path):
     src = write(tmp_path / "c.txt", CLEAN)
     index = tmp_path / "i.h5"
