@@ -1,25 +1,46 @@
-"""Progress bars on stderr: on when stderr is a terminal, off with --quiet."""
+"""Progress on stderr: a bar on a terminal; on anything else (a log file under nohup, a pipe)
+one plain line every `LOG_INTERVAL` seconds once a job has run that long; off with --quiet."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from tqdm.auto import tqdm
 
+LOG_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+#: seconds between progress lines when stderr is not a terminal (LTD_PROGRESS_INTERVAL sets it)
+LOG_INTERVAL = 60.0
 
-def progress_enabled(quiet: bool = False) -> bool:
-    return not quiet and sys.stderr.isatty()
+
+class LogLines:
+    """A stream for tqdm that turns its carriage-return redraws into one line each."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, s: str) -> None:
+        s = s.replace("\r", "").strip()
+        if s:
+            self.stream.write(s + "\n")
+            self.stream.flush()
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def bar(total=None, unit="it", desc=None, quiet=False, unit_scale=False, **kw) -> tqdm:
+    common = dict(total=total, unit=unit, desc=desc, unit_scale=unit_scale, **kw)
+    if quiet or sys.stderr.isatty():
+        return tqdm(disable=quiet, file=sys.stderr, dynamic_ncols=True, smoothing=0.1, **common)
+    interval = float(os.environ.get("LTD_PROGRESS_INTERVAL", LOG_INTERVAL))
+    # `delay`: short jobs (and tests) print nothing; long ones a line per interval
     return tqdm(
-        total=total,
-        unit=unit,
-        desc=desc,
-        disable=not progress_enabled(quiet),
-        file=sys.stderr,
-        unit_scale=unit_scale,
-        dynamic_ncols=True,
+        file=LogLines(sys.stderr),
+        mininterval=interval,
+        maxinterval=max(interval, 10.0),
+        delay=interval,
+        bar_format=LOG_FORMAT,
         smoothing=0.1,
-        **kw,
+        **common,
     )
