@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 from tqdm.auto import tqdm
 
@@ -29,13 +30,30 @@ class LogLines:
         self.stream.flush()
 
 
+class LogBar(tqdm):
+    """tqdm whose redraws (`set_postfix` forces one per call) come at most once per interval."""
+
+    def __init__(self, *args, interval: float, **kw):
+        self._interval = interval
+        self._logged = time.monotonic()
+        super().__init__(*args, **kw)
+
+    def refresh(self, *args, **kw):
+        now = time.monotonic()
+        if self._interval and now - self._logged < self._interval:
+            return False
+        self._logged = now
+        return super().refresh(*args, **kw)
+
+
 def bar(total=None, unit="it", desc=None, quiet=False, unit_scale=False, **kw) -> tqdm:
     common = dict(total=total, unit=unit, desc=desc, unit_scale=unit_scale, **kw)
     if quiet or sys.stderr.isatty():
         return tqdm(disable=quiet, file=sys.stderr, dynamic_ncols=True, smoothing=0.1, **common)
     interval = float(os.environ.get("LTD_PROGRESS_INTERVAL", LOG_INTERVAL))
     # `delay`: short jobs (and tests) print nothing; long ones a line per interval
-    return tqdm(
+    return LogBar(
+        interval=interval,
         file=LogLines(sys.stderr),
         mininterval=interval,
         maxinterval=max(interval, 10.0),

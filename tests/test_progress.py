@@ -34,3 +34,15 @@ def test_short_job_prints_nothing(monkeypatch):
 
 def test_quiet_prints_nothing(monkeypatch):
     assert run_bar(monkeypatch, "0", total=3, quiet=True) == ""
+
+
+def test_postfix_does_not_force_lines(monkeypatch):
+    buf = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", buf)
+    monkeypatch.setenv("LTD_PROGRESS_INTERVAL", "60")
+    b = progress.bar(unit="step", desc="train")
+    for i in range(50):
+        b.update(1)
+        b.set_postfix(loss=i)
+    b.close()
+    assert buf.getvalue() == ""
