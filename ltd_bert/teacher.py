@@ -27,6 +27,32 @@ POOLINGS = ("idf", "mean", "cls")
 KNOWN_PREFIXES = {"e5": "query: "}
 
 
+#: the configuration fields that decide what the encoder computes. The hash of the teacher's
+#: configuration is taken over these alone: `to_dict()` also carries the transformers version
+#: and defaults that come and go between releases, which made the same teacher look like
+#: another one after an upgrade.
+ARCH_KEYS = (
+    "model_type",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "vocab_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "hidden_act",
+    "layer_norm_eps",
+    "pad_token_id",
+)
+
+
+def config_hash(config: dict) -> str:
+    """A short hash of the teacher configuration that does not change with the transformers
+    version (see `ARCH_KEYS`)."""
+    arch = {k: config[k] for k in ARCH_KEYS if config.get(k) is not None}
+    return hashlib.sha256(json.dumps(arch, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def default_prefix(teacher_id: str) -> str:
     name = teacher_id.lower().rstrip("/").rsplit("/", 1)[-1]
     for key, prefix in KNOWN_PREFIXES.items():
@@ -92,9 +118,7 @@ class Teacher:
         if torch_dtype is not None:
             model = model.to(torch_dtype)
         self.model = model.to(self.device).eval()
-        self.config_hash = hashlib.sha256(
-            json.dumps(self.model.config.to_dict(), sort_keys=True, default=str).encode()
-        ).hexdigest()[:16]
+        self.config_hash = config_hash(self.model.config.to_dict())
         self.dim = int(self.model.config.hidden_size)
         self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 512))
 

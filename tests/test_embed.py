@@ -189,3 +189,14 @@ def test_bad_inputs(teacher, weighter, tmp_path):
     bad.write_bytes(b"not hdf5 at all")
     with pytest.raises(StoreError, match="not a readable HDF5 file"):
         TeacherFile(bad)
+
+
+def test_teacher_config_hash_ignores_version_noise():
+    from ltd_bert.teacher import config_hash
+
+    base = {"model_type": "bert", "hidden_size": 384, "num_hidden_layers": 12, "vocab_size": 9}
+    noisy = {**base, "transformers_version": "5.24.0", "dtype": "float32", "use_cache": True}
+    assert config_hash(noisy) == config_hash(base)
+    assert config_hash({**base, "transformers_version": "4.40.0"}) == config_hash(base)
+    assert config_hash({**base, "hidden_size": 768}) != config_hash(base)
+    assert len(config_hash(base)) == 16
