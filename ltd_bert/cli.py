@@ -413,7 +413,7 @@ def teacher_embed(
 
     def progress(lines, stats):
         pbar.n = lines + stats.resumed_from
-        pbar.set_postfix(rows=stats.rows or None, truncated=stats.truncated, refresh=False)
+        pbar.set_postfix(truncated=stats.truncated, refresh=False)
         pbar.refresh()
 
     try:
@@ -451,8 +451,8 @@ def teacher_embed(
         f"teacher-embed: {stats.rows} vectors ({tch.id}, {settings.pooling} pooling, dim "
         f"{tch.dim}) from {stats.lines} lines{resumed}; {stats.empty} empty lines skipped, "
         f"{stats.truncated} truncated to {min(max_length, tch.max_positions)} tokens"
-        f"{f', {stats.bad_lines} undecodable' if stats.bad_lines else ''}; "
-        f"{rate:,.1f} lines/s{parts} → {out}",
+        f"{f', {stats.bad_lines} undecodable' if stats.bad_lines else ''}"
+        f"{f'; {rate:,.1f} lines/s' if new else ''}{parts} → {out}",
         err=True,
     )
 
