@@ -6,7 +6,7 @@ import sys
 from ltd_bert import progress
 
 
-def run_bar(monkeypatch, interval: str | None, **kw) -> str:
+def run_bar(monkeypatch, interval: str | None, steps=3, postfix=False, **kw) -> str:
     buf = io.StringIO()  # not a terminal
     monkeypatch.setattr(sys, "stderr", buf)
     if interval is None:
@@ -14,8 +14,10 @@ def run_bar(monkeypatch, interval: str | None, **kw) -> str:
     else:
         monkeypatch.setenv("LTD_PROGRESS_INTERVAL", interval)
     b = progress.bar(unit="line", desc="teacher-embed", **kw)
-    for _ in range(3):
+    for i in range(steps):
         b.update(1)
+        if postfix:
+            b.set_postfix(loss=i)
     b.close()
     return buf.getvalue()
 
@@ -37,12 +39,4 @@ def test_quiet_prints_nothing(monkeypatch):
 
 
 def test_postfix_does_not_force_lines(monkeypatch):
-    buf = io.StringIO()
-    monkeypatch.setattr(sys, "stderr", buf)
-    monkeypatch.setenv("LTD_PROGRESS_INTERVAL", "60")
-    b = progress.bar(unit="step", desc="train")
-    for i in range(50):
-        b.update(1)
-        b.set_postfix(loss=i)
-    b.close()
-    assert buf.getvalue() == ""
+    assert run_bar(monkeypatch, "60", steps=50, postfix=True) == ""
