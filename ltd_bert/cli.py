@@ -583,7 +583,9 @@ def teacher_show(name):
     type=click.Path(file_okay=False),
     default=None,
     help="Start from this model's weights, sizes and vocabulary (continue training it on "
-    "more epochs or more sentences of the same teacher vectors).",
+    "more epochs or more sentences of the same teacher vectors). With --size, "
+    "--embedding-dim or --hidden-size it is first widened to those sizes, giving the same "
+    "vectors (new units start silent), for more capacity without starting over.",
 )
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
@@ -646,14 +648,12 @@ def train(
     wd = workdir(ctx)
     paths = list(data) or [wd.require("teacher")]
     out = Path(output) if output else wd.ensure() / "model"
-    if init_from and (size or embedding_dim or hidden_size):
-        raise InputError(
-            "--init-from: the model sets the sizes; drop --size/--embedding-dim/--hidden-size"
-        )
-    emb, hid = SIZES[size or "base"]
+    grow = bool(init_from and (size or embedding_dim or hidden_size))
+    emb, hid = SIZES[size] if size else (0, 0) if init_from else SIZES["base"]
     cfg = TrainConfig(
         embedding_dim=embedding_dim or emb,
         hidden_size=hidden_size or hid,
+        grow=grow,
         num_layers=layers,
         dropout=dropout,
         loss=loss,

@@ -109,9 +109,15 @@ def process_group(
     joined = init(device, backend, timeout)
     try:
         yield is_initialized()
-    finally:
-        if joined:
+    except BaseException:
+        if joined:  # no barrier: the other ranks may never get there
             cleanup()
+        raise
+    if joined:
+        # all ranks leave together: one tearing gloo down while another still writes its
+        # output made that one abort at exit now and then (SIGABRT, "terminate called")
+        barrier()
+        cleanup()
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ A model folder holds everything `encode` needs:
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import os
@@ -17,7 +18,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,68 @@ class BiLSTMStudent(nn.Module):
         states = self.token_states(ids, lengths)
         pooled = torch.bmm(weights.unsqueeze(1), states).squeeze(1)  # (B, 2H)
         return self.proj(pooled) if self.proj is not None else pooled
+
+
+@torch.no_grad()
+def widen(model: BiLSTMStudent, embedding_dim: int, hidden_size: int, seed: int = 0):
+    """A copy of `model` with more embedding and LSTM units that computes the same vectors.
+
+    The new units start random but nothing reads them yet: old gates get zero weights from
+    new embedding columns and new hidden units, and the projection zero columns from new
+    units. Their gradients are not zero, so training brings them in (Net2Net-style growth,
+    to give a trained model more capacity without starting over).
+    """
+    c = model.config
+    if embedding_dim < c.embedding_dim or hidden_size < c.hidden_size:
+        raise ValueError(
+            f"can only grow a model: {c.embedding_dim}/{c.hidden_size} to "
+            f"{embedding_dim}/{hidden_size}"
+        )
+    new = BiLSTMStudent(replace(c, embedding_dim=embedding_dim, hidden_size=hidden_size))
+    g = torch.Generator().manual_seed(seed)
+    for prm in new.lstm.parameters():  # new units: PyTorch's own LSTM init, scaled down
+        prm.uniform_(-0.5 / hidden_size**0.5, 0.5 / hidden_size**0.5, generator=g)
+    e0, h0, h1 = c.embedding_dim, c.hidden_size, hidden_size
+    new.embedding.weight.normal_(0, float(model.embedding.weight.std()), generator=g)
+    new.embedding.weight[:, :e0] = model.embedding.weight
+    new.embedding.weight[PAD] = 0
+    # rows of each of the four gates (i, f, g, o) of old units, in the old and new layout
+    old_rows = torch.cat([torch.arange(k * h0, (k + 1) * h0) for k in range(4)])
+    new_rows = torch.cat([torch.arange(k * h1, k * h1 + h0) for k in range(4)])
+    # inputs of layer 0 are embedding columns; of layers above, [forward H, backward H]
+    below_old = torch.cat([torch.arange(h0), h1 + torch.arange(h0)])
+    for layer in range(c.num_layers):
+        in_old = torch.arange(e0) if layer == 0 else torch.arange(2 * h0)
+        in_new = torch.arange(e0) if layer == 0 else below_old
+        for suffix in ("", "_reverse"):
+            ih = getattr(new.lstm, f"weight_ih_l{layer}{suffix}")
+            hh = getattr(new.lstm, f"weight_hh_l{layer}{suffix}")
+            ih[new_rows] = 0.0
+            hh[new_rows] = 0.0
+            ih[new_rows[:, None], in_new] = getattr(model.lstm, f"weight_ih_l{layer}{suffix}")[
+                old_rows[:, None], in_old
+            ]
+            hh[new_rows[:, None], torch.arange(h0)] = getattr(
+                model.lstm, f"weight_hh_l{layer}{suffix}"
+            )[old_rows]
+            for b in ("bias_ih", "bias_hh"):
+                getattr(new.lstm, f"{b}_l{layer}{suffix}")[new_rows] = getattr(
+                    model.lstm, f"{b}_l{layer}{suffix}"
+                )[old_rows]
+    if new.proj is None:  # 2·hidden is the output size: no projection to hide new units
+        if (e0, h0) == (embedding_dim, hidden_size):
+            return copy.deepcopy(model)
+        raise ValueError(
+            f"cannot grow to hidden size {h1}: with 2·{h1} = {c.output_dim} outputs the "
+            "model has no projection; choose another size"
+        )
+    old_proj = model.proj.weight if model.proj is not None else torch.eye(c.output_dim, 2 * h0)
+    old_bias = model.proj.bias if model.proj is not None else torch.zeros(c.output_dim)
+    new.proj.weight.zero_()
+    new.proj.weight[:, below_old] = old_proj
+    new.proj.bias.copy_(old_bias)
+    new.mean.copy_(model.mean)
+    return new
 
 
 def build_vocab(texts: Iterable[str], min_count: int = 1, max_vocab: int | None = None):

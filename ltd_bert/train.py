@@ -45,6 +45,7 @@ from ltd_bert.student import (
     batch_tensors,
     build_vocab,
     save_model_folder,
+    widen,
 )
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class TrainConfig:
     checkpoint_every: int = 200  # steps
     init_embeddings: str = "auto"  # auto | teacher | random
     init_from: str | None = None  # a model folder whose weights (and sizes, vocab) start training
+    grow: bool = False  # with init_from: widen it to embedding_dim/hidden_size (0 = keep)
     threads: int | None = None
     device: str = "cpu"  # cpu | cuda | cuda:N | auto (CUDA when available)
 
@@ -268,10 +270,23 @@ class Trainer:
         if cfg.init_from:
             self.warm = warm_start(cfg.init_from, self.data.settings, self.data.dim)
             c = self.warm.model.config
+            emb, hid = c.embedding_dim, c.hidden_size
+            if cfg.grow:
+                emb, hid = cfg.embedding_dim or emb, cfg.hidden_size or hid
+                if emb < c.embedding_dim or hid < c.hidden_size:
+                    raise InputError(
+                        f"--init-from {cfg.init_from}: can only grow the model "
+                        f"({c.embedding_dim}/{c.hidden_size}), not shrink it to {emb}/{hid}"
+                    )
+                if 2 * hid == c.output_dim and (emb, hid) != (c.embedding_dim, c.hidden_size):
+                    raise InputError(
+                        f"--hidden-size {hid}: 2 × {hid} = {c.output_dim} outputs leaves no "
+                        "projection to grow into; choose another size"
+                    )
             self.cfg = cfg = replace(
                 cfg,
-                embedding_dim=c.embedding_dim,
-                hidden_size=c.hidden_size,
+                embedding_dim=emb,
+                hidden_size=hid,
                 num_layers=c.num_layers,
                 init_from=str(Path(cfg.init_from).resolve()),
             )
@@ -292,7 +307,8 @@ class Trainer:
             diff = [
                 k
                 for k, v in asdict(cfg).items()
-                if k not in ("threads", "device") and ckpt["train_config"].get(k) != v
+                if k not in ("threads", "device")
+                and ckpt["train_config"].get(k, TrainConfig.__dataclass_fields__[k].default) != v
             ]
             if diff or ckpt["data"] != self.data_paths:
                 raise InputError(
@@ -336,6 +352,11 @@ class Trainer:
             self.vocab = self.warm.vocab
             self.model = BiLSTMStudent(replace(self.warm.model.config, dropout=cfg.dropout))
             self.model.load_state_dict(self.warm.model.state_dict())
+            if (cfg.embedding_dim, cfg.hidden_size) != (
+                self.model.config.embedding_dim,
+                self.model.config.hidden_size,
+            ):  # the same vectors from a wider model (DDP copies rank 0's weights)
+                self.model = widen(self.model, cfg.embedding_dim, cfg.hidden_size, cfg.seed)
             self.model.mean.copy_(torch.from_numpy(self.data.mean))
             return self._fresh_state()
         self.vocab = build_vocab(self.data.iter_sentences(), cfg.min_count, cfg.max_vocab)

@@ -189,11 +189,15 @@ def test_resume_from_a_corrupt_checkpoint(teacher_file, checkpoint, tmp_path):
     assert_one_error(result, "checkpoint.pt")
 
 
-def test_init_from_with_sizes_or_without_a_model(teacher_file, tmp_path):
+def test_init_from_without_a_model_or_shrinking_it(teacher_file, tmp_path):
     nope = tmp_path / "nope"
     result = run_train("--data", teacher_file, "-o", tmp_path / "m", "--init-from", nope)
-    assert_one_error(result, "--init-from: the model sets the sizes; drop --size")
+    assert_one_error(result, f"--init-from: {nope}: no such model folder")
+    first = tmp_path / "first"
+    assert run_train("--data", teacher_file, "-o", first).exit_code == 0  # 8/8
     args = ["train", "--data", str(teacher_file), "-o", str(tmp_path / "m")]
+    result = CliRunner().invoke(cli, [*args, "--init-from", str(first), "--hidden-size", "6", "-q"])
+    assert_one_error(result, f"--init-from {first}: can only grow the model (8/8), not shrink")
     result = CliRunner().invoke(cli, [*args, "--init-from", str(nope), "-q"])
     assert_one_error(result, f"--init-from: {nope}: no such model folder")
     assert not (tmp_path / "m").exists()

@@ -10,7 +10,14 @@ from conftest import tiny_train_config
 from safetensors.torch import load_file
 
 from ltd_bert.errors import InputError, ModelError
-from ltd_bert.student import BiLSTMStudent, Student, StudentConfig, batch_tensors, build_vocab
+from ltd_bert.student import (
+    BiLSTMStudent,
+    Student,
+    StudentConfig,
+    batch_tensors,
+    build_vocab,
+    widen,
+)
 from ltd_bert.train import train
 
 
@@ -129,6 +136,43 @@ def test_init_from_continues_the_model(tiny_teacher_file, trained, tmp_path):
     assert json.loads((tmp_path / "again" / "vocab.json").read_text()) == json.loads(
         (out / "vocab.json").read_text()
     )
+    assert again["best"]["val_cos"] == pytest.approx(result["best"]["val_cos"], abs=1e-5)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_widen_keeps_the_vectors(layers):
+    torch.manual_seed(0)
+    model = BiLSTMStudent(StudentConfig(30, 8, 12, layers, 0.1, 16)).eval()
+    wide = widen(model, 11, 20, seed=1).eval()
+    assert (wide.config.embedding_dim, wide.config.hidden_size) == (11, 20)
+    ids = torch.randint(2, 30, (4, 7))
+    ids[1, 5:] = 0
+    lengths = torch.tensor([7, 5, 7, 1])
+    w = torch.rand(4, 7) * (ids > 0)
+    w = w / w.sum(1, keepdim=True)
+    torch.testing.assert_close(wide(ids, lengths, w), model(ids, lengths, w), atol=1e-6, rtol=0)
+    # the new units are live: a training step changes the output of the wide model
+    wide.train()
+    wide(ids, lengths, w).sum().backward()
+    assert wide.proj.weight.grad[:, 12:20].abs().sum() > 0
+    # a model without projection (2 × hidden = output) gets an identity one
+    bare = BiLSTMStudent(StudentConfig(30, 8, 8, 1, 0.0, 16)).eval()
+    assert bare.proj is None
+    torch.testing.assert_close(
+        widen(bare, 8, 10).eval()(ids, lengths, w), bare(ids, lengths, w), atol=1e-6, rtol=0
+    )
+    with pytest.raises(ValueError, match="can only grow"):
+        widen(model, 8, 10)
+
+
+def test_init_from_grows_the_model(tiny_teacher_file, trained, tmp_path):
+    out, result = trained
+    cfg = tiny_train_config(hidden_size=20, embedding_dim=0, epochs=1, lr=1e-12, grow=True)
+    cfg.init_from = str(out)
+    again = train([str(tiny_teacher_file)], tmp_path / "wide", cfg)
+    meta = json.loads((tmp_path / "wide" / "config.json").read_text())
+    assert meta["student"]["embedding_dim"] == 8 and meta["student"]["hidden_size"] == 20
+    # at an almost zero learning rate the wider model still gives the model's vectors
     assert again["best"]["val_cos"] == pytest.approx(result["best"]["val_cos"], abs=1e-5)
 
 
