@@ -889,8 +889,8 @@ def format_table(result: dict) -> str:
 @click.option(
     "--calibrate",
     is_flag=True,
-    help="Write the share of the mean these rows choose into the model's config.json "
-    "(what `ltd train` does at its end; for models made before it did).",
+    help="Write the whitening and share of the mean these rows choose into the model "
+    "folder (what `ltd train` does at its end; for models made before it did).",
 )
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -898,7 +898,7 @@ def eval_fidelity(ctx, data, model, calibrate, as_json):
     """Mean cosine between student and teacher vectors on the teacher file's validation part
     (centred: the teacher's mean removed from both, the figure that matters), and how well
     the similarity vectors order neighbour pairs like the teacher (Spearman × 100) at the
-    model's share of the mean and at the best one."""
+    model's whitening and share of the mean, and at the best ones."""
     from ltd_bert.evaluate import fidelity
 
     model_dir = resolve_model(ctx, model)
@@ -913,10 +913,10 @@ def eval_fidelity(ctx, data, model, calibrate, as_json):
     )
     if result["best_pair_spearman"] is not None:
         click.echo(
-            f"neighbour pairs: Spearman {result['pair_spearman']:.2f} at the model's mean "
-            f"scale {result['mean_scale']:g}, {result['best_pair_spearman']:.2f} at "
-            f"{result['best_mean_scale']:g}"
-            + (f" (written to {model_dir}/config.json)" if calibrate else "")
+            f"neighbour pairs: Spearman {result['pair_spearman']:.2f} at the model's "
+            f"whitening {result['whiten']:g} and mean scale {result['mean_scale']:g}, "
+            f"{result['best_pair_spearman']:.2f} at {result['best_whiten']:g} and "
+            f"{result['best_mean_scale']:g}" + (f" (written to {model_dir})" if calibrate else "")
         )
 
 

@@ -238,9 +238,10 @@ def fidelity(
     model_dir: str | Path, data: str | Path, batch_size: int = 256, calibrate: bool = False
 ) -> dict:
     """Mean centred cosine between student and teacher vectors on the file's held-out rows,
-    and the share of the mean the similarity vectors keep (calibrate.py): the model's and
-    the one these rows choose, which `calibrate=True` writes into the model's config."""
-    from ltd_bert.calibrate import best_mean_scale
+    and how well the similarity vectors order neighbour pairs (calibrate.py): with the
+    model's whitening and share of the mean, and with the ones these rows choose, which
+    `calibrate=True` writes into the model folder."""
+    from ltd_bert import calibrate as cal_
     from ltd_bert.student import Student
 
     student = Student.load(model_dir)
@@ -249,42 +250,41 @@ def fidelity(
     pred, vecs, start = held_out(student, data, batch_size, f"model {model_dir}")
     centred = cosines(pred, vecs - student.mean)
     raw = cosines(pred + student.mean, vecs)
-    best, table = best_mean_scale(pred, vecs, student.mean)
+    cal = cal_.calibrate(pred, vecs, student.mean)
+    whiten = float(student.meta.get("whiten", 0.0))
+    current = None
+    if cal.scores:
+        pairs = cal_.neighbour_pairs(vecs)
+        w = student.similarity_map if whiten else None
+        current = cal_.pair_fidelity(pred, vecs, student.mean, student.mean_scale, pairs, w)
     result = {
         "rows": len(vecs),
         "centred_cosine": float(centred.mean()),
         "raw_cosine": float(raw.mean()),
         "start_row": start,
         "mean_scale": student.mean_scale,
-        "best_mean_scale": best,
-        "pair_spearman": table.get(round(student.mean_scale, 2)),
-        "best_pair_spearman": table.get(best),
+        "whiten": whiten,
+        "best_mean_scale": cal.mean_scale,
+        "best_whiten": cal.whiten,
+        "pair_spearman": current,
+        "best_pair_spearman": cal.scores[cal.whiten][cal.mean_scale] if cal.scores else None,
     }
-    if calibrate and table:
-        write_mean_scale(Path(model_dir), best, table)
+    if calibrate and cal.scores:
+        write_calibration(Path(model_dir), student, cal)
     return result
 
 
-def write_mean_scale(model_dir: Path, scale: float, table: dict[float, float]) -> None:
-    """Set `mean_scale` in the model's config.json (a temporary file renamed into place)."""
-    import os
+def write_calibration(model_dir: Path, student, cal) -> None:
+    """The model folder again (atomically), with the calibration's map in the weights and
+    its choices in config.json; every other file of the folder is kept."""
+    import torch
 
-    from ltd_bert.calibrate import config_entries
-    from ltd_bert.textio import output_tempfile
+    from ltd_bert.student import MODEL_FILES
 
-    path = model_dir / "config.json"
-    meta = json.loads(path.read_text(encoding="utf-8"))
-    meta.update(config_entries(scale, table))
-    fd, tmp = output_tempfile(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(meta, fh, ensure_ascii=False, indent=2)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    student.model.similarity.copy_(torch.from_numpy(cal.map))
+    student.meta = dict(student.meta, **cal.config_entries())
+    keep = sorted(p for p in model_dir.iterdir() if p.is_file() and p.name not in MODEL_FILES)
+    student.save(model_dir, extra_files=keep)
 
 
 def evaluate(

@@ -220,11 +220,12 @@ def export_onnx(
 class _OnnxModel(nn.Module):
     """Stands in for BiLSTMStudent inside a Student: same call, onnxruntime underneath."""
 
-    def __init__(self, session, config, mean: torch.Tensor):
+    def __init__(self, session, config, mean: torch.Tensor, similarity: torch.Tensor):
         super().__init__()
         self.session = session
         self.config = config
         self.register_buffer("mean", mean.clone())
+        self.register_buffer("similarity", similarity.clone())
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor, weights: torch.Tensor):
         feed = {"ids": ids.numpy(), "lengths": lengths.numpy(), "weights": weights.numpy()}
@@ -269,7 +270,9 @@ class OnnxStudent(Student):
         if names != list(INPUTS):
             raise ModelError(f"{file}: inputs {names}, expected {list(INPUTS)} (not an ltd export)")
         student = _load_float(folder)
-        model = _OnnxModel(session, student.model.config, student.model.mean)
+        model = _OnnxModel(
+            session, student.model.config, student.model.mean, student.model.similarity
+        )
         return cls(model, student.vocab, student.weighter, student.meta)
 
     def encode_prepared(

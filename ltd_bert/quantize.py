@@ -32,9 +32,12 @@ from ltd_bert.student import (
     StudentConfig,
     read_model_folder,
     save_model_folder,
+    with_default_buffers,
 )
 
 SCHEME = "int8"
+#: 2-D tensors kept in float32: the similarity map is applied outside the network, once
+FLOAT_TENSORS = ("similarity",)
 QMAX = 127  # symmetric: -127..127, so 0 is exact and the range is the same on both sides
 
 
@@ -59,7 +62,7 @@ def quantize_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     and `NAME.scale`; everything else is kept as it is."""
     out = {}
     for name, t in state.items():
-        if t.dim() == 2 and t.is_floating_point():
+        if t.dim() == 2 and t.is_floating_point() and name not in FLOAT_TENSORS:
             out[name], out[f"{name}.scale"] = quantize_rows(t)
         else:
             out[name] = t.detach().cpu().contiguous()
@@ -117,7 +120,7 @@ def build_quantized_model(config: StudentConfig, qstate: dict[str, torch.Tensor]
     from torch.ao.quantization import quantize_dynamic
 
     model = BiLSTMStudent(config)
-    model.load_state_dict(dequantize_state(qstate))
+    model.load_state_dict(with_default_buffers(dequantize_state(qstate), config))
     model.embedding = Int8Embedding(
         qstate["embedding.weight"], qstate["embedding.weight.scale"], model.embedding.padding_idx
     )

@@ -72,6 +72,8 @@ class BiLSTMStudent(nn.Module):
         both = 2 * config.hidden_size
         self.proj = nn.Linear(both, config.output_dim) if both != config.output_dim else None
         self.register_buffer("mean", torch.zeros(config.output_dim))
+        # the similarity vectors' map (calibrate.py): W·p + mean_scale·mean
+        self.register_buffer("similarity", torch.eye(config.output_dim))
 
     def token_states(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Per-character BiLSTM outputs, forward and backward joined: (B, T, 2H)."""
@@ -152,7 +154,15 @@ def widen(model: BiLSTMStudent, embedding_dim: int, hidden_size: int, seed: int 
     new.proj.weight[:, below_old] = old_proj
     new.proj.bias.copy_(old_bias)
     new.mean.copy_(model.mean)
+    new.similarity.copy_(model.similarity)
     return new
+
+
+def with_default_buffers(state: dict[str, torch.Tensor], config: StudentConfig) -> dict:
+    """A state dict of a folder written before the similarity map existed: the identity."""
+    if "similarity" not in state:
+        state = dict(state, similarity=torch.eye(config.output_dim))
+    return state
 
 
 def build_vocab(texts: Iterable[str], min_count: int = 1, max_vocab: int | None = None):
@@ -218,7 +228,7 @@ class Student:
         model = BiLSTMStudent(config)
         try:
             state = load_file(str(p / "model.safetensors"))
-            model.load_state_dict(state)
+            model.load_state_dict(with_default_buffers(state, config))
         except Exception as exc:  # safetensors raises several kinds
             raise ModelError(f"{p}/model.safetensors: cannot load ({exc})") from None
         return cls(model, vocab, weighter, meta)
@@ -252,6 +262,11 @@ class Student:
         return out
 
     @property
+    def similarity_map(self) -> np.ndarray:
+        """The (D, D) map the similarity vectors apply to the predictions (calibrate.py)."""
+        return self.model.similarity.cpu().numpy()
+
+    @property
     def mean_scale(self) -> float:
         """How much of the mean the similarity vectors keep (calibrate.py)."""
         from ltd_bert.calibrate import DEFAULT_SCALE
@@ -274,14 +289,17 @@ class Student:
         """Sentence vectors (N, D), in input order; an empty sentence gives zeros.
 
         The student predicts the teacher's vector minus the training mean (the common
-        direction all teacher vectors share). `space`: "similarity" (default) adds the
-        share of the mean chosen at training time (`mean_scale`), the best vectors to
+        direction all teacher vectors share). `space`: "similarity" (default) applies the
+        partial whitening chosen at training time (`whiten`, the map `similarity`) and
+        adds the share of the mean chosen with it (`mean_scale`): the best vectors to
         compare by cosine; "teacher" adds the whole mean (vectors in the teacher's own
         space); "centred" adds nothing.
         """
         scale = self.space_scale(space)
         texts, weights = self.prepare(sentences)
         vecs = self.encode_prepared(texts, weights, batch_size)
+        if space == "similarity" and self.meta.get("whiten"):
+            vecs = vecs @ self.similarity_map.T
         if scale:
             vecs[[i for i, t in enumerate(texts) if t]] += scale * self.mean
         if normalize:

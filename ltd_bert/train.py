@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ltd_bert import __version__, distributed
-from ltd_bert.calibrate import best_mean_scale, config_entries
+from ltd_bert.calibrate import calibrate
 from ltd_bert.errors import InputError, LtdError, StoreError
 from ltd_bert.store import TARGET_KEYS, TeacherFile, setting
 from ltd_bert.student import (
@@ -46,6 +46,7 @@ from ltd_bert.student import (
     build_vocab,
     save_model_folder,
     widen,
+    with_default_buffers,
 )
 
 log = logging.getLogger(__name__)
@@ -338,7 +339,7 @@ class Trainer:
         if ckpt is not None:
             self.vocab = ckpt["vocab"]
             self.model = BiLSTMStudent(StudentConfig.from_dict(ckpt["student"]))
-            self.model.load_state_dict(ckpt["model"])
+            self.model.load_state_dict(with_default_buffers(ckpt["model"], self.model.config))
             self.model.to(self.device)  # before the optimizer: its state follows
             self.opt = self._optimizer()
             self.opt.load_state_dict(ckpt["optimizer"])
@@ -620,17 +621,22 @@ class Trainer:
     def _save_model(self) -> None:
         best_path = self.state_dir / "best.pt"
         if best_path.is_file():
-            self.model.load_state_dict(torch.load(best_path, map_location="cpu"))
+            state = torch.load(best_path, map_location="cpu")
+            self.model.load_state_dict(with_default_buffers(state, self.model.config))
         pred, vecs = self._val_predictions()
-        scale, table = best_mean_scale(pred.numpy(), vecs, self.data.mean)
-        if table:
+        cal = calibrate(pred.numpy(), vecs, self.data.mean)
+        self.model.similarity.copy_(torch.from_numpy(cal.map))
+        if cal.scores:
+            plain = cal.scores[0.0]
             log.info(
-                "similarity vectors keep %.2f × the mean (neighbour-pair Spearman %.2f; "
-                "centred %.2f, teacher space %.2f)",
-                scale,
-                table[scale],
-                table[0.0],
-                table[1.0],
+                "similarity vectors: whitening %.2f, %.2f × the mean (neighbour-pair "
+                "Spearman %.2f; no whitening %.2f, centred %.2f, teacher space %.2f)",
+                cal.whiten,
+                cal.mean_scale,
+                cal.scores[cal.whiten][cal.mean_scale],
+                max(plain.values()),
+                plain[0.0],
+                plain[1.0],
             )
         s = self.data.settings
         meta = {
@@ -644,7 +650,7 @@ class Trainer:
             "idf_sha256": s.get("idf_sha256"),
             "max_chars": self.cfg.max_chars,
             "centered": True,
-            **config_entries(scale, table),
+            **cal.config_entries(),
             "train": asdict(self.cfg),
             "train_data": self.data_paths,
             "train_rows": split(self.data.n, self.cfg)[0],

@@ -382,7 +382,10 @@ def test_eval_fidelity_calibrate_writes_the_mean_scale(model, teacher_file, tmp_
     assert "neighbour pairs: Spearman" in result.output and "written to" in result.output
     meta = json.loads((copy / "config.json").read_text(encoding="utf-8"))
     assert len(meta["mean_scale_scores"]) == len(calibrate.SCALES)
-    assert Student.load(copy).mean_scale == meta["mean_scale"]
+    assert len(meta["whiten_scores"]) == len(calibrate.ALPHAS)
+    loaded = Student.load(copy)
+    assert loaded.mean_scale == meta["mean_scale"]
+    assert (loaded.similarity_map != np.eye(loaded.dim)).any() == (meta["whiten"] > 0)
     assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in model.iterdir())
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import h5py
 import numpy as np
@@ -106,6 +107,36 @@ def test_save_load_encode_identical(trained, tmp_path):
     assert not t[1].any() and not c[1].any()
     with pytest.raises(ValueError, match="space must be one of"):
         s.encode(sents, space="raw")
+
+
+def test_similarity_map_applies_saves_and_defaults(trained, tmp_path):
+    from safetensors.torch import save_file
+
+    from ltd_bert.quantize import load_quantized, quantize_model
+
+    out, _ = trained
+    s = Student.load(out)
+    sents = ["今天天气很好", "", "我们去公园散步吧。"]
+    c = s.encode(sents, space="centred")
+    w = torch.linspace(0.5, 1.5, 16).diag()  # rescale each dimension
+    s.model.similarity.copy_(w)
+    s.meta = dict(s.meta, whiten=0.2, mean_scale=0.5)
+    v = s.encode(sents)
+    np.testing.assert_allclose(v[0], c[0] @ w.numpy().T + 0.5 * s.mean, rtol=1e-5, atol=1e-6)
+    assert not v[1].any()  # an empty sentence still gives zeros
+    np.testing.assert_array_equal(s.encode(sents, space="centred"), c)  # other spaces: no map
+    s.save(tmp_path / "w")
+    np.testing.assert_array_equal(Student.load(tmp_path / "w").encode(sents), v)
+    # int8 keeps the map in float32
+    quantize_model(tmp_path / "w", tmp_path / "q")
+    np.testing.assert_array_equal(load_quantized(tmp_path / "q").similarity_map, w.numpy())
+    # a folder from before the map existed loads with the identity
+    state = load_file(str(out / "model.safetensors"))
+    state.pop("similarity", None)
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    save_file(state, str(old / "model.safetensors"))
+    np.testing.assert_array_equal(Student.load(old).similarity_map, np.eye(16))
 
 
 def test_resume_equals_uninterrupted(tiny_teacher_file, trained, tmp_path):
