@@ -77,17 +77,24 @@ def pair_fidelity(
     return 100 * spearman(cosines(v[i], v[j]), cosines(targets[i], targets[j]))
 
 
-def whitening(pred: np.ndarray, alpha: float) -> np.ndarray:
+def principal_axes(pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The variances of `pred` along its principal axes relative to their mean, and the
+    axes (columns)."""
+    lam, u = np.linalg.eigh(np.cov(pred.astype(np.float64), rowvar=False))
+    lam = np.maximum(lam, 1e-12 * max(lam.max(), 1e-30))
+    return lam / lam.mean(), u
+
+
+def whitening(pred: np.ndarray, alpha: float, axes=None) -> np.ndarray:
     """The (D, D) symmetric map that rescales the principal axes of `pred` by
     `(λ / mean λ)^(-α/2)`: α = 0 is the identity, α = 1 full whitening (to the mean
-    variance, so vectors keep their overall size)."""
+    variance, so vectors keep their overall size). `axes`: `principal_axes(pred)`, when
+    already computed."""
     d = pred.shape[1]
     if alpha == 0 or len(pred) < 2:
         return np.eye(d, dtype=np.float32)
-    lam, u = np.linalg.eigh(np.cov(pred.astype(np.float64), rowvar=False))
-    lam = np.maximum(lam, 1e-12 * max(lam.max(), 1e-30))
-    f = (lam / lam.mean()) ** (-alpha / 2)
-    return ((u * f) @ u.T).astype(np.float32)
+    rel, u = principal_axes(pred) if axes is None else axes
+    return ((u * rel ** (-alpha / 2)) @ u.T).astype(np.float32)
 
 
 @dataclass
@@ -99,6 +106,12 @@ class Calibration:
     whiten: float
     map: np.ndarray
     scores: dict[float, dict[float, float]] = field(default_factory=dict)
+    pairs: tuple[np.ndarray, np.ndarray] | None = None  # the neighbour pairs scored
+
+    @property
+    def score(self) -> float | None:
+        """The neighbour-pair Spearman of the choice (None with too few rows)."""
+        return self.scores[self.whiten][self.mean_scale] if self.scores else None
 
     def config_entries(self) -> dict:
         """What a model's config.json records of it (the map goes with the weights)."""
@@ -130,9 +143,10 @@ def calibrate(
     if len(pred) < MIN_ROWS:
         return Calibration(DEFAULT_SCALE, 0.0, np.eye(d, dtype=np.float32))
     pairs = neighbour_pairs(targets, neighbours, seed)
+    axes = principal_axes(pred) if len(pred) > 1 else None
     scores, maps = {}, {}
     for a in alphas:
-        maps[float(a)] = w = whitening(pred, float(a))
+        maps[float(a)] = w = whitening(pred, float(a), axes)
         scores[float(a)] = {
             float(s): pair_fidelity(pred, targets, mean, s, pairs, w) for s in scales
         }
@@ -140,7 +154,7 @@ def calibrate(
         ((a, s) for a, t in scores.items() for s in t),
         key=lambda k: (scores[k[0]][k[1]], -k[0], -abs(k[1] - DEFAULT_SCALE)),
     )
-    return Calibration(best[1], best[0], maps[best[0]], scores)
+    return Calibration(best[1], best[0], maps[best[0]], scores, pairs)
 
 
 def best_mean_scale(

@@ -253,10 +253,9 @@ def fidelity(
     cal = cal_.calibrate(pred, vecs, student.mean)
     whiten = float(student.meta.get("whiten", 0.0))
     current = None
-    if cal.scores:
-        pairs = cal_.neighbour_pairs(vecs)
+    if cal.pairs is not None:  # the model's own choice, on the pairs the calibration scored
         w = student.similarity_map if whiten else None
-        current = cal_.pair_fidelity(pred, vecs, student.mean, student.mean_scale, pairs, w)
+        current = cal_.pair_fidelity(pred, vecs, student.mean, student.mean_scale, cal.pairs, w)
     result = {
         "rows": len(vecs),
         "centred_cosine": float(centred.mean()),
@@ -267,7 +266,7 @@ def fidelity(
         "best_mean_scale": cal.mean_scale,
         "best_whiten": cal.whiten,
         "pair_spearman": current,
-        "best_pair_spearman": cal.scores[cal.whiten][cal.mean_scale] if cal.scores else None,
+        "best_pair_spearman": cal.score,
     }
     if calibrate and cal.scores:
         write_calibration(Path(model_dir), student, cal)

@@ -105,11 +105,11 @@ def widen(model: BiLSTMStudent, embedding_dim: int, hidden_size: int, seed: int 
     to give a trained model more capacity without starting over).
     """
     c = model.config
-    if embedding_dim < c.embedding_dim or hidden_size < c.hidden_size:
-        raise ValueError(
-            f"can only grow a model: {c.embedding_dim}/{c.hidden_size} to "
-            f"{embedding_dim}/{hidden_size}"
-        )
+    problem = growth_problem(c, embedding_dim, hidden_size)
+    if problem:
+        raise ValueError(problem)
+    if (embedding_dim, hidden_size) == (c.embedding_dim, c.hidden_size):
+        return copy.deepcopy(model)
     new = BiLSTMStudent(replace(c, embedding_dim=embedding_dim, hidden_size=hidden_size))
     g = torch.Generator().manual_seed(seed)
     for prm in new.lstm.parameters():  # new units: PyTorch's own LSTM init, scaled down
@@ -141,13 +141,6 @@ def widen(model: BiLSTMStudent, embedding_dim: int, hidden_size: int, seed: int 
                 getattr(new.lstm, f"{b}_l{layer}{suffix}")[new_rows] = getattr(
                     model.lstm, f"{b}_l{layer}{suffix}"
                 )[old_rows]
-    if new.proj is None:  # 2·hidden is the output size: no projection to hide new units
-        if (e0, h0) == (embedding_dim, hidden_size):
-            return copy.deepcopy(model)
-        raise ValueError(
-            f"cannot grow to hidden size {h1}: with 2·{h1} = {c.output_dim} outputs the "
-            "model has no projection; choose another size"
-        )
     old_proj = model.proj.weight if model.proj is not None else torch.eye(c.output_dim, 2 * h0)
     old_bias = model.proj.bias if model.proj is not None else torch.zeros(c.output_dim)
     new.proj.weight.zero_()
@@ -156,6 +149,22 @@ def widen(model: BiLSTMStudent, embedding_dim: int, hidden_size: int, seed: int 
     new.mean.copy_(model.mean)
     new.similarity.copy_(model.similarity)
     return new
+
+
+def growth_problem(c: StudentConfig, embedding_dim: int, hidden_size: int) -> str | None:
+    """Why `widen` cannot take a model of config `c` to these sizes; None if it can."""
+    if embedding_dim < c.embedding_dim or hidden_size < c.hidden_size:
+        return (
+            f"can only grow the model ({c.embedding_dim}/{c.hidden_size}), not shrink it to "
+            f"{embedding_dim}/{hidden_size}"
+        )
+    grows = (embedding_dim, hidden_size) != (c.embedding_dim, c.hidden_size)
+    if grows and 2 * hidden_size == c.output_dim:  # no projection to hide new units behind
+        return (
+            f"hidden size {hidden_size}: 2 × {hidden_size} = {c.output_dim} outputs leaves no "
+            "projection to grow into; choose another size"
+        )
+    return None
 
 
 def with_default_buffers(state: dict[str, torch.Tensor], config: StudentConfig) -> dict:

@@ -44,6 +44,7 @@ from ltd_bert.student import (
     StudentConfig,
     batch_tensors,
     build_vocab,
+    growth_problem,
     save_model_folder,
     widen,
     with_default_buffers,
@@ -274,16 +275,9 @@ class Trainer:
             emb, hid = c.embedding_dim, c.hidden_size
             if cfg.grow:
                 emb, hid = cfg.embedding_dim or emb, cfg.hidden_size or hid
-                if emb < c.embedding_dim or hid < c.hidden_size:
-                    raise InputError(
-                        f"--init-from {cfg.init_from}: can only grow the model "
-                        f"({c.embedding_dim}/{c.hidden_size}), not shrink it to {emb}/{hid}"
-                    )
-                if 2 * hid == c.output_dim and (emb, hid) != (c.embedding_dim, c.hidden_size):
-                    raise InputError(
-                        f"--hidden-size {hid}: 2 × {hid} = {c.output_dim} outputs leaves no "
-                        "projection to grow into; choose another size"
-                    )
+                problem = growth_problem(c, emb, hid)
+                if problem:  # refused before any training, not when widening
+                    raise InputError(f"--init-from {cfg.init_from}: {problem}")
             self.cfg = cfg = replace(
                 cfg,
                 embedding_dim=emb,
@@ -633,7 +627,7 @@ class Trainer:
                 "Spearman %.2f; no whitening %.2f, centred %.2f, teacher space %.2f)",
                 cal.whiten,
                 cal.mean_scale,
-                cal.scores[cal.whiten][cal.mean_scale],
+                cal.score,
                 max(plain.values()),
                 plain[0.0],
                 plain[1.0],
