@@ -55,6 +55,15 @@ class IdfTable:
         return len(self.idf)
 
 
+def find_recorded_idf(source: str, teacher_file: str | Path) -> str:
+    """The IDF file a teacher file names: as recorded, else (a relative path recorded by an
+    older version) beside the teacher file."""
+    if source in ("", JIEBA) or Path(source).is_file() or Path(source).is_absolute():
+        return source
+    beside = Path(teacher_file).resolve().parent / source
+    return str(beside) if beside.is_file() else source
+
+
 def idf_file_sha256(path: str | Path) -> str | None:
     """The sha256 `load_idf` would record, without parsing the table (None if missing)."""
     p = jieba_idf_path() if str(path) == JIEBA else Path(path)

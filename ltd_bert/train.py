@@ -260,9 +260,10 @@ class Trainer:
             raise InputError(f"--loss must be one of {', '.join(LOSSES)}")
         if self.data.n < 2:
             raise InputError(f"{data_paths[0]}: needs at least 2 rows to train")
-        self.idf_source = self.data.settings.get("idf_source") or ""
-        from ltd_bert.idf import idf_file_sha256
+        from ltd_bert.idf import find_recorded_idf, idf_file_sha256
 
+        recorded = self.data.settings.get("idf_source") or ""
+        self.idf_source = find_recorded_idf(recorded, data_paths[0])
         if idf_file_sha256(self.idf_source) != self.data.settings.get("idf_sha256"):
             raise StoreError(
                 f"{data_paths[0]} was made with IDF file {self.idf_source}, which is gone or "

@@ -18,6 +18,7 @@ from conftest import SAMPLE_CORPUS, assert_one_error, tiny_train_config
 
 from ltd_bert import store
 from ltd_bert.cli import cli
+from ltd_bert.embed import recorded_source
 from ltd_bert.idf import idf_file_sha256, load_idf
 from ltd_bert.student import Student
 from ltd_bert.train import train
@@ -144,6 +145,23 @@ def test_idf_file_gone_or_changed(teacher_file, tiny_idf, tmp_path):
     moved = copy_with(teacher_file, tmp_path / "t.h5", idf_source=str(tmp_path / "gone.tsv"))
     result = run_train("--data", moved, "-o", tmp_path / "model")
     assert_one_error(result, "gone.tsv, which is gone or has changed since", "rerun teacher-embed")
+
+
+def test_relative_idf_path_is_found_beside_the_teacher_file(
+    teacher_file, tiny_idf, tmp_path, monkeypatch
+):
+    """Older files record the IDF path as given (`idf.tsv`): training from another folder
+    looks beside the teacher file; new files record it absolute."""
+    shutil.copyfile(tiny_idf, tmp_path / "idf.tsv")
+    old = copy_with(teacher_file, tmp_path / "t.h5", idf_source="idf.tsv")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = run_train("--data", old, "-o", tmp_path / "model")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "model" / "idf.tsv.gz").is_file()
+    assert recorded_source("idf.tsv") == str(elsewhere / "idf.tsv")
+    assert recorded_source("jieba") == "jieba"
 
 
 def test_output_where_it_cannot_go(teacher_file, tmp_path):
