@@ -254,8 +254,9 @@ def fidelity(
     whiten = float(student.meta.get("whiten", 0.0))
     current = None
     if cal.pairs is not None:  # the model's own choice, on the pairs the calibration scored
-        w = student.similarity_map if whiten else None
-        current = cal_.pair_fidelity(pred, vecs, student.mean, student.mean_scale, cal.pairs, w)
+        current = cal_.pair_fidelity(
+            pred, vecs, student.mean, student.mean_scale, cal.pairs, student.whitening_map
+        )
     result = {
         "rows": len(vecs),
         "centred_cosine": float(centred.mean()),

@@ -276,6 +276,11 @@ class Student:
         return self.model.similarity.cpu().numpy()
 
     @property
+    def whitening_map(self) -> np.ndarray | None:
+        """`similarity_map` when the model whitens (`whiten` > 0 in its config), else None."""
+        return self.similarity_map if self.meta.get("whiten") else None
+
+    @property
     def mean_scale(self) -> float:
         """How much of the mean the similarity vectors keep (calibrate.py)."""
         from ltd_bert.calibrate import DEFAULT_SCALE
@@ -307,8 +312,9 @@ class Student:
         scale = self.space_scale(space)
         texts, weights = self.prepare(sentences)
         vecs = self.encode_prepared(texts, weights, batch_size)
-        if space == "similarity" and self.meta.get("whiten"):
-            vecs = vecs @ self.similarity_map.T
+        w = self.whitening_map if space == "similarity" else None
+        if w is not None:
+            vecs = vecs @ w.T
         if scale:
             vecs[[i for i, t in enumerate(texts) if t]] += scale * self.mean
         if normalize:
