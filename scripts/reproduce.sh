@@ -2,10 +2,11 @@
 # Rebuild the shipped default model from scratch: the whole recipe, resumable at every step.
 # Needs ../shared/data (the 2 M-sentence corpus and the evaluation sets). On 2 CPU cores the
 # teacher step dominates: ~60-130 sentences/s, so LIMIT=200000 is about 30-60 minutes;
-# training is seven stages (each continues the last with --init-from: the third after
+# training is nine stages (each continues the last with --init-from: the third after
 # extending the teacher file to LIMIT3 lines; the fourth and fifth on a second teacher file
-# of the next LIMIT4 lines only; the sixth widens the model to SIZE6 first, the seventh
-# trains it once more), ~25-65 minutes each on 2 cores. Rerun the script after an
+# of the next LIMIT4 lines only; the sixth widens the model to SIZE6 first, the seventh and
+# eighth train it twice more; the ninth on a third teacher file of the next LIMIT5 lines),
+# ~25-65 minutes each on 2 cores. Rerun the script after an
 # interruption and every step continues where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,7 @@ DATA="${DATA:-../shared/data}"
 LIMIT="${LIMIT:-202752}"     # stages 1 and 2
 LIMIT3="${LIMIT3:-333824}"   # stage 3: the teacher file extended to this many lines
 LIMIT4="${LIMIT4:-491520}"   # stage 4: the next this many lines, in a file of their own
+LIMIT5="${LIMIT5:-245760}"   # stage 9: the next this many lines, in a third file
 SIZE="${SIZE:-base}"         # stages 1-5
 SIZE6="${SIZE6:-large}"      # stage 6: the model widened to this size
 EPOCHS="${EPOCHS:-3}"
@@ -49,10 +51,21 @@ stage "$LTD_WORKDIR/model5" --init-from "$LTD_WORKDIR/model4" --data "$T4" \
   --epochs 1 --lr 1e-3 --eval-every 400 --patience 4 --seed 43
 stage "$LTD_WORKDIR/model6" --init-from "$LTD_WORKDIR/model5" --data "$T4" --size "$SIZE6" \
   --epochs 1 --lr 1e-3 --eval-every 400 --patience 4 --seed 44
-# stage 7: a second epoch at the widened size
-stage "$LTD_WORKDIR/model" --init-from "$LTD_WORKDIR/model6" --data "$T4" \
+# stages 7 and 8: a second and a third epoch at the widened size
+stage "$LTD_WORKDIR/model7" --init-from "$LTD_WORKDIR/model6" --data "$T4" \
   --epochs 1 --lr 7e-4 --eval-every 400 --patience 4 --seed 45
-$LTD eval fidelity --data "$T4"
+stage "$LTD_WORKDIR/model8" --init-from "$LTD_WORKDIR/model7" --data "$T4" \
+  --epochs 1 --lr 5e-4 --eval-every 400 --patience 4 --seed 46
+# stage 9: one epoch over the next LIMIT5 lines only
+REST5="$LTD_WORKDIR/rest5.txt"
+FROM5=$((LIMIT3 + LIMIT4 + 1))
+[ -f "$REST5" ] || { sed -n "$FROM5,$((FROM5 + LIMIT5 - 1))p" "$DATA/corpus/zh_big.txt" \
+  > "$REST5.tmp" && mv "$REST5.tmp" "$REST5"; }
+$LTD teacher-embed -i "$REST5" -o "$LTD_WORKDIR/teacher5.h5" --limit "$LIMIT5"
+T5="$LTD_WORKDIR/teacher5.h5"
+stage "$LTD_WORKDIR/model" --init-from "$LTD_WORKDIR/model8" --data "$T5" \
+  --epochs 1 --lr 7e-4 --eval-every 200 --patience 4 --seed 47
+$LTD eval fidelity --data "$T5"
 # settings were chosen on the validation splits; the test splits are reported once
 $LTD eval "$E/STS-B/STS-B.test.data" "$E/LCQMC/LCQMC.test.data" --teacher builtin \
   --baselines --max-pairs 3000
