@@ -143,7 +143,7 @@ def calibrate(
     if len(pred) < MIN_ROWS:
         return Calibration(DEFAULT_SCALE, 0.0, np.eye(d, dtype=np.float32))
     pairs = neighbour_pairs(targets, neighbours, seed)
-    axes = principal_axes(pred) if len(pred) > 1 else None
+    axes = principal_axes(pred)
     scores, maps = {}, {}
     for a in alphas:
         maps[float(a)] = w = whitening(pred, float(a), axes)

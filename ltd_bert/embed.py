@@ -21,7 +21,6 @@ import torch
 
 from ltd_bert import __version__, store
 from ltd_bert.errors import InputError, StoreError
-from ltd_bert.idf import JIEBA
 from ltd_bert.teacher import PoolingSettings, Teacher
 from ltd_bert.textio import LineReader, check_output_dir, check_readable
 from ltd_bert.weights import Weighter, clean_text
@@ -121,11 +120,6 @@ def precision_of(teacher: Teacher) -> str:
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(param.dtype, "fp32")
 
 
-def recorded_source(source: str) -> str:
-    """The IDF path a teacher file records: absolute, so `ltd train` finds it from any folder."""
-    return source if source in ("", JIEBA) else os.path.abspath(source)
-
-
 def embed_settings(
     inputs: list[str],
     teacher: Teacher,
@@ -145,10 +139,7 @@ def embed_settings(
         "layer": pooling.layer,
         "prefix": pooling.prefix,
         "max_length": pooling.max_length,
-        "idf_sha256": weighter.idf.sha256,
-        "idf_source": recorded_source(weighter.idf.source),
-        "eps": weighter.eps,
-        "segmenter": weighter.segmenter,
+        **weighter.settings(),
         "dim": teacher.dim,
         "dtype": dtype,
         "precision": precision_of(teacher),

@@ -116,7 +116,7 @@ def encode_file(
                 f.attrs["normalized"] = normalize
                 f.attrs["space"] = space
                 f.attrs["mean_scale"] = student.space_scale(space)
-                f.attrs["whiten"] = float(student.meta.get("whiten", 0.0)) * (space == "similarity")
+                f.attrs["whiten"] = student.whiten * (space == "similarity")
                 for sents, vecs in blocks:
                     ds.resize(n + len(sents), axis=0)
                     ss.resize(n + len(sents), axis=0)

@@ -251,7 +251,6 @@ def fidelity(
     centred = cosines(pred, vecs - student.mean)
     raw = cosines(pred + student.mean, vecs)
     cal = cal_.calibrate(pred, vecs, student.mean)
-    whiten = float(student.meta.get("whiten", 0.0))
     current = None
     if cal.pairs is not None:  # the model's own choice, on the pairs the calibration scored
         current = cal_.pair_fidelity(
@@ -263,7 +262,7 @@ def fidelity(
         "raw_cosine": float(raw.mean()),
         "start_row": start,
         "mean_scale": student.mean_scale,
-        "whiten": whiten,
+        "whiten": student.whiten,
         "best_mean_scale": cal.mean_scale,
         "best_whiten": cal.whiten,
         "pair_spearman": current,

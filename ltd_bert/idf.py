@@ -55,6 +55,11 @@ class IdfTable:
         return len(self.idf)
 
 
+def recorded_source(source: str) -> str:
+    """The IDF path a teacher file records: absolute, so `ltd train` finds it from any folder."""
+    return source if source in ("", JIEBA) else os.path.abspath(source)
+
+
 def find_recorded_idf(source: str, teacher_file: str | Path) -> str:
     """The IDF file a teacher file names: as recorded, else (a relative path recorded by an
     older version) beside the teacher file."""

@@ -278,7 +278,12 @@ class Student:
     @property
     def whitening_map(self) -> np.ndarray | None:
         """`similarity_map` when the model whitens (`whiten` > 0 in its config), else None."""
-        return self.similarity_map if self.meta.get("whiten") else None
+        return self.similarity_map if self.whiten else None
+
+    @property
+    def whiten(self) -> float:
+        """The whitening strength α of the similarity vectors (0: none; calibrate.py)."""
+        return float(self.meta.get("whiten", 0.0))
 
     @property
     def mean_scale(self) -> float:

@@ -215,10 +215,13 @@ class Weighter:
         return text, self.char_weights(text)
 
     def settings(self) -> dict:
+        """What a teacher file records of the weights (the IDF path absolute)."""
+        from ltd_bert.idf import recorded_source
+
         return {
             "eps": self.eps,
             "idf_sha256": self.idf.sha256,
-            "idf_source": self.idf.source,
+            "idf_source": recorded_source(self.idf.source),
             "segmenter": self.segmenter,
         }
 

@@ -18,8 +18,7 @@ from conftest import SAMPLE_CORPUS, assert_one_error, tiny_train_config
 
 from ltd_bert import store
 from ltd_bert.cli import cli
-from ltd_bert.embed import recorded_source
-from ltd_bert.idf import idf_file_sha256, load_idf
+from ltd_bert.idf import idf_file_sha256, load_idf, recorded_source
 from ltd_bert.student import Student
 from ltd_bert.train import train
 from ltd_bert.weights import Weighter
