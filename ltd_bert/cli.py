@@ -294,7 +294,16 @@ def resolve_idf(ctx: click.Context, idf_path: str | None) -> str:
     type=click.IntRange(min=8),
     default=256,
     show_default=True,
-    help="Longer sentences are truncated (counted and reported).",
+    help="The teacher's window in tokens (prefix and special tokens included).",
+)
+@click.option(
+    "--long-texts",
+    "long_texts",
+    type=click.Choice(["windows", "truncate"]),
+    default="windows",
+    show_default=True,
+    help="A text over --max-length tokens: pooled over successive windows, combined by "
+    "their IDF weight (the vector covers the whole text), or truncated (counted and reported).",
 )
 @click.option(
     "--chunk-size",
@@ -353,6 +362,7 @@ def teacher_embed(
     segmenter,
     batch_size,
     max_length,
+    long_texts,
     chunk_size,
     limit,
     shard,
@@ -404,7 +414,7 @@ def teacher_embed(
     weighter = Weighter(load_idf(idf_path), eps, segmenter=segmenter)
     tch = Teacher(teacher, device=device, dtype=None if precision == "fp32" else precision)
     settings = PoolingSettings(
-        pooling, layer, default_prefix(tch.id) if prefix is None else prefix, max_length
+        pooling, layer, default_prefix(tch.id) if prefix is None else prefix, max_length, long_texts
     )
     total = count_lines(list(inputs))
     if total is not None and limit is not None:

@@ -41,7 +41,7 @@ TARGET_KEYS = (
     "segmenter",
 )
 # Values of keys that files written before the key existed do not have.
-SETTING_DEFAULTS = {"segmenter": "jieba", "precision": "fp32"}
+SETTING_DEFAULTS = {"segmenter": "jieba", "precision": "fp32", "long": "truncate"}
 
 
 def setting(settings: dict[str, Any], key: str) -> Any:

@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 
 BUILTIN = "builtin"
 POOLINGS = ("idf", "mean", "cls")
+#: what a text longer than the teacher's window becomes: `windows` pools it over successive
+#: windows and combines them (the vector covers the whole text), `truncate` cuts it.
+LONG_TEXTS = ("windows", "truncate")
+#: where a window prefers to end: after the last sentence end in its second half.
+_SENTENCE_ENDS = frozenset("。！？!?；;…\n")
 
 # Instruction prefixes of known teachers, matched on the teacher id (lower case).
 KNOWN_PREFIXES = {"e5": "query: "}
@@ -90,6 +95,7 @@ class PoolingSettings:
     layer: int = -1
     prefix: str = ""
     max_length: int = 256
+    long: str = "windows"  # one of LONG_TEXTS
 
 
 class Teacher:
@@ -132,7 +138,6 @@ class Teacher:
         vecs, truncated = self.embed_poolings(texts, char_weights, settings, [settings.pooling])
         return vecs[settings.pooling], truncated
 
-    @torch.inference_mode()
     def embed_poolings(
         self,
         texts: Sequence[str],
@@ -140,7 +145,117 @@ class Teacher:
         settings: PoolingSettings,
         poolings: Sequence[str],
     ) -> tuple[dict[str, np.ndarray], int]:
-        """One forward pass, pooled several ways: `{pooling: (B, H)}` and the truncations."""
+        """One forward pass, pooled several ways: `{pooling: (B, H)}` and the truncations.
+
+        With `settings.long == "windows"`, a text longer than `max_length` tokens is cut into
+        successive windows (ending at a sentence end where one is near); each window is
+        pooled like a sentence and the windows are combined by their share of the pooling
+        weight (for IDF pooling: the text's IDF mass each window holds), so the vector is
+        the IDF-weighted sum over every token of the whole text, each token seen in the
+        context of its window. Texts that fit are computed exactly as before.
+        """
+        if settings.long not in LONG_TEXTS:
+            raise InputError(f"long texts must be one of {', '.join(LONG_TEXTS)}")
+        spans = (
+            self.window_spans(texts, settings)
+            if settings.long == "windows"
+            else [[(0, len(t))] for t in texts]
+        )
+        if all(len(s) == 1 for s in spans):
+            vecs, _, truncated = self._forward(texts, char_weights, settings, poolings)
+            return vecs, truncated
+        # Windowed: every window is a text of its own; batches of at most len(texts) windows.
+        owner, pieces, piece_w = [], [], []
+        for i, text_spans in enumerate(spans):
+            for a, b in text_spans:
+                owner.append(i)
+                pieces.append(texts[i][a:b])
+                piece_w.append(None if char_weights is None else char_weights[i][a:b])
+        order = sorted(range(len(pieces)), key=lambda j: len(pieces[j]))
+        sums = {p: np.zeros((len(texts), self.dim), np.float64) for p in poolings}
+        mass = {p: np.zeros(len(texts), np.float64) for p in poolings}
+        truncated = 0
+        step = max(len(texts), 1)
+        for start in range(0, len(order), step):
+            idx = order[start : start + step]
+            vecs, masses, t = self._forward(
+                [pieces[j] for j in idx],
+                None if char_weights is None else [piece_w[j] for j in idx],
+                settings,
+                poolings,
+            )
+            truncated += t
+            for p in poolings:
+                for k, j in enumerate(idx):
+                    sums[p][owner[j]] += masses[p][k] * vecs[p][k]
+                    mass[p][owner[j]] += masses[p][k]
+        result = {
+            p: (sums[p] / np.maximum(mass[p], 1e-12)[:, None]).astype(np.float32) for p in poolings
+        }
+        return result, truncated
+
+    def window_spans(
+        self, texts: Sequence[str], settings: PoolingSettings
+    ) -> list[list[tuple[int, int]]]:
+        """`[(start, end), ...]` character spans per text: one span when the text fits the
+        window of `max_length` tokens (prefix and special tokens included), else successive
+        windows that fit, each ending after a sentence end in its second half if it has one."""
+        max_length = min(settings.max_length, self.max_positions)
+        prefix = settings.prefix
+        spans: list[list[tuple[int, int]]] = [[(0, len(t))] for t in texts]
+        # A token covers at least one character (two at worst, with a word-start marker), so
+        # only texts of more than half the window need counting.
+        check = [i for i, t in enumerate(texts) if 2 * (len(prefix) + len(t)) + 2 > max_length]
+        if not check:
+            return spans
+        enc = self.tokenizer(
+            [prefix + texts[i] for i in check],
+            add_special_tokens=True,
+            truncation=False,
+            return_offsets_mapping=True,
+        )
+        for k, i in enumerate(check):
+            offsets = enc["offset_mapping"][k]
+            if len(offsets) <= max_length:
+                continue
+            text = texts[i]
+            starts = [a - len(prefix) for a, b in offsets if b > len(prefix)]
+            starts = sorted({max(a, 0) for a in starts})
+            overhead = len(offsets) - len(starts)
+            budget = max(max_length - overhead - 2, 8)  # 2: a re-tokenised window may differ
+            out: list[tuple[int, int]] = []
+            a, t = 0, 0  # window start (characters), its first token
+            while t < len(starts):
+                if t + budget >= len(starts):
+                    out.append((a, len(text)))
+                    break
+                end = starts[t + budget]
+                cut = max(
+                    (
+                        c + 1
+                        for c in range(end - 1, a + (end - a) // 2, -1)
+                        if text[c] in _SENTENCE_ENDS
+                    ),
+                    default=end,
+                )
+                out.append((a, cut))
+                a = cut
+                while t < len(starts) and starts[t] < a:
+                    t += 1
+            spans[i] = [(x, y) for x, y in out if y > x]
+        return spans
+
+    @torch.inference_mode()
+    def _forward(
+        self,
+        texts: Sequence[str],
+        char_weights: Sequence[np.ndarray] | None,
+        settings: PoolingSettings,
+        poolings: Sequence[str],
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
+        """One forward pass: `{pooling: (B, H)}`, `{pooling: (B,)}` the pooling mass of each
+        text (IDF: the weight its tokens cover before renormalising; mean and CLS: its
+        token count), and how many texts were truncated."""
         prefix = settings.prefix
         full = [prefix + t for t in texts]
         max_length = min(settings.max_length, self.max_positions)
@@ -161,27 +276,32 @@ class Teacher:
             out.last_hidden_state if settings.layer == -1 else out.hidden_states[settings.layer]
         )
         hidden = hidden.float()  # (B, T, H)
-        result = {}
+        result, masses = {}, {}
+        tokens = mask.sum(1).astype(np.float64)
         for pooling in poolings:
             if pooling == "cls":
                 vec = hidden[:, 0]
+                masses[pooling] = tokens
             elif pooling == "mean":
                 m = torch.from_numpy(mask).to(hidden).unsqueeze(-1)
                 vec = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+                masses[pooling] = tokens
             elif pooling == "idf":
                 if char_weights is None:
                     raise ValueError("idf pooling needs character weights")
                 w = np.zeros(mask.shape, dtype=np.float32)
+                total = np.zeros(len(texts), dtype=np.float64)
                 for i, cw in enumerate(char_weights):
                     w[i] = token_weights(cw, offsets[i], text_start=len(prefix))
-                    total = w[i].sum()
-                    if total > 0:
-                        w[i] /= total  # renormalise after truncation
+                    total[i] = w[i].sum()
+                    if total[i] > 0:
+                        w[i] /= total[i]  # renormalise after truncation
                 vec = torch.einsum("bt,bth->bh", torch.from_numpy(w).to(hidden), hidden)
+                masses[pooling] = total
             else:
                 raise InputError(f"--pooling must be one of {', '.join(POOLINGS)}")
             result[pooling] = vec.cpu().numpy().astype(np.float32)
-        return result, truncated
+        return result, masses, truncated
 
 
 def set_threads(threads: int | None) -> None:

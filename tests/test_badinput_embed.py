@@ -91,14 +91,17 @@ def test_empty_lines_skipped_and_counted_the_rest_kept(embed, tmp_path):
     assert weights[1][2] > 0  # 😀 is content
 
 
-def test_a_line_of_100k_characters_is_truncated_and_counted(embed, tmp_path):
+@pytest.mark.parametrize("mode, truncated", [("windows", 0), ("truncate", 1)])
+def test_a_line_of_100k_characters_is_pooled_over_windows_or_truncated(
+    embed, tmp_path, mode, truncated
+):
     long = "今天天气很好我们去公园散步。" * 7200  # 100,800 characters
     src = write(tmp_path / "long.txt", [long, "短句"])
     out = tmp_path / "t.h5"
-    result = embed("-i", src, "-o", out)
+    result = embed("-i", src, "-o", out, "--long-texts", mode)
     assert result.exit_code == 0, result.output
     # the tiny teacher has 64 positions: the limit is the smaller of that and --max-length
-    assert "0 empty lines skipped, 1 truncated to 64 tokens" in result.output
+    assert f"0 empty lines skipped, {truncated} truncated to 64 tokens" in result.output
     sents, vecs, weights, _ = rows(out)
     assert sents[0] == long and len(weights[0]) == len(long)  # stored whole
     assert np.isfinite(vecs).all()

@@ -1,0 +1,72 @@
+"""Write the texts of the fidelity suite (`data/suite/*.txt`) from held-back parts of the
+shared corpora: zh_big.txt lines from 1,900,000 on and zh_docs.txt lines from 60,133 on,
+which no shipped model trains on (scripts/reproduce.sh stops before them).
+
+Usage: python scripts/make_suite.py [--shared ../shared/data/corpus] [--out data/suite]
+Deterministic: the first texts of each kind in file order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+BIG_FROM = 1_900_000  # zh_big.txt: lines before this are for training
+DOCS_FROM = 60_133  # zh_docs.txt: the last 4,000 documents are held back
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+QUESTION = re.compile(r"([？?]|[吗呢么][。！!…]*)$")
+LEGAL = re.compile(r"本法|本条例|本规定|本办法|依照|依法|人民法院|当事人|应当")
+MODERN = re.compile(r"[的了是们这那么吗呢啊吧我你他她它很要会说没]")
+POEM = re.compile(
+    r"^([\u4e00-\u9fff]{5}|[\u4e00-\u9fff]{7})[，,]([\u4e00-\u9fff]{5}|[\u4e00-\u9fff]{7})[。！？；;]"
+)
+
+# kind: (source, test, count)
+KINDS = {
+    "short": ("big", lambda t: len(t) <= 16, 600),
+    "medium": ("big", lambda t: 17 <= len(t) <= 64, 600),
+    "long_sentences": ("big", lambda t: 65 <= len(t) <= 200, 600),
+    "questions": ("big", lambda t: bool(QUESTION.search(t)), 600),
+    "legal": ("big", lambda t: bool(LEGAL.search(t)) and len(CJK.findall(t)) >= 10, 600),
+    "poetry": ("big", lambda t: bool(POEM.match(t)) and not MODERN.search(t), 600),
+    "docs_200_1000": ("docs", lambda t: 200 <= len(t) <= 1000, 500),
+    "docs_1000_4000": ("docs", lambda t: 1000 < len(t) <= 4000, 300),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", default="../shared/data/corpus")
+    ap.add_argument("--out", default="data/suite")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    picked: dict[str, list[str]] = {k: [] for k in KINDS}
+    taken: set[str] = set()
+    for source, name, start in (
+        ("big", "zh_big.txt", BIG_FROM),
+        ("docs", "zh_docs.txt", DOCS_FROM),
+    ):
+        with open(Path(args.shared) / name, encoding="utf-8") as fh:
+            for i, line in enumerate(fh):
+                if i < start:
+                    continue
+                t = line.strip()
+                if not t or t in taken:
+                    continue
+                for kind, (src, test, count) in KINDS.items():
+                    if src == source and len(picked[kind]) < count and test(t):
+                        picked[kind].append(t)
+                        taken.add(t)
+                        break
+    for kind, texts in picked.items():
+        (out / f"{kind}.txt").write_text("".join(t + "\n" for t in texts), encoding="utf-8")
+        print(
+            f"{kind}: {len(texts)} texts, mean {sum(map(len, texts)) / max(len(texts), 1):.0f} chars"
+        )
+
+
+if __name__ == "__main__":
+    main()
