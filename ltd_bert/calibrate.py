@@ -168,3 +168,56 @@ def best_mean_scale(
     """The scale alone (no whitening), and the score of every candidate."""
     c = calibrate(pred, targets, mean, scales, (0.0,), neighbours, seed)
     return c.mean_scale, c.scores.get(0.0, {})
+
+
+@dataclass
+class MixCalibration(Calibration):
+    """A calibration chosen over several kinds of text: per kind, the plain centred score
+    (the floor it must not fall under) and the chosen map's score."""
+
+    kinds: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def config_entries(self) -> dict:
+        return {**super().config_entries(), "calibration_kinds": self.kinds}
+
+
+def calibrate_mix(
+    groups: dict[str, tuple[np.ndarray, np.ndarray]],
+    mean: np.ndarray,
+    scales=SCALES,
+    alphas=ALPHAS,
+    neighbours: int = 10,
+    seed: int = 0,
+) -> MixCalibration:
+    """One whitening and share of the mean for several kinds of text (`groups`: kind →
+    (centred predictions, raw teacher vectors)): the best mean neighbour-pair score over
+    the kinds among the choices that order no kind's pairs worse than its plain centred
+    vectors (α = 0, s = 0) do. The centred vectors themselves always qualify, so a mix
+    where adding the mean hurts some kind keeps less of it, or none."""
+    pred_all = np.concatenate([p for p, _ in groups.values()])
+    d = pred_all.shape[1]
+    axes = principal_axes(pred_all)
+    pairs = {k: neighbour_pairs(t, neighbours, seed) for k, (_, t) in groups.items()}
+    maps, per_kind = {}, {}
+    for a in alphas:
+        maps[float(a)] = w = (
+            whitening(pred_all, float(a), axes) if a else np.eye(d, dtype=np.float32)
+        )
+        for s in scales:
+            per_kind[float(a), float(s)] = {
+                k: pair_fidelity(p, t, mean, float(s), pairs[k], w if a else None)
+                for k, (p, t) in groups.items()
+            }
+    floor = per_kind[0.0, 0.0]
+    scores: dict[float, dict[float, float]] = {}
+    for (a, s), by_kind in per_kind.items():
+        if all(by_kind[k] >= floor[k] for k in by_kind):
+            scores.setdefault(a, {})[s] = float(np.mean(list(by_kind.values())))
+    best = max(
+        ((a, s) for a, t in scores.items() for s in t),
+        key=lambda k: (scores[k[0]][k[1]], -k[0], -abs(k[1] - DEFAULT_SCALE)),
+    )
+    kinds = {
+        k: {"centred": round(floor[k], 3), "chosen": round(per_kind[best][k], 3)} for k in groups
+    }
+    return MixCalibration(best[1], best[0], maps[best[0]], scores, None, kinds)

@@ -932,8 +932,10 @@ def eval_fidelity(ctx, data, model, calibrate, as_json):
 
 # --- commands defined in their own modules ----------------------------------------------
 
+from ltd_bert.cli_quality import register as _register_quality  # noqa: E402
 from ltd_bert.cli_speed import register as _register_speed  # noqa: E402
 from ltd_bert.cli_tasks import register as _register_tasks  # noqa: E402
 
+_register_quality(cli)
 _register_speed(cli)
 _register_tasks(cli)

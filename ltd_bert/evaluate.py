@@ -130,6 +130,7 @@ class TeacherVectors:
                     st.prefix,
                     st.layer,
                     st.max_length,
+                    st.long,
                     self.weighter.idf.sha256 if pooling == "idf" else "",
                     self.weighter.eps,
                     getattr(self.weighter, "segmenter", "jieba"),

@@ -81,6 +81,7 @@ class TrainConfig:
     init_embeddings: str = "auto"  # auto | teacher | random
     init_from: str | None = None  # a model folder whose weights (and sizes, vocab) start training
     grow: bool = False  # with init_from: widen it to embedding_dim/hidden_size (0 = keep)
+    keep_mean: bool = False  # with init_from: keep its mean (targets centred as it learnt them)
     threads: int | None = None
     device: str = "cpu"  # cpu | cuda | cuda:N | auto (CUDA when available)
 
@@ -272,6 +273,8 @@ class Trainer:
         self.warm = None
         if cfg.init_from:
             self.warm = warm_start(cfg.init_from, self.data.settings, self.data.dim)
+            if cfg.keep_mean:  # e.g. adapting to a domain: general vectors stay where they were
+                self.data.mean = self.warm.mean.copy()
             c = self.warm.model.config
             emb, hid = c.embedding_dim, c.hidden_size
             if cfg.grow:

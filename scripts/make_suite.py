@@ -2,7 +2,11 @@
 shared corpora: zh_big.txt lines from 1,900,000 on and zh_docs.txt lines from 60,133 on,
 which no shipped model trains on (scripts/reproduce.sh stops before them).
 
-Usage: python scripts/make_suite.py [--shared ../shared/data/corpus] [--out data/suite]
+`--calib` writes the calibration mix instead (`data/calib/*.txt`, half as many texts per
+kind): the same kinds from lines 1,880,000-1,899,999 and 56,133-60,132, which no model
+trains on either, so the similarity map is chosen on other texts than the suite reports.
+
+Usage: python scripts/make_suite.py [--calib] [--shared ../shared/data/corpus] [--out DIR]
 Deterministic: the first texts of each kind in file order.
 """
 
@@ -14,6 +18,8 @@ from pathlib import Path
 
 BIG_FROM = 1_900_000  # zh_big.txt: lines before this are for training
 DOCS_FROM = 60_133  # zh_docs.txt: the last 4,000 documents are held back
+CALIB_BIG = (1_880_000, BIG_FROM)  # the calibration mix's lines
+CALIB_DOCS = (56_133, DOCS_FROM)
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 QUESTION = re.compile(r"([？?]|[吗呢么][。！!…]*)$")
@@ -39,9 +45,16 @@ KINDS = {
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", default="../shared/data/corpus")
-    ap.add_argument("--out", default="data/suite")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--calib", action="store_true", help="the calibration mix")
     args = ap.parse_args()
-    out = Path(args.out)
+    out = Path(args.out or ("data/calib" if args.calib else "data/suite"))
+    ranges = (
+        {"big": CALIB_BIG, "docs": CALIB_DOCS}
+        if args.calib
+        else {"big": (BIG_FROM, None), "docs": (DOCS_FROM, None)}
+    )
+    share = 2 if args.calib else 1
     out.mkdir(parents=True, exist_ok=True)
     picked: dict[str, list[str]] = {k: [] for k in KINDS}
     taken: set[str] = set()
@@ -57,7 +70,7 @@ def main() -> None:
                 if not t or t in taken:
                     continue
                 for kind, (src, test, count) in KINDS.items():
-                    if src == source and len(picked[kind]) < count and test(t):
+                    if src == source and len(picked[kind]) < count // share and test(t):
                         picked[kind].append(t)
                         taken.add(t)
                         break

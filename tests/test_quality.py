@@ -1,0 +1,193 @@
+"""The fidelity suite (`ltd eval suite`), the mixed calibration and `ltd adapt`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import SAMPLE_CORPUS, assert_one_error
+
+from ltd_bert.calibrate import calibrate_mix, neighbour_pairs, pair_fidelity
+from ltd_bert.cli import cli
+from ltd_bert.evaluate import cosines
+from ltd_bert.student import Student
+from ltd_bert.teacher import PoolingSettings, Teacher
+from ltd_bert.weights import clean_text
+
+LINES = SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()
+
+
+@pytest.fixture
+def suite(tmp_path):
+    """Two kinds of 30 sample lines each (lines the tiny model did not train on)."""
+    folder = tmp_path / "suite"
+    folder.mkdir()
+    (folder / "a_short.txt").write_text("\n".join(LINES[300:330]) + "\n", encoding="utf-8")
+    (folder / "b_more.txt").write_text("\n".join(LINES[330:360]) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_suite_fidelity_is_the_centred_cosine_to_the_teacher(
+    tiny_model, tiny_bert, suite, tmp_path
+):
+    from ltd_bert.suite import run_suite
+
+    model, _ = tiny_model
+    student = Student.load(model)
+    rows = run_suite(student, suite, cache=tmp_path / "cache", teacher=str(tiny_bert))
+    assert [r.kind for r in rows] == ["a_short", "b_more"] and rows[0].texts == 30
+    # by hand: the teacher's vectors of the kind, the student's centred ones
+    texts = [clean_text(x) for x in LINES[300:330]]
+    teacher = Teacher(str(tiny_bert))
+    t, _ = teacher.embed(
+        texts,
+        [student.weighter.char_weights(x) for x in texts],
+        PoolingSettings("idf", -1, "", 256),
+    )
+    pred = student.encode(texts, space="centred")
+    assert rows[0].fidelity == pytest.approx(
+        float(cosines(pred, t - student.mean).mean()), abs=1e-5
+    )
+    pairs = neighbour_pairs(t, 10)
+    assert rows[0].pairs_centred == pytest.approx(
+        pair_fidelity(pred, t, student.mean, 0.0, pairs), abs=1e-3
+    )
+    assert rows[0].mean_chars == pytest.approx(np.mean([len(x) for x in texts]))
+
+
+def test_suite_teacher_vectors_are_cached(tiny_model, tiny_bert, suite, tmp_path, monkeypatch):
+    from ltd_bert import suite as suite_mod
+
+    model, _ = tiny_model
+    student = Student.load(model)
+    first = suite_mod.run_suite(student, suite, cache=tmp_path / "c", teacher=str(tiny_bert))
+
+    def no_teacher(*a, **k):
+        raise AssertionError("the teacher ran again")
+
+    monkeypatch.setattr("ltd_bert.teacher.Teacher.__init__", no_teacher)
+    again = suite_mod.run_suite(student, suite, cache=tmp_path / "c", teacher=str(tiny_bert))
+    assert [r.fidelity for r in again] == [r.fidelity for r in first]
+    # a changed kind file is embedded again (the cache holds other texts)
+    monkeypatch.undo()
+    (suite / "a_short.txt").write_text("\n".join(LINES[400:425]) + "\n", encoding="utf-8")
+    changed = suite_mod.run_suite(student, suite, ["a_short"], tmp_path / "c", str(tiny_bert))
+    assert changed[0].texts == 25
+
+
+def test_calibrate_mix_keeps_every_kind_above_its_centred_vectors():
+    rng = np.random.default_rng(0)
+    mean = np.zeros(8, np.float32)
+    mean[0] = 3.0
+    groups = {}
+    for name, noise in (("clean", 0.05), ("noisy", 0.8)):
+        t = rng.normal(size=(300, 8)).astype(np.float32) + mean
+        pred = (t - mean) + noise * rng.normal(size=t.shape).astype(np.float32)
+        groups[name] = (pred, t)
+    cal = calibrate_mix(groups, mean, scales=(0.0, 0.5, 1.0), alphas=(0.0, 0.25))
+    for k, s in cal.kinds.items():
+        assert s["chosen"] >= s["centred"], k
+    # every candidate kept in `scores` qualifies; the choice is the best of them
+    assert cal.score == max(v for t in cal.scores.values() for v in t.values())
+    entries = cal.config_entries()
+    assert set(entries["calibration_kinds"]) == {"clean", "noisy"}
+
+
+def test_calibrate_mix_falls_back_to_centred_when_the_mean_hurts_a_kind():
+    rng = np.random.default_rng(1)
+    mean = np.ones(6, np.float32) * 5
+    # the teacher's vectors are spread round 0, not round the model's mean: adding the
+    # mean turns the student's cosines into distances, which order pairs otherwise
+    t = rng.normal(size=(250, 6)).astype(np.float32) * rng.uniform(0.2, 3, (250, 1))
+    pred = (t + 0.05 * rng.normal(size=t.shape)).astype(np.float32)
+    cal = calibrate_mix({"only": (pred, t)}, mean, scales=(0.0, 0.5, 1.0), alphas=(0.0,))
+    assert list(cal.scores[0.0]) == [0.0]  # the others order its pairs worse
+    assert (cal.mean_scale, cal.whiten) == (0.0, 0.0)
+    np.testing.assert_array_equal(cal.map, np.eye(6, dtype=np.float32))
+
+
+def test_eval_suite_cli(tiny_model, tiny_bert, suite, tmp_path):
+    model, _ = tiny_model
+    args = ["eval", "suite", "-m", str(model), "--suite", str(suite), "--teacher", str(tiny_bert)]
+    args += ["--cache", str(tmp_path / "cache")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "| a_short | 30 |" in result.output and "| mean of kinds |" in result.output
+    result = CliRunner().invoke(cli, [*args, "--json", "--kind", "b_more"])
+    assert [r["kind"] for r in json.loads(result.output)] == ["b_more"]
+    result = CliRunner().invoke(cli, [*args, "--kind", "nope"])
+    assert_one_error(result, "--kind 'nope'", "a_short")
+    result = CliRunner().invoke(cli, [*args[:4], "--suite", str(tmp_path / "none")])
+    assert_one_error(result, "no suite folder")
+
+
+def test_eval_suite_calibrate_on_writes_the_map(tiny_model, tiny_bert, suite, tmp_path):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model[0], model)
+    args = ["eval", "suite", "-m", str(model), "--suite", str(suite), "--teacher", str(tiny_bert)]
+    args += ["--cache", str(tmp_path / "cache"), "--calibrate-on", str(suite)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((model / "config.json").read_text())
+    assert set(meta["calibration_kinds"]) == {"a_short", "b_more"}
+    for s in meta["calibration_kinds"].values():
+        assert s["chosen"] >= s["centred"]
+
+
+@pytest.mark.slow
+def test_adapt_continues_training_with_replay_and_keeps_the_mean(
+    tiny_model, tiny_bert, suite, tmp_path
+):
+    from ltd_bert.adapt import adapt, report_table
+
+    model, teacher_file = tiny_model
+    domain = tmp_path / "domain.txt"
+    domain.write_text("\n".join(LINES[500:700]) + "\n", encoding="utf-8")
+    out = tmp_path / "adapted"
+    report = adapt(
+        model,
+        [str(domain)],
+        out,
+        [str(teacher_file)],
+        teacher_name=str(tiny_bert),
+        calib=suite,
+        suite=suite,
+        epochs=1,
+        batch_size=16,
+    )
+    assert report.domain_rows == 200 and report.replay_rows > 0 and report.held_out > 0
+    before, after = Student.load(model), Student.load(out)
+    np.testing.assert_array_equal(before.mean, after.mean)  # targets centred as before
+    assert after.meta["train"]["init_from"] == str(model.resolve())
+    assert "domain" in after.meta["calibration_kinds"]
+    table = report_table(report)
+    assert "domain fidelity" in table and "suite a_short: fidelity" in table
+    # the teacher file of the domain is kept and reused; the output is not overwritten
+    assert (tmp_path / "adapted.work" / "domain.h5").is_file()
+    with pytest.raises(Exception, match="exists"):
+        adapt(model, [str(domain)], out, [str(teacher_file)], teacher_name=str(tiny_bert))
+
+
+def test_adapt_cli_errors(tiny_model, tiny_bert, tmp_path, tiny_teacher_file):
+    model, _ = tiny_model
+    domain = tmp_path / "d.txt"
+    domain.write_text("\n".join(LINES[500:520]) + "\n", encoding="utf-8")
+    base = [
+        "adapt",
+        str(domain),
+        "-m",
+        str(model),
+        "-o",
+        str(tmp_path / "o"),
+        "--teacher",
+        str(tiny_bert),
+    ]
+    result = CliRunner().invoke(cli, base)
+    assert result.exit_code == 2 and "--replay" in result.output
+    # a replay file of other teacher settings (another IDF) is refused before any training
+    result = CliRunner().invoke(cli, [*base, "--replay", str(tiny_teacher_file), "--no-suite"])
+    assert_one_error(result, "--replay", "other teacher settings")
