@@ -536,9 +536,10 @@ def register(cli) -> None:
     @click.option(
         "--max-wait-ms",
         type=click.FloatRange(min=0),
-        default=5.0,
+        default=10.0,
         show_default=True,
-        help="How long a batch waits for more requests after its first one arrived.",
+        help="Longest a batch waits for more requests after its first one arrived (only "
+        "while it has fewer requests than the batch before; 0: never waits).",
     )
     @click.option(
         "--max-inputs",

@@ -64,17 +64,21 @@ class Batcher:
 
     `await batcher.embed(sentences)` queues them (split into pieces of at most `max_batch`)
     and returns their vectors in order. One loop takes the oldest piece, adds the pieces
-    queued behind it while the batch stays within `max_batch` sentences and less than
-    `max_wait` seconds have passed since that oldest piece arrived, and runs `encode` on the
-    whole batch in a single worker thread. While the worker runs, new requests queue up, so
-    under load a batch forms as soon as the previous one ends, without waiting.
+    queued behind it while the batch stays within `max_batch` sentences, and runs `encode`
+    on the whole batch in a single worker thread. While the worker runs, new requests queue
+    up, so under load the next batch is ready when the previous one ends.
+
+    When the queue runs dry the batch waits for more, at most `max_wait` seconds after its
+    oldest piece arrived, but only while it has fewer pieces than the previous batch had:
+    the clients just answered are likely to send again, and a lone client (a batch of one
+    before) is never kept waiting.
     """
 
     def __init__(
         self,
         encode: Callable[[list[str]], np.ndarray],
         max_batch: int = 256,
-        max_wait: float = 0.005,
+        max_wait: float = 0.01,
         initializer: Callable[[], None] | None = None,
     ):
         if max_batch < 1:
@@ -86,6 +90,7 @@ class Batcher:
         self.sentences = 0  # sentences encoded so far
         self.queued = 0  # sentences waiting for a batch
         self.encoding = 0  # sentences of the batch being encoded
+        self._expect = 1  # pieces in the previous batch: worth waiting for that many
         self._initializer = initializer
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task | None = None
@@ -144,6 +149,7 @@ class Batcher:
         """The jobs of the next batch, and the job taken that did not fit (the next carry)."""
         assert self._queue is not None
         first = carry if carry is not None else await self._queue.get()
+        carry = None
         batch, n = [first], len(first.sentences)
         deadline = first.arrived + self.max_wait
         while n < self.max_batch:
@@ -151,17 +157,19 @@ class Batcher:
                 job = self._queue.get_nowait()
             except asyncio.QueueEmpty:
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 or len(batch) >= self._expect:
                     break
                 try:
                     job = await asyncio.wait_for(self._queue.get(), left)
                 except asyncio.TimeoutError:
                     break
             if n + len(job.sentences) > self.max_batch:
-                return batch, job
+                carry = job
+                break
             batch.append(job)
             n += len(job.sentences)
-        return batch, None
+        self._expect = len(batch)
+        return batch, carry
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -202,7 +210,7 @@ class ServeSettings:
     """What `ltd serve` was asked for: batching, request limits, the key, the vectors."""
 
     max_batch: int = 256
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 10.0
     max_inputs: int = 2048  # strings per request (OpenAI's limit too)
     max_chars: int = 8192  # characters per string
     api_key: str | None = None

@@ -332,16 +332,33 @@ def test_batcher_groups_concurrent_requests_and_keeps_order():
     assert len(calls) <= 10  # 30 sentences in batches of up to two requests (6), then 8+8+4
 
 
-def test_batcher_does_not_hold_a_lone_request_past_max_wait():
+def test_batcher_does_not_keep_a_lone_client_waiting():
     calls: list[int] = []
 
     async def main():
-        async with Batcher(fake_encode(calls), max_batch=64, max_wait=0.05) as b:
+        async with Batcher(fake_encode(calls), max_batch=64, max_wait=1.0) as b:
             t = time.perf_counter()
-            await b.embed(["s1"])
+            for i in range(5):  # one client, request after request
+                await b.embed([f"s{i}"])
             return time.perf_counter() - t
 
-    assert asyncio.run(main()) < 0.5 and calls == [1]
+    assert asyncio.run(main()) < 0.5 and calls == [1] * 5
+
+
+def test_batcher_waits_for_the_clients_of_the_previous_batch():
+    calls: list[int] = []
+
+    async def client(b, i):
+        for k in range(3):
+            await b.embed([f"s{100 * i + k}", f"s{100 * i + k}"])
+            await asyncio.sleep(0.003 * i)  # each comes back at its own pace
+
+    async def main():
+        async with Batcher(fake_encode(calls, 0.01), max_batch=64, max_wait=0.5) as b:
+            await asyncio.gather(*(client(b, i) for i in range(8)))
+
+    asyncio.run(main())
+    assert calls == [16, 16, 16]
 
 
 def test_batcher_error_reaches_its_requests_and_it_goes_on():
