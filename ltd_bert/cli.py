@@ -597,6 +597,20 @@ def teacher_show(name):
     "--embedding-dim or --hidden-size it is first widened to those sizes, giving the same "
     "vectors (new units start silent), for more capacity without starting over.",
 )
+@click.option(
+    "--keep-mean",
+    is_flag=True,
+    help="With --init-from: keep that model's mean (the targets stay centred as it learnt "
+    "them) instead of the data's.",
+)
+@click.option(
+    "--max-chars",
+    type=click.IntRange(min=8),
+    default=4096,
+    show_default=True,
+    help="Characters of a text the student reads (longer ones are cut); batches of long "
+    "documents are split into parts whose gradients add up.",
+)
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
     "--device",
@@ -635,6 +649,8 @@ def train(
     max_vocab,
     init_embeddings,
     init_from,
+    keep_mean,
+    max_chars,
     seed,
     device,
     checkpoint_every,
@@ -677,6 +693,8 @@ def train(
         max_vocab=max_vocab,
         init_embeddings=init_embeddings,
         init_from=init_from,
+        keep_mean=keep_mean,
+        max_chars=max_chars,
         seed=seed,
         device=device,
         checkpoint_every=checkpoint_every,

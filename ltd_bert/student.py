@@ -205,6 +205,10 @@ def batch_tensors(
     return torch.from_numpy(ids), torch.tensor(lengths), torch.from_numpy(w)
 
 
+#: padded characters one inference batch may hold (memory with long documents)
+BATCH_CHARS = 131072
+
+
 class Student:
     """A trained student: `Student.load(path).encode(["一句话", ...])` → (N, D) numpy."""
 
@@ -262,8 +266,12 @@ class Student:
     ) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = sorted((i for i, t in enumerate(texts) if t), key=lambda i: -len(texts[i]))
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        start = 0
+        while start < len(order):
+            # longest first: a batch of documents holds fewer texts (at most BATCH_CHARS)
+            longest = min(len(texts[order[start]]), self.max_chars)
+            idx = order[start : start + max(1, min(batch_size, BATCH_CHARS // longest))]
+            start += len(idx)
             ids, lengths, w = batch_tensors(
                 [texts[i] for i in idx], [weights[i] for i in idx], self.index, self.max_chars
             )

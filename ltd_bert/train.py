@@ -74,7 +74,8 @@ class TrainConfig:
     min_count: int = 2
     max_vocab: int = 12000
     window: int = 50_000  # rows read at once
-    max_chars: int = 1024
+    max_chars: int = 4096  # characters of a text the student reads (documents included)
+    batch_chars: int = 32768  # a batch over this many (padded) characters is split in parts
     clip: float = 1.0
     eval_every: int = 0  # steps; 0 = at each epoch's end only
     checkpoint_every: int = 200  # steps
@@ -154,6 +155,15 @@ def window_batches(lengths: list[int], cfg: TrainConfig, epoch: int, w_start: in
     order = np.lexsort((jitter, np.asarray(lengths)))
     batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def char_parts(rows, lengths: list[int], cfg: TrainConfig) -> list:
+    """`rows` (one batch) in consecutive parts of at most `cfg.batch_chars` padded
+    characters (texts cut to `max_chars`): one part for a batch of sentences, several for
+    one of long documents."""
+    longest = min(max(lengths, default=1), cfg.max_chars)
+    size = max(1, cfg.batch_chars // max(longest, 1))
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
 def steps_per_epoch(n_train: int, cfg: TrainConfig) -> int:
@@ -527,17 +537,24 @@ class Trainer:
                         share = len(rows) * self.world / len(idx)
                         if len(rows) == 0:  # a short last batch: join with zero weight
                             rows, share = idx, 0.0
-                    ids, lengths, w = batch_tensors(
-                        [sents[i] for i in rows], [weights[i] for i in rows], index, cfg.max_chars
-                    )
-                    target = torch.from_numpy(vecs[rows] - mean).to(self.device)
-                    ids, w = ids.to(self.device), w.to(self.device)  # lengths stay on the CPU
                     for g in self.opt.param_groups:
                         g["lr"] = lr_at(self.pos["step"], total, cfg)
-                    pred = net(ids, lengths, w)
-                    loss = loss_fn(pred, target, cfg.loss)
                     self.opt.zero_grad(set_to_none=True)
-                    (loss * share if self.world > 1 else loss).backward()
+                    loss = torch.zeros(())
+                    # long documents: the batch in parts whose gradients add up (memory)
+                    for part in char_parts(rows, [len(sents[i]) for i in rows], cfg):
+                        ids, lengths, w = batch_tensors(
+                            [sents[i] for i in part],
+                            [weights[i] for i in part],
+                            index,
+                            cfg.max_chars,
+                        )
+                        target = torch.from_numpy(vecs[part] - mean).to(self.device)
+                        ids, w = ids.to(self.device), w.to(self.device)  # lengths: CPU
+                        pred = net(ids, lengths, w)
+                        part_loss = loss_fn(pred, target, cfg.loss) * (len(part) / len(rows))
+                        (part_loss * share if self.world > 1 else part_loss).backward()
+                        loss = loss + part_loss.detach().cpu()
                     self._rows = len(rows) if share else 0
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
                     self.opt.step()

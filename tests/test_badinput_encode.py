@@ -97,7 +97,7 @@ def test_blank_odd_and_long_lines(model, tmp_path):
         "ＡＢＣ１２３我们",  # 6: full-width
         "ABC123我们",  # 7: its half-width twin
         LONG,  # 8
-        LONG[:2000] + "完全不同的结尾" * 100,  # 9: differs after 2000 characters
+        LONG[:5000] + "完全不同的结尾" * 100,  # 9: differs after 5000 characters
     ]
     src = write(tmp_path / "odd.txt", lines)
     result = run("encode", src, "-m", model, "-o", tmp_path / "v.npy")
@@ -107,7 +107,7 @@ def test_blank_odd_and_long_lines(model, tmp_path):
     assert np.isfinite(v).all()
     assert not v[:3].any() and (np.linalg.norm(v[3:], axis=1) > 0).all()
     np.testing.assert_array_equal(v[6], v[7])
-    # the student reads the first max_chars (1024) characters of a line
+    # the student reads the first max_chars (4096) characters of a line
     np.testing.assert_allclose(v[8], v[9], atol=1e-5)
 
 

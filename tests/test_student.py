@@ -286,3 +286,34 @@ def test_encode_stdout_and_workdir_default(trained, tmp_path):
     result = CliRunner().invoke(cli, ["--workdir", str(tmp_path), "train"])
     assert result.exit_code == 1
     assert "run `ltd teacher-embed` first" in result.output
+
+
+def test_char_parts_split_batches_of_long_texts():
+    from ltd_bert.train import char_parts
+
+    cfg = tiny_train_config(batch_chars=250, max_chars=1000)
+    rows = np.arange(7)
+    assert [list(p) for p in char_parts(rows, [100] * 7, cfg)] == [[0, 1], [2, 3], [4, 5], [6]]
+    assert [list(p) for p in char_parts(rows, [10] * 7, cfg)] == [list(range(7))]
+    # texts are cut to max_chars: a 5,000-character one counts as 1,000
+    assert len(char_parts(rows, [5000] * 7, cfg)) == 7
+
+
+def test_a_batch_in_parts_trains_like_the_whole_batch(tiny_teacher_file, tmp_path):
+    kw = dict(epochs=1, loss="cosine", dropout=0.0, init_embeddings="random")
+    train([str(tiny_teacher_file)], tmp_path / "whole", tiny_train_config(**kw))
+    train([str(tiny_teacher_file)], tmp_path / "parts", tiny_train_config(batch_chars=60, **kw))
+    a = load_file(str(tmp_path / "whole" / "model.safetensors"))
+    b = load_file(str(tmp_path / "parts" / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+def test_encode_batches_long_texts_by_characters(trained, monkeypatch):
+    from ltd_bert import student as student_mod
+
+    s = Student.load(trained[0])
+    texts = ["我们去公园散步" * k for k in (1, 40, 3, 90, 2)]
+    whole = s.encode(texts)
+    monkeypatch.setattr(student_mod, "BATCH_CHARS", 700)  # the 630-char text alone
+    np.testing.assert_allclose(s.encode(texts), whole, rtol=1e-5, atol=1e-6)
