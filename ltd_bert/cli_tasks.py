@@ -538,8 +538,8 @@ def register(cli) -> None:
         type=click.FloatRange(min=0),
         default=10.0,
         show_default=True,
-        help="Longest a batch waits for more requests after its first one arrived (only "
-        "while it has fewer requests than the batch before; 0: never waits).",
+        help="Longest a batch waits for more requests (only while it has fewer requests "
+        "than the batch before; 0: never waits).",
     )
     @click.option(
         "--max-inputs",

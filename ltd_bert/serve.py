@@ -56,7 +56,6 @@ BACKLOG = 2048  # connections the kernel queues before accept
 class _Job:
     sentences: list[str]
     future: asyncio.Future
-    arrived: float
 
 
 class Batcher:
@@ -68,10 +67,11 @@ class Batcher:
     on the whole batch in a single worker thread. While the worker runs, new requests queue
     up, so under load the next batch is ready when the previous one ends.
 
-    When the queue runs dry the batch waits for more, at most `max_wait` seconds after its
-    oldest piece arrived, but only while it has fewer pieces than the previous batch had:
-    the clients just answered are likely to send again, and a lone client (a batch of one
-    before) is never kept waiting.
+    When the queue runs dry the batch waits for more, at most `max_wait` seconds, but only
+    while it has fewer pieces than the previous batch had: the clients just answered are
+    likely to send again (so they share one batch rather than split into groups that take
+    turns in smaller, slower batches), and a lone client (a batch of one before) is never
+    kept waiting.
     """
 
     def __init__(
@@ -134,12 +134,11 @@ class Batcher:
         if not sentences:
             raise ValueError("no sentences to embed")
         loop = asyncio.get_running_loop()
-        now = time.monotonic()
         futures = []
         for start in range(0, len(sentences), self.max_batch):
             piece = list(sentences[start : start + self.max_batch])
             future = loop.create_future()
-            self._queue.put_nowait(_Job(piece, future, now))
+            self._queue.put_nowait(_Job(piece, future))
             self.queued += len(piece)
             futures.append(future)
         parts = await asyncio.gather(*futures)
@@ -151,7 +150,7 @@ class Batcher:
         first = carry if carry is not None else await self._queue.get()
         carry = None
         batch, n = [first], len(first.sentences)
-        deadline = first.arrived + self.max_wait
+        deadline = time.monotonic() + self.max_wait
         while n < self.max_batch:
             try:
                 job = self._queue.get_nowait()
@@ -210,7 +209,7 @@ class ServeSettings:
     """What `ltd serve` was asked for: batching, request limits, the key, the vectors."""
 
     max_batch: int = 256
-    max_wait_ms: float = 10.0
+    max_wait_ms: float = 10.0  # the longest a batch waits for more requests
     max_inputs: int = 2048  # strings per request (OpenAI's limit too)
     max_chars: int = 8192  # characters per string
     api_key: str | None = None
