@@ -100,7 +100,8 @@ def teacher_vectors(
     from ltd_bert.store import TeacherFile
     from ltd_bert.teacher import PoolingSettings, Teacher
 
-    out = cache / f"{kind_file.stem}.h5"
+    digest = hashlib.sha256(kind_file.read_bytes()).hexdigest()[:12]
+    out = cache / f"{kind_file.stem}-{digest}.h5"  # by content: kinds of other suites differ
     if not _usable(out, texts, student):
         cache.mkdir(parents=True, exist_ok=True)
         m = student.meta

@@ -58,14 +58,14 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     picked: dict[str, list[str]] = {k: [] for k in KINDS}
     taken: set[str] = set()
-    for source, name, start in (
-        ("big", "zh_big.txt", BIG_FROM),
-        ("docs", "zh_docs.txt", DOCS_FROM),
-    ):
+    for source, name in (("big", "zh_big.txt"), ("docs", "zh_docs.txt")):
+        start, stop = ranges[source]
         with open(Path(args.shared) / name, encoding="utf-8") as fh:
             for i, line in enumerate(fh):
                 if i < start:
                     continue
+                if stop is not None and i >= stop:
+                    break
                 t = line.strip()
                 if not t or t in taken:
                     continue
@@ -77,7 +77,8 @@ def main() -> None:
     for kind, texts in picked.items():
         (out / f"{kind}.txt").write_text("".join(t + "\n" for t in texts), encoding="utf-8")
         print(
-            f"{kind}: {len(texts)} texts, mean {sum(map(len, texts)) / max(len(texts), 1):.0f} chars"
+            f"{kind}: {len(texts)} texts, "
+            f"mean {sum(map(len, texts)) / max(len(texts), 1):.0f} chars"
         )
 
 
