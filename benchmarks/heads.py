@@ -28,12 +28,12 @@ def subset(path: Path, n: int, seed: int) -> list[tuple[str, str]]:
 
 
 def teacher_head(train, test, epochs: int, seed: int) -> float:
-    from ltd_bert.builtin import ltd_home
-    from ltd_bert.evaluate import TeacherVectors
-    from ltd_bert.finetune import unit_scaled
-    from ltd_bert.idf import load_idf
-    from ltd_bert.teacher import Teacher
-    from ltd_bert.weights import Weighter
+    from ltd_bert.tasks.evaluate import TeacherVectors
+    from ltd_bert.tasks.finetune import unit_scaled
+    from ltd_bert.teacher.builtin import ltd_home
+    from ltd_bert.teacher.model import Teacher
+    from ltd_bert.text.idf import load_idf
+    from ltd_bert.text.weights import Weighter
 
     t = Teacher("builtin")
     tv = TeacherVectors(
@@ -67,7 +67,7 @@ def teacher_head(train, test, epochs: int, seed: int) -> float:
 def student_head(
     model: str, train_file: Path, test_file: Path, out: Path, freeze: bool, epochs: int, seed: int
 ) -> float:
-    from ltd_bert.finetune import FinetuneConfig, finetune
+    from ltd_bert.tasks.finetune import FinetuneConfig, finetune
 
     cfg = FinetuneConfig(task="classify", epochs=epochs, freeze=freeze, seed=seed, plot=False)
     return finetune(model, str(train_file), out, cfg, valid=str(test_file))["best"]["val_accuracy"]

@@ -55,7 +55,7 @@ def main() -> None:
     import torch
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-    from ltd_bert.student import Student, batch_tensors
+    from ltd_bert.student.model import Student, batch_tensors
 
     torch.set_num_threads(args.threads)
     corpus = CORPUS if CORPUS.is_file() else FALLBACK
@@ -64,7 +64,7 @@ def main() -> None:
 
     from transformers import AutoConfig, AutoTokenizer
 
-    from ltd_bert.teacher import resolve_teacher
+    from ltd_bert.teacher.model import resolve_teacher
 
     _, tpath = resolve_teacher("builtin")
     tok = AutoTokenizer.from_pretrained(tpath)

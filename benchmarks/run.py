@@ -68,7 +68,7 @@ class Clock:
 
 def init_jieba() -> None:
     """jieba's dictionary is loaded before any timing (forked idf workers inherit it)."""
-    from ltd_bert.weights import get_segmenter
+    from ltd_bert.text.segment import get_segmenter
 
     get_segmenter()
 
@@ -89,7 +89,7 @@ def m_idf_bare(ctx: dict) -> dict:
 
 
 def m_idf_build(ctx: dict) -> dict:
-    from ltd_bert.idf import build_idf
+    from ltd_bert.text.idf import build_idf
 
     init_jieba()
     out = Path(ctx["tmp"]) / f"idf-w{ctx['workers']}.tsv"
@@ -99,8 +99,8 @@ def m_idf_build(ctx: dict) -> dict:
 
 
 def m_weights(ctx: dict) -> dict:
-    from ltd_bert.idf import load_idf
-    from ltd_bert.weights import Weighter
+    from ltd_bert.text.idf import load_idf
+    from ltd_bert.text.weights import Weighter
 
     init_jieba()
     with Clock() as load:
@@ -119,7 +119,7 @@ def m_teacher(ctx: dict) -> dict:
     """Bare forward loop: tokenise a batch, run the model; sorted by length or not."""
     import torch
 
-    from ltd_bert.teacher import Teacher
+    from ltd_bert.teacher.model import Teacher
 
     teacher = Teacher("builtin")
     sents = read_lines(ctx["sentences"])
@@ -145,10 +145,10 @@ def m_teacher(ctx: dict) -> dict:
 
 
 def m_embed(ctx: dict) -> dict:
-    from ltd_bert.embed import teacher_embed
-    from ltd_bert.idf import load_idf
-    from ltd_bert.teacher import PoolingSettings, Teacher
-    from ltd_bert.weights import Weighter
+    from ltd_bert.teacher.embed import teacher_embed
+    from ltd_bert.teacher.model import PoolingSettings, Teacher
+    from ltd_bert.text.idf import load_idf
+    from ltd_bert.text.weights import Weighter
 
     init_jieba()
     teacher = Teacher("builtin")
@@ -165,17 +165,17 @@ def m_embed(ctx: dict) -> dict:
 
 def load_variant(model_dir: Path, variant: str, tmp: str):
     """The student as float32, int8 (`ltd quantize`) or ONNX (`ltd export`, onnxruntime)."""
-    from ltd_bert.student import Student
+    from ltd_bert.student.model import Student
 
     if variant == "int8":
-        from ltd_bert.quantize import quantize_model
+        from ltd_bert.student.quantize import quantize_model
 
         out = Path(tmp) / f"{model_dir.name}-int8"
         if not out.exists():
             quantize_model(model_dir, out)
         return Student.load(out), out / "model.safetensors"
     if variant == "onnx":
-        from ltd_bert.export import OnnxStudent, export_onnx
+        from ltd_bert.student.export import OnnxStudent, export_onnx
 
         onnx = Path(tmp) / f"{model_dir.name}.onnx"
         if not onnx.exists():
@@ -185,7 +185,7 @@ def load_variant(model_dir: Path, variant: str, tmp: str):
 
 
 def m_student(ctx: dict) -> dict:
-    from ltd_bert.student import Student
+    from ltd_bert.student.model import Student
 
     model_dir = Path(ctx["model"])
     sents = read_lines(ctx["sentences"])
@@ -206,7 +206,8 @@ def m_student(ctx: dict) -> dict:
 
 
 def m_train(ctx: dict) -> dict:
-    from ltd_bert.train import TrainConfig, train
+    from ltd_bert.student.config import TrainConfig
+    from ltd_bert.student.train import train
 
     cfg = TrainConfig(
         epochs=1, embedding_dim=256, hidden_size=256, batch_size=128, threads=ctx["threads"]
@@ -227,9 +228,9 @@ def m_sizes(ctx: dict) -> dict:
     does not depend on the weights' values), weights and vocabulary fixed beforehand."""
     import numpy as np
 
-    from ltd_bert.idf import load_idf
-    from ltd_bert.student import BiLSTMStudent, Student, StudentConfig, build_vocab
-    from ltd_bert.weights import Weighter
+    from ltd_bert.student.model import BiLSTMStudent, Student, StudentConfig, build_vocab
+    from ltd_bert.text.idf import load_idf
+    from ltd_bert.text.weights import Weighter
 
     sents = read_lines(ctx["sentences"])
     weighter = Weighter(load_idf("jieba"), 1.0)
@@ -377,7 +378,7 @@ def bench_idf(ctx: dict, sents: list[str], table: Table, results: dict) -> None:
 
 def bench_sizes(ctx: dict, teacher_s, table: Table, results: dict) -> None:
     """Student speed over size presets and batch sizes (network only, float32)."""
-    from ltd_bert.student import SIZES
+    from ltd_bert.student.model import SIZES
 
     for size, (emb, hid) in SIZES.items():
         for batch in (32, 128, 512):

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 import torch
 
-from ltd_bert.search import CHUNK_ROWS, INDEX_FORMAT, INDEX_VERSION, Index
+from ltd_bert.tasks.search import CHUNK_ROWS, INDEX_FORMAT, INDEX_VERSION, Index
 
 
 def write_index(path: Path, rows: int, dim: int, seed: int = 0) -> None:

@@ -207,7 +207,7 @@ class Reference:
     def __init__(self, args: argparse.Namespace, sentences: list[str]):
         import torch
 
-        from ltd_bert.student import Student
+        from ltd_bert.student.model import Student
 
         torch.set_num_threads(args.threads)
         self.student = Student.load(args.model)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ltd_bert.common.version import __version__
 
 __all__ = ["Student", "__version__"]
 
@@ -10,7 +10,7 @@ __all__ = ["Student", "__version__"]
 def __getattr__(name: str):
     # Lazy: importing the package must not import torch (the CLI's --help stays fast).
     if name == "Student":
-        from ltd_bert.student import Student
+        from ltd_bert.student.model import Student
 
         return Student
     raise AttributeError(name)

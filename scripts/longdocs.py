@@ -52,9 +52,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from ltd_bert.student import Student
-    from ltd_bert.teacher import PoolingSettings, Teacher
-    from ltd_bert.weights import clean_text
+    from ltd_bert.student.model import Student
+    from ltd_bert.teacher.model import PoolingSettings, Teacher
+    from ltd_bert.text.clean import clean_text
 
     student = Student.load(args.model)
     buckets: dict[tuple[int, int], list[str]] = {b: [] for b in BUCKETS}

@@ -3,7 +3,7 @@
 For each model: Spearman × 100 on the STS-B and LCQMC validation pairs (at most 3,000 each,
 the fixed sample `ltd eval` uses) of cosines between `p + s·mean`, for several scales `s`
 (0 = centred, 1 = the teacher's own space); with `--data`, also the label-free criterion
-`ltd train` uses to choose `s` (ltd_bert/calibrate.py) on that teacher file's held-out rows
+`ltd train` uses to choose `s` (ltd_bert/student/calibrate.py) on that teacher file's held-out rows
 (the model's own split).
 
     .venv/bin/python scripts/mean_scale.py MODEL... [--data teacher.h5] [--scales 0,0.5,1]
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ltd_bert.calibrate import best_mean_scale
-from ltd_bert.evaluate import held_out, read_pairs, score
-from ltd_bert.student import Student
+from ltd_bert.student.calibrate import best_mean_scale
+from ltd_bert.student.model import Student
+from ltd_bert.tasks.evaluate import held_out, read_pairs, score
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT.parent / "shared" / "data" / "eval"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ltd_bert.idf import IdfTable
+from ltd_bert.text.idf import IdfTable
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -69,10 +69,10 @@ def tiny_bert(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_teacher_file(tiny_bert, tmp_path_factory) -> Path:
     """A teacher file of 240 sample sentences (plus blank lines) from the tiny BERT."""
-    from ltd_bert.embed import teacher_embed
-    from ltd_bert.idf import load_idf
-    from ltd_bert.teacher import PoolingSettings, Teacher
-    from ltd_bert.weights import Weighter
+    from ltd_bert.teacher.embed import teacher_embed
+    from ltd_bert.teacher.model import PoolingSettings, Teacher
+    from ltd_bert.text.idf import load_idf
+    from ltd_bert.text.weights import Weighter
 
     folder = tmp_path_factory.mktemp("tiny_teacher")
     lines = SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()[:240]
@@ -92,7 +92,7 @@ def tiny_teacher_file(tiny_bert, tmp_path_factory) -> Path:
 
 
 def tiny_train_config(**kw):
-    from ltd_bert.train import TrainConfig
+    from ltd_bert.student.config import TrainConfig
 
     base = dict(
         embedding_dim=8,
@@ -113,7 +113,7 @@ def tiny_train_config(**kw):
 @pytest.fixture(scope="session")
 def tiny_idf(tmp_path_factory) -> Path:
     """An IDF file built from the first 240 sample lines (small: fast to load)."""
-    from ltd_bert.idf import build_idf
+    from ltd_bert.text.idf import build_idf
 
     folder = tmp_path_factory.mktemp("tiny_idf")
     corpus = folder / "corpus.txt"
@@ -127,11 +127,11 @@ def tiny_idf(tmp_path_factory) -> Path:
 def tiny_model(tiny_bert, tiny_idf, tmp_path_factory) -> tuple[Path, Path]:
     """`(model folder, its teacher file)`: the tiny BERT over 240 sample lines with the
     small IDF, and a student trained for one epoch on it (output dimension 16)."""
-    from ltd_bert.embed import teacher_embed
-    from ltd_bert.idf import load_idf
-    from ltd_bert.teacher import PoolingSettings, Teacher
-    from ltd_bert.train import train
-    from ltd_bert.weights import Weighter
+    from ltd_bert.student.train import train
+    from ltd_bert.teacher.embed import teacher_embed
+    from ltd_bert.teacher.model import PoolingSettings, Teacher
+    from ltd_bert.text.idf import load_idf
+    from ltd_bert.text.weights import Weighter
 
     folder = tmp_path_factory.mktemp("tiny_model")
     out = folder / "teacher.h5"

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import assert_one_error
 
-from ltd_bert import store
 from ltd_bert.cli import cli
-from ltd_bert.store import TeacherFile
+from ltd_bert.teacher import store
+from ltd_bert.teacher.store import TeacherFile
 
 CLEAN = ["我们去公园", "", "今天天气很好", "iPhone 12 很好用", "北京买家店 ABC"]
 

@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import assert_one_error
 
-from ltd_bert import store
 from ltd_bert.cli import cli
-from ltd_bert.student import BiLSTMStudent, Student, StudentConfig, save_model_folder
+from ltd_bert.student.model import BiLSTMStudent, Student, StudentConfig, save_model_folder
+from ltd_bert.teacher import store
 
 CLEAN = ["我们去公园", "", "今天天气很好", "iPhone 12 很好用", "北京买家店 ABC"]
 LONG = "今天天气很好我们去公园散步。" * 7200  # 100,800 characters
@@ -284,7 +284,7 @@ def test_not_a_model_folder(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["jsonl", "npy", "h5", "tsv"])
 def test_disk_full_while_encoding_leaves_nothing(model, tmp_path, monkeypatch, fmt):
-    import ltd_bert.encode as encode_mod
+    import ltd_bert.tasks.encode as encode_mod
 
     src = write(tmp_path / "c.txt", CLEAN)
 
@@ -372,7 +372,7 @@ def test_eval_fidelity_on_its_own_file(model, teacher_file):
 
 
 def test_eval_fidelity_calibrate_writes_the_mean_scale(model, teacher_file, tmp_path, monkeypatch):
-    from ltd_bert import calibrate
+    from ltd_bert.student import calibrate
 
     copy = tmp_path / "m"
     shutil.copytree(model, copy)

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from conftest import assert_one_error
 
 from ltd_bert.cli import cli
-from ltd_bert.idf import load_idf
-from ltd_bert.weights import is_content_word
+from ltd_bert.text.clean import is_content_word
+from ltd_bert.text.idf import load_idf
 
 CLEAN = ["我们去公园散步", "今天天气很好", "iPhone 12 很好用 3.5", "北京买家店 ABC 123"]
 

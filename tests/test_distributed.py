@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from conftest import SAMPLE_CORPUS
 from safetensors.torch import load_file
 
-from ltd_bert import distributed
 from ltd_bert.cli import cli
-from ltd_bert.store import TeacherFile
+from ltd_bert.teacher import distributed
+from ltd_bert.teacher.store import TeacherFile
 
 # Measured (this config, loss `both`, dropout 0.1, 42 steps, seeds 42 and 1-4): the final
 # validation loss of 2 ranks differs from 1 rank's by 0.04-0.97 % (seed 42: 0.55 %), any
@@ -136,8 +136,8 @@ SCRIPT = """
 import json, sys
 from pathlib import Path
 from ltd_bert import distributed
-from ltd_bert.cli import cli
-from ltd_bert.train import TrainConfig, train
+from ltd_bert.cli.base import cli
+from ltd_bert.student.train import TrainConfig, train
 
 data, model, resumed, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 distributed.init(backend="gloo")  # one process group for all three runs

@@ -6,11 +6,11 @@ import pytest
 import torch
 from conftest import table
 
-from ltd_bert.embed import merge_parts, partial_path, teacher_embed
-from ltd_bert.errors import InputError, StoreError
-from ltd_bert.store import TeacherFile
-from ltd_bert.teacher import PoolingSettings, Teacher
-from ltd_bert.weights import Weighter
+from ltd_bert.common.errors import InputError, StoreError
+from ltd_bert.teacher.embed import merge_parts, partial_path, teacher_embed
+from ltd_bert.teacher.model import PoolingSettings, Teacher
+from ltd_bert.teacher.store import TeacherFile
+from ltd_bert.text.weights import Weighter
 
 SENTENCES = [
     "我们去公园",
@@ -192,7 +192,7 @@ def test_bad_inputs(teacher, weighter, tmp_path):
 
 
 def test_teacher_config_hash_ignores_version_noise():
-    from ltd_bert.teacher import config_hash
+    from ltd_bert.teacher.model import config_hash
 
     base = {"model_type": "bert", "hidden_size": 384, "num_hidden_layers": 12, "vocab_size": 9}
     noisy = {**base, "transformers_version": "5.24.0", "dtype": "float32", "use_cache": True}

@@ -5,8 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from ltd_bert.errors import InputError
-from ltd_bert.evaluate import rankdata, read_pairs, spearman
+from ltd_bert.common.errors import InputError
+from ltd_bert.common.stats import rankdata, spearman
+from ltd_bert.tasks.evaluate import read_pairs
 
 
 def test_rankdata_ties():

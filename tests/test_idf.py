@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from ltd_bert.errors import IdfError, InputError
-from ltd_bert.idf import build_idf, load_idf
+from ltd_bert.common.errors import IdfError, InputError
+from ltd_bert.text.idf import build_idf, load_idf
 
 CORPUS = "我们 去 公园\n我们 我们 散步\n\n公园 散步 !\r\n。。\n"
 

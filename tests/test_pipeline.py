@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import SAMPLE_CORPUS
 
 from ltd_bert.cli import cli
-from ltd_bert.student import Student
+from ltd_bert.student.model import Student
 
 
 def invoke(*args, **kw):

@@ -3,7 +3,7 @@
 import io
 import sys
 
-from ltd_bert import progress
+from ltd_bert.common import progress
 
 
 def run_bar(monkeypatch, interval: str | None, steps=3, postfix=False, **kw) -> str:

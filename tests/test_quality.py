@@ -9,12 +9,12 @@ import pytest
 from click.testing import CliRunner
 from conftest import SAMPLE_CORPUS, assert_one_error
 
-from ltd_bert.calibrate import calibrate_mix, neighbour_pairs, pair_fidelity
 from ltd_bert.cli import cli
-from ltd_bert.evaluate import cosines
-from ltd_bert.student import Student
-from ltd_bert.teacher import PoolingSettings, Teacher
-from ltd_bert.weights import clean_text
+from ltd_bert.common.stats import cosines
+from ltd_bert.student.calibrate import calibrate_mix, neighbour_pairs, pair_fidelity
+from ltd_bert.student.model import Student
+from ltd_bert.teacher.model import PoolingSettings, Teacher
+from ltd_bert.text.clean import clean_text
 
 LINES = SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()
 
@@ -32,7 +32,7 @@ def suite(tmp_path):
 def test_suite_fidelity_is_the_centred_cosine_to_the_teacher(
     tiny_model, tiny_bert, suite, tmp_path
 ):
-    from ltd_bert.suite import run_suite
+    from ltd_bert.tasks.suite import run_suite
 
     model, _ = tiny_model
     student = Student.load(model)
@@ -58,7 +58,7 @@ def test_suite_fidelity_is_the_centred_cosine_to_the_teacher(
 
 
 def test_suite_teacher_vectors_are_cached(tiny_model, tiny_bert, suite, tmp_path, monkeypatch):
-    from ltd_bert import suite as suite_mod
+    from ltd_bert.tasks import suite as suite_mod
 
     model, _ = tiny_model
     student = Student.load(model)
@@ -67,7 +67,7 @@ def test_suite_teacher_vectors_are_cached(tiny_model, tiny_bert, suite, tmp_path
     def no_teacher(*a, **k):
         raise AssertionError("the teacher ran again")
 
-    monkeypatch.setattr("ltd_bert.teacher.Teacher.__init__", no_teacher)
+    monkeypatch.setattr("ltd_bert.teacher.model.Teacher.__init__", no_teacher)
     again = suite_mod.run_suite(student, suite, cache=tmp_path / "c", teacher=str(tiny_bert))
     assert [r.fidelity for r in again] == [r.fidelity for r in first]
     # a changed kind file is embedded again (the cache holds other texts)
@@ -142,7 +142,7 @@ def test_eval_suite_calibrate_on_writes_the_map(tiny_model, tiny_bert, suite, tm
 def test_adapt_continues_training_with_replay_and_keeps_the_mean(
     tiny_model, tiny_bert, suite, tmp_path
 ):
-    from ltd_bert.adapt import adapt, report_table
+    from ltd_bert.tasks.adapt import adapt, report_table
 
     model, teacher_file = tiny_model
     domain = tmp_path / "domain.txt"

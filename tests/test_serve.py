@@ -25,7 +25,7 @@ from conftest import SAMPLE_CORPUS, assert_one_error
 
 from ltd_bert.cli import cli
 from ltd_bert.models import default_model_dir
-from ltd_bert.serve import Batcher
+from ltd_bert.tasks.serve import Batcher
 
 MODEL = default_model_dir()
 KEY = "sk-test-123"
@@ -92,7 +92,7 @@ def server():
 
 @pytest.fixture(scope="module")
 def student():
-    from ltd_bert.student import Student
+    from ltd_bert.student.model import Student
 
     return Student.load(MODEL)
 
@@ -140,7 +140,7 @@ def test_base64_is_little_endian_float32(server, student):
 
 
 def test_similarity_pairs(server, student):
-    from ltd_bert.search import similarity
+    from ltd_bert.tasks.search import similarity
 
     pairs = [["今天天气很好", "今天天气不错"], ["今天天气很好", "我爱北京"], [SENTENCES[0]] * 2]
     r = post(server, "/similarity", {"pairs": pairs})

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from ltd_bert.cli import cli
 from ltd_bert.models import default_model_dir
-from ltd_bert.student import Student
+from ltd_bert.student.model import Student
 
 
 def test_shipped_model_is_there_and_small():

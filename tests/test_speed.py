@@ -11,29 +11,25 @@ from conftest import SAMPLE_CORPUS
 from safetensors.torch import load_file, save_file
 
 from ltd_bert.cli import cli
-from ltd_bert.errors import ModelError
-from ltd_bert.export import (
-    ExportableStudent,
-    OnnxStudent,
-    export_onnx,
-    length_batches,
+from ltd_bert.common.batching import length_batches
+from ltd_bert.common.errors import ModelError
+from ltd_bert.student.export import ExportableStudent, OnnxStudent, export_onnx
+from ltd_bert.student.model import (
+    BiLSTMStudent,
+    Student,
+    StudentConfig,
+    batch_tensors,
+    build_vocab,
     random_batch,
+    save_model_folder,
 )
-from ltd_bert.quantize import (
+from ltd_bert.student.quantize import (
     QuantizedStudent,
     is_quantized,
     load_any,
     load_quantized,
     quantize_model,
     quantize_rows,
-)
-from ltd_bert.student import (
-    BiLSTMStudent,
-    Student,
-    StudentConfig,
-    batch_tensors,
-    build_vocab,
-    save_model_folder,
 )
 
 LONG = "今天天气很好，我们一起去北京的公园散步，然后在家附近的店里买了很多东西。" * 3
@@ -244,7 +240,9 @@ def test_student_load_delegates_int8(int8):
     try:
         s = Student.load(out)
     except ModelError:
-        pytest.skip("Student.load does not delegate int8 folders yet (see ltd_bert/quantize.py)")
+        pytest.skip(
+            "Student.load does not delegate int8 folders yet (see ltd_bert/student/quantize.py)"
+        )
     assert isinstance(s, QuantizedStudent)
     result = CliRunner().invoke(cli, ["encode", "-", "-m", str(out)], input="你好\n")
     assert result.exit_code == 0, result.output

@@ -10,8 +10,8 @@ import torch
 from conftest import tiny_train_config
 from safetensors.torch import load_file
 
-from ltd_bert.errors import InputError, ModelError
-from ltd_bert.student import (
+from ltd_bert.common.errors import InputError, ModelError
+from ltd_bert.student.model import (
     BiLSTMStudent,
     Student,
     StudentConfig,
@@ -19,7 +19,7 @@ from ltd_bert.student import (
     build_vocab,
     widen,
 )
-from ltd_bert.train import train
+from ltd_bert.student.train import train
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_save_load_encode_identical(trained, tmp_path):
 def test_similarity_map_applies_saves_and_defaults(trained, tmp_path):
     from safetensors.torch import save_file
 
-    from ltd_bert.quantize import load_quantized, quantize_model
+    from ltd_bert.student.quantize import load_quantized, quantize_model
 
     out, _ = trained
     s = Student.load(out)
@@ -289,7 +289,7 @@ def test_encode_stdout_and_workdir_default(trained, tmp_path):
 
 
 def test_char_parts_split_batches_of_long_texts():
-    from ltd_bert.train import char_parts
+    from ltd_bert.student.train import char_parts
 
     cfg = tiny_train_config(batch_chars=250, max_chars=1000)
     rows = np.arange(7)
@@ -310,7 +310,7 @@ def test_a_batch_in_parts_trains_like_the_whole_batch(tiny_teacher_file, tmp_pat
 
 
 def test_encode_batches_long_texts_by_characters(trained, monkeypatch):
-    from ltd_bert import student as student_mod
+    from ltd_bert.student import model as student_mod
 
     s = Student.load(trained[0])
     texts = ["我们去公园散步" * k for k in (1, 40, 3, 90, 2)]

@@ -12,14 +12,14 @@ from click.testing import CliRunner
 from conftest import SAMPLE_CORPUS, SAMPLE_SENTENCES, tiny_train_config
 from safetensors.torch import load_file
 
-from ltd_bert import search as search_mod
 from ltd_bert.cli import cli
-from ltd_bert.cluster import kmeans, relabel_by_size
-from ltd_bert.errors import InputError
-from ltd_bert.finetune import cosent_loss, read_labelled
-from ltd_bert.plot import curves, matplotlib_available
-from ltd_bert.student import Student
-from ltd_bert.train import train
+from ltd_bert.common.errors import InputError
+from ltd_bert.student.model import Student
+from ltd_bert.student.train import train
+from ltd_bert.tasks import search as search_mod
+from ltd_bert.tasks.cluster import kmeans, relabel_by_size
+from ltd_bert.tasks.finetune import cosent_loss, read_labelled
+from ltd_bert.tasks.plot import curves, matplotlib_available
 
 SENTENCES = SAMPLE_SENTENCES.read_text(encoding="utf-8").splitlines()
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from conftest import char_tokenizer, table
 
-from ltd_bert.weights import Weighter, clean_text, token_weights
+from ltd_bert.text.clean import clean_text
+from ltd_bert.text.weights import Weighter, token_weights
 
 IDF = table(我们=2.0, 去=3.0, 公园=6.0, 买=3.0, iphone=12.0, 好=1.0)
 
@@ -119,7 +120,7 @@ def test_fast_segmenter_against_jieba_on_sample_corpus():
     pytest.importorskip("rjieba")
     from conftest import SAMPLE_CORPUS
 
-    from ltd_bert.weights import segment
+    from ltd_bert.text.segment import segment
 
     lines = [clean_text(x) for x in SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()]
     diff = [t for t in lines if segment(t) != segment(t, kind="fast")]
@@ -132,7 +133,7 @@ def test_fast_segmenter_against_jieba_on_sample_corpus():
 
 def test_fast_segmenter_keeps_jieba_blocks():
     pytest.importorskip("rjieba")
-    from ltd_bert.weights import segment
+    from ltd_bert.text.segment import segment
 
     for text in ["24-25赛季 nano-NaH 3.5%", "  a  b", "iPhone 12 降价了!", "😀表情包"]:
         assert segment(text, kind="fast") == segment(text)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import table
 
-from ltd_bert.teacher import PoolingSettings, Teacher
-from ltd_bert.weights import Weighter
+from ltd_bert.teacher.model import PoolingSettings, Teacher
+from ltd_bert.text.weights import Weighter
 
 LONG = "我们去公园散步。今天天气很好！他说中国很大，我爱北京。" * 6  # 162 characters
 

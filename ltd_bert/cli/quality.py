@@ -1,0 +1,217 @@
+"""Commands on how well a model keeps to its teacher across kinds of text:
+`ltd eval suite` (the label-free fidelity suite) and `ltd adapt` (a model to a user's own
+unlabeled text)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ltd_bert.cli.base import CONTEXT, resolve_model
+
+
+@click.command("suite", context_settings=CONTEXT)
+@click.option("-m", "--model", help="Model folder.  [default: WORKDIR/model, else shipped]")
+@click.option(
+    "--suite",
+    "suite_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of <kind>.txt files, one text per line.  [default: the project's data/suite]",
+)
+@click.option("--kind", "kinds", multiple=True, help="Only this kind (repeatable).")
+@click.option(
+    "--teacher",
+    default=None,
+    help="The teacher, when the one the model records is elsewhere here (a folder).",
+)
+@click.option(
+    "--cache",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Teacher vectors of the suite.  [default: LTD_HOME/suite/<teacher settings>]",
+)
+@click.option(
+    "--calibrate-on",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="First choose the similarity map (whitening, share of the mean) on the kinds of "
+    "this folder (a mix held apart from the suite, e.g. data/calib) so that no kind orders "
+    "its neighbour pairs worse than the plain centred vectors, and write it into the model.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def eval_suite(ctx, model, suite_dir, kinds, teacher, cache, calibrate_on, as_json):
+    """The fidelity suite: per kind of text, the mean centred cosine between the student and
+    the teacher (fidelity), and how like the teacher the student orders near-neighbour
+    pairs (Spearman × 100) with plain centred vectors and with the model's default ones.
+    No labels; the teacher's vectors are computed once and cached (resumable)."""
+    from ltd_bert.student.model import Student
+    from ltd_bert.tasks.suite import as_dicts, run_suite, table
+    from ltd_bert.tasks.suite import calibrate_on as calibrate
+
+    model_dir = resolve_model(ctx, model)
+
+    def say(msg: str) -> None:
+        if not as_json:
+            click.echo(msg, err=True)
+
+    if calibrate_on:
+        cal = calibrate(model_dir, calibrate_on, cache, teacher, say)
+        say(
+            f"calibrated on {calibrate_on}: whitening {cal.whiten:g}, mean scale "
+            f"{cal.mean_scale:g} (written to {model_dir})"
+        )
+    rows = run_suite(Student.load(model_dir), suite_dir, kinds, cache, teacher, say)
+    if as_json:
+        click.echo(json.dumps(as_dicts(rows), ensure_ascii=False))
+        return
+    click.echo(table(rows))
+
+
+@click.command("adapt", context_settings=CONTEXT)
+@click.argument("corpus", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("-m", "--model", help="The model to adapt.  [default: WORKDIR/model, else shipped]")
+@click.option("-o", "--output", required=True, type=click.Path(), help="The adapted model folder.")
+@click.option(
+    "--replay",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="General text replayed beside the domain so nothing else is forgotten: teacher "
+    "files (.h5) made with the model's teacher settings, or text files (embedded here, at "
+    "most --replay-ratio × the domain's lines). Repeatable.",
+)
+@click.option(
+    "--replay-ratio",
+    type=click.FloatRange(min=0.1),
+    default=3.0,
+    show_default=True,
+    help="Replayed rows per domain row, for replay text files.",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="Read at most N domain lines."
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
+@click.option(
+    "--work",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Teacher files (reused when rerun: the embedding resumes).  [default: OUTPUT.work]",
+)
+@click.option("--teacher", default=None, help="The teacher, when the model's is elsewhere here.")
+@click.option(
+    "--calib",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="General kinds the similarity map is chosen on, with the domain.  "
+    "[default: the project's data/calib]",
+)
+@click.option(
+    "--suite",
+    "suite_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The general suite measured before and after.  [default: the project's data/suite]",
+)
+@click.option("--no-suite", is_flag=True, help="Measure only the domain (and --pairs).")
+@click.option(
+    "--pairs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Labelled pair files scored before and after (Spearman). Repeatable.",
+)
+@click.option("-q", "--quiet", is_flag=True)
+@click.pass_context
+def adapt(
+    ctx,
+    corpus,
+    model,
+    output,
+    replay,
+    replay_ratio,
+    limit,
+    epochs,
+    lr,
+    batch_size,
+    seed,
+    threads,
+    work,
+    teacher,
+    calib,
+    suite_dir,
+    no_suite,
+    pairs,
+    quiet,
+):
+    """Adapt a model to your own unlabeled text: the teacher embeds CORPUS (resumable),
+    training continues from the model with general rows replayed, the similarity map is
+    chosen again over the general kinds and the domain, and fidelity is printed before and
+    after, on the domain's held-out rows and on the general suite."""
+    from ltd_bert.common.progress import bar
+    from ltd_bert.tasks.adapt import adapt as run
+    from ltd_bert.tasks.adapt import report_table
+
+    model_dir = resolve_model(ctx, model)
+    bars = {}
+
+    def embed_progress(name, lines):
+        if name not in bars:
+            bars[name] = bar(unit="line", desc=f"teacher ({name})", quiet=quiet)
+        bars[name].n = lines
+        bars[name].refresh()
+
+    tbar = bar(unit="step", desc="train", quiet=quiet)
+
+    def train_progress(step, total, loss_value, rate):
+        tbar.total = total
+        tbar.n = step
+        tbar.set_postfix(loss=f"{loss_value:.4f}", sent_s=f"{rate:,.0f}", refresh=False)
+        tbar.refresh()
+
+    def say(msg):
+        if not quiet:
+            click.echo(msg, err=True)
+
+    try:
+        report = run(
+            model_dir,
+            list(corpus),
+            output,
+            list(replay),
+            work,
+            teacher,
+            limit,
+            replay_ratio,
+            epochs,
+            lr,
+            batch_size,
+            seed,
+            threads,
+            calib,
+            False if no_suite else suite_dir,
+            list(pairs),
+            say,
+            embed_progress,
+            train_progress,
+        )
+    finally:
+        for b in (*bars.values(), tbar):
+            b.close()
+    c = report.calibration
+    click.echo(
+        f"adapt: {report.domain_rows} domain rows, {report.replay_rows} replayed, "
+        f"{report.held_out} held out; similarity map: whitening {c['whiten']:g}, mean scale "
+        f"{c['mean_scale']:g} → {output}"
+    )
+    click.echo(report_table(report))
+
+
+def register(cli: click.Group) -> None:
+    cli.commands["eval"].add_command(eval_suite)
+    cli.add_command(adapt)

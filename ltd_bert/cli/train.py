@@ -1,0 +1,215 @@
+"""`ltd train`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ltd_bert.cli.base import CONTEXT, cli, workdir
+
+
+# --- train / encode ---------------------------------------------------------------------
+@cli.command(context_settings=CONTEXT)
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Teacher file(s) from teacher-embed.  [default: WORKDIR/teacher.h5]",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False),
+    help="Model folder.  [default: WORKDIR/model]",
+)
+@click.option(
+    "--size",
+    type=click.Choice(["tiny", "small", "base", "large"]),
+    default=None,
+    help="Preset embedding/hidden sizes: tiny 128/128, small 192/192, base 256/256, "
+    "large 256/384.  [default: base]",
+)
+@click.option("--embedding-dim", type=click.IntRange(min=1), default=None)
+@click.option(
+    "--hidden-size", type=click.IntRange(min=1), default=None, help="LSTM units per direction."
+)
+@click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--dropout", type=click.FloatRange(0, 0.9), default=0.1, show_default=True)
+@click.option(
+    "--loss",
+    type=click.Choice(["cosine", "mse", "both", "relational"]),
+    default="both",
+    show_default=True,
+    help="Distance to the centred teacher vectors.",
+)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=0.02, show_default=True)
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Stop after this many evaluations without a better validation cosine.",
+)
+@click.option(
+    "--eval-every",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Evaluate every N steps (0 = at each epoch's end).",
+)
+@click.option(
+    "--min-count",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Characters seen fewer times are <unk>.",
+)
+@click.option("--max-vocab", type=click.IntRange(min=3), default=12000, show_default=True)
+@click.option(
+    "--init-embeddings",
+    type=click.Choice(["auto", "teacher", "random"]),
+    default="auto",
+    show_default=True,
+    help="Start character embeddings from the teacher's input embeddings (PCA).",
+)
+@click.option(
+    "--init-from",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Start from this model's weights, sizes and vocabulary (continue training it on "
+    "more epochs or more sentences of the same teacher vectors). With --size, "
+    "--embedding-dim or --hidden-size it is first widened to those sizes, giving the same "
+    "vectors (new units start silent), for more capacity without starting over.",
+)
+@click.option(
+    "--keep-mean",
+    is_flag=True,
+    help="With --init-from: keep that model's mean (the targets stay centred as it learnt "
+    "them) instead of the data's.",
+)
+@click.option(
+    "--max-chars",
+    type=click.IntRange(min=8),
+    default=4096,
+    show_default=True,
+    help="Characters of a text the student reads (longer ones are cut); batches of long "
+    "documents are split into parts whose gradients add up.",
+)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="cpu, cuda, cuda:N or auto (CUDA when available; cuda:LOCAL_RANK under torchrun).",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Steps between checkpoints (MODEL.partial/checkpoint.pt).",
+)
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
+@click.option("-q", "--quiet", is_flag=True)
+@click.pass_context
+def train(
+    ctx,
+    data,
+    output,
+    size,
+    embedding_dim,
+    hidden_size,
+    layers,
+    dropout,
+    loss,
+    lr,
+    epochs,
+    batch_size,
+    val_fraction,
+    patience,
+    eval_every,
+    min_count,
+    max_vocab,
+    init_embeddings,
+    init_from,
+    keep_mean,
+    max_chars,
+    seed,
+    device,
+    checkpoint_every,
+    threads,
+    resume,
+    quiet,
+):
+    """Train the BiLSTM student to fit the teacher vectors (centred on their mean).
+
+    Checkpoints go to MODEL.partial/; `--resume` continues after an interruption with the
+    same result as an uninterrupted run. The best model on the validation part is saved.
+    Under torchrun: one DistributedDataParallel job (gloo), --batch-size is the global
+    batch, rank 0 writes the model.
+    """
+    from ltd_bert.common.progress import bar
+    from ltd_bert.student.config import TrainConfig
+    from ltd_bert.student.model import SIZES
+    from ltd_bert.student.train import train as run
+    from ltd_bert.teacher import distributed
+
+    wd = workdir(ctx)
+    paths = list(data) or [wd.require("teacher")]
+    out = Path(output) if output else wd.ensure() / "model"
+    grow = bool(init_from and (size or embedding_dim or hidden_size))
+    emb, hid = SIZES[size] if size else (0, 0) if init_from else SIZES["base"]
+    cfg = TrainConfig(
+        embedding_dim=embedding_dim or emb,
+        hidden_size=hidden_size or hid,
+        grow=grow,
+        num_layers=layers,
+        dropout=dropout,
+        loss=loss,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        val_fraction=val_fraction,
+        patience=patience,
+        eval_every=eval_every,
+        min_count=min_count,
+        max_vocab=max_vocab,
+        init_embeddings=init_embeddings,
+        init_from=init_from,
+        keep_mean=keep_mean,
+        max_chars=max_chars,
+        seed=seed,
+        device=device,
+        checkpoint_every=checkpoint_every,
+        threads=threads,
+    )
+    pbar = bar(unit="step", desc="train", quiet=quiet or not distributed.is_main())
+
+    def progress(step, total, loss_value, rate):
+        pbar.total = total
+        pbar.n = step
+        pbar.set_postfix(loss=f"{loss_value:.4f}", sent_s=f"{rate:,.0f}", refresh=False)
+        pbar.refresh()
+
+    try:
+        result = run(paths, out, cfg, resume=resume, progress=progress)
+    finally:
+        pbar.close()
+    if not distributed.is_main():
+        return  # rank 0 wrote the model and reports
+    wd.record("model", output=out, data=paths)
+    best = result["best"]
+    ranks = f" on {result['world_size']} ranks" if result.get("world_size", 1) > 1 else ""
+    click.echo(
+        f"train: {result['steps']} steps, {result['params'] / 1e6:.2f} M parameters, "
+        f"{result['sentences_per_s']:,.0f} sentences/s; best validation centred cosine "
+        f"{best['val_cos']:.4f} at step {best['step']}"
+        f"{' (early stop)' if result['stopped_early'] else ''}{ranks} → {out}",
+        err=True,
+    )

@@ -1,0 +1,39 @@
+"""`TrainConfig`: every setting of a training run (a model folder records it under `train`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LOSSES = ("cosine", "mse", "both", "relational")
+
+
+@dataclass
+class TrainConfig:
+    embedding_dim: int = 256
+    hidden_size: int = 256
+    num_layers: int = 1
+    dropout: float = 0.1
+    loss: str = "both"  # measured best of cosine/mse/both/relational (README)
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.05  # fraction of all steps
+    epochs: int = 5
+    batch_size: int = 128
+    val_fraction: float = 0.02
+    max_val: int = 5000
+    patience: int = 3
+    seed: int = 42
+    min_count: int = 2
+    max_vocab: int = 12000
+    window: int = 50_000  # rows read at once
+    max_chars: int = 4096  # characters of a text the student reads (documents included)
+    batch_chars: int = 32768  # a batch over this many (padded) characters is split in parts
+    clip: float = 1.0
+    eval_every: int = 0  # steps; 0 = at each epoch's end only
+    checkpoint_every: int = 200  # steps
+    init_embeddings: str = "auto"  # auto | teacher | random
+    init_from: str | None = None  # a model folder whose weights (and sizes, vocab) start training
+    grow: bool = False  # with init_from: widen it to embedding_dim/hidden_size (0 = keep)
+    keep_mean: bool = False  # with init_from: keep its mean (targets centred as it learnt them)
+    threads: int | None = None
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto (CUDA when available)

@@ -1,0 +1,87 @@
+"""The rows a training run reads: several teacher files as one row range, read in windows;
+the validation split (the tail); and the deterministic plan of windows and length-sorted
+batches of each epoch (from seed, epoch and window, so a resumed run sees the same batches)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ltd_bert.common.errors import InputError, StoreError
+from ltd_bert.student.config import TrainConfig
+from ltd_bert.teacher.store import TARGET_KEYS, TeacherFile, setting
+
+
+class Data:
+    """Several teacher files seen as one row range, read in contiguous windows."""
+
+    def __init__(self, paths: list[str]):
+        if not paths:
+            raise InputError("no teacher file given")
+        self.files = [TeacherFile(p) for p in paths]
+        first = self.files[0]
+        for tf in self.files[1:]:
+            for k in (*TARGET_KEYS, "dim"):
+                if setting(tf.settings, k) != setting(first.settings, k):
+                    raise StoreError(
+                        f"{tf.path} and {first.path} differ in {k}: "
+                        f"{setting(tf.settings, k)!r} vs {setting(first.settings, k)!r}"
+                    )
+        self.settings = first.settings
+        self.dim = first.dim
+        self.offsets = np.cumsum([0] + [len(tf) for tf in self.files])
+        self.n = int(self.offsets[-1])
+        total = sum(tf.mean.astype(np.float64) * len(tf) for tf in self.files)
+        self.mean = (total / max(self.n, 1)).astype(np.float32)
+
+    def read(self, start: int, end: int):
+        sents: list[str] = []
+        vecs: list[np.ndarray] = []
+        weights: list[np.ndarray] = []
+        for i, tf in enumerate(self.files):
+            lo, hi = max(start, self.offsets[i]), min(end, self.offsets[i + 1])
+            if lo < hi:
+                s, v, w = tf.read(int(lo - self.offsets[i]), int(hi - self.offsets[i]))
+                sents += s
+                vecs.append(v)
+                weights += w
+        return sents, np.concatenate(vecs) if vecs else np.zeros((0, self.dim), np.float32), weights
+
+    def iter_sentences(self):
+        for tf in self.files:
+            yield from tf.iter_sentences()
+
+    def close(self):
+        for tf in self.files:
+            tf.close()
+
+
+def split(n: int, cfg: TrainConfig) -> tuple[int, int]:
+    """(number of training rows, number of validation rows): validation is the tail."""
+    n_val = min(int(math.ceil(n * cfg.val_fraction)), cfg.max_val) if cfg.val_fraction > 0 else 0
+    n_val = min(n_val, n - 1)
+    return n - n_val, n_val
+
+
+def windows(n_train: int, size: int) -> list[tuple[int, int]]:
+    return [(s, min(s + size, n_train)) for s in range(0, n_train, size)]
+
+
+def epoch_plan(n_train: int, cfg: TrainConfig, epoch: int) -> list[tuple[int, int]]:
+    ws = windows(n_train, cfg.window)
+    order = np.random.default_rng([cfg.seed, epoch]).permutation(len(ws))
+    return [ws[i] for i in order]
+
+
+def window_batches(lengths: list[int], cfg: TrainConfig, epoch: int, w_start: int):
+    """Length-bucketed batches (row indices within the window), in a shuffled order."""
+    rng = np.random.default_rng([cfg.seed, epoch, w_start])
+    jitter = rng.random(len(lengths))  # random order among equal lengths
+    order = np.lexsort((jitter, np.asarray(lengths)))
+    batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def steps_per_epoch(n_train: int, cfg: TrainConfig) -> int:
+    return sum(math.ceil((e - s) / cfg.batch_size) for s, e in windows(n_train, cfg.window))

@@ -1,0 +1,444 @@
+"""The BiLSTM student: character embedding → BiLSTM → the LTD-BERT character weights →
+weighted sum → projection to the teacher's dimension; and its self-describing folder.
+
+A model folder holds everything `encode` needs:
+    config.json        student config, tool version, teacher id, pooling settings, eps
+    model.safetensors  the weights (and the training mean vector, `mean`)
+    vocab.json         the character vocabulary (0 = padding, 1 = unknown)
+    idf.tsv.gz         the IDF table it was trained with, so weights are identical
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from ltd_bert.common.errors import ModelError
+from ltd_bert.common.version import __version__
+
+PAD, UNK = 0, 1
+FORMAT_VERSION = 1
+MODEL_FILES = ("config.json", "model.safetensors", "vocab.json", "idf.tsv.gz")
+#: what `Student.encode` returns: see its docstring
+SPACES = ("similarity", "teacher", "centred")
+
+# Size presets: (embedding_dim, hidden_size per direction). See the README's size table.
+SIZES = {"tiny": (128, 128), "small": (192, 192), "base": (256, 256), "large": (256, 384)}
+
+
+@dataclass
+class StudentConfig:
+    vocab_size: int
+    embedding_dim: int = 256  # character embedding size
+    hidden_size: int = 256  # LSTM units per direction
+    num_layers: int = 1  # stacked BiLSTM layers
+    dropout: float = 0.1  # on embeddings and LSTM outputs while training
+    output_dim: int = 384  # the teacher's dimension
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StudentConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+class BiLSTMStudent(nn.Module):
+    def __init__(self, config: StudentConfig):
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=PAD)
+        self.dropout = nn.Dropout(config.dropout)
+        self.lstm = nn.LSTM(
+            config.embedding_dim,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            bidirectional=True,
+            batch_first=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+        )
+        both = 2 * config.hidden_size
+        self.proj = nn.Linear(both, config.output_dim) if both != config.output_dim else None
+        self.register_buffer("mean", torch.zeros(config.output_dim))
+        # the similarity vectors' map (calibrate.py): W·p + mean_scale·mean
+        self.register_buffer("similarity", torch.eye(config.output_dim))
+
+    def token_states(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Per-character BiLSTM outputs, forward and backward joined: (B, T, 2H)."""
+        x = self.dropout(self.embedding(ids))  # (B, T, E)
+        packed = pack_padded_sequence(
+            x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+        )
+        out, _ = self.lstm(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
+        return self.dropout(out)  # (B, T, 2H)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor, weights: torch.Tensor):
+        """Sentence vectors (B, D): weights (B, T) × states, summed; then projected.
+
+        Projecting after pooling equals pooling projected states, as weights sum to 1.
+        """
+        states = self.token_states(ids, lengths)
+        pooled = torch.bmm(weights.unsqueeze(1), states).squeeze(1)  # (B, 2H)
+        return self.proj(pooled) if self.proj is not None else pooled
+
+
+@torch.no_grad()
+def widen(model: BiLSTMStudent, embedding_dim: int, hidden_size: int, seed: int = 0):
+    """A copy of `model` with more embedding and LSTM units that computes the same vectors.
+
+    The new units start random but nothing reads them yet: old gates get zero weights from
+    new embedding columns and new hidden units, and the projection zero columns from new
+    units. Their gradients are not zero, so training brings them in (Net2Net-style growth,
+    to give a trained model more capacity without starting over).
+    """
+    c = model.config
+    problem = growth_problem(c, embedding_dim, hidden_size)
+    if problem:
+        raise ValueError(problem)
+    if (embedding_dim, hidden_size) == (c.embedding_dim, c.hidden_size):
+        return copy.deepcopy(model)
+    new = BiLSTMStudent(replace(c, embedding_dim=embedding_dim, hidden_size=hidden_size))
+    g = torch.Generator().manual_seed(seed)
+    for prm in new.lstm.parameters():  # new units: PyTorch's own LSTM init, scaled down
+        prm.uniform_(-0.5 / hidden_size**0.5, 0.5 / hidden_size**0.5, generator=g)
+    e0, h0, h1 = c.embedding_dim, c.hidden_size, hidden_size
+    new.embedding.weight.normal_(0, float(model.embedding.weight.std()), generator=g)
+    new.embedding.weight[:, :e0] = model.embedding.weight
+    new.embedding.weight[PAD] = 0
+    # rows of each of the four gates (i, f, g, o) of old units, in the old and new layout
+    old_rows = torch.cat([torch.arange(k * h0, (k + 1) * h0) for k in range(4)])
+    new_rows = torch.cat([torch.arange(k * h1, k * h1 + h0) for k in range(4)])
+    # inputs of layer 0 are embedding columns; of layers above, [forward H, backward H]
+    below_old = torch.cat([torch.arange(h0), h1 + torch.arange(h0)])
+    for layer in range(c.num_layers):
+        in_old = torch.arange(e0) if layer == 0 else torch.arange(2 * h0)
+        in_new = torch.arange(e0) if layer == 0 else below_old
+        for suffix in ("", "_reverse"):
+            ih = getattr(new.lstm, f"weight_ih_l{layer}{suffix}")
+            hh = getattr(new.lstm, f"weight_hh_l{layer}{suffix}")
+            ih[new_rows] = 0.0
+            hh[new_rows] = 0.0
+            ih[new_rows[:, None], in_new] = getattr(model.lstm, f"weight_ih_l{layer}{suffix}")[
+                old_rows[:, None], in_old
+            ]
+            hh[new_rows[:, None], torch.arange(h0)] = getattr(
+                model.lstm, f"weight_hh_l{layer}{suffix}"
+            )[old_rows]
+            for b in ("bias_ih", "bias_hh"):
+                getattr(new.lstm, f"{b}_l{layer}{suffix}")[new_rows] = getattr(
+                    model.lstm, f"{b}_l{layer}{suffix}"
+                )[old_rows]
+    old_proj = model.proj.weight if model.proj is not None else torch.eye(c.output_dim, 2 * h0)
+    old_bias = model.proj.bias if model.proj is not None else torch.zeros(c.output_dim)
+    new.proj.weight.zero_()
+    new.proj.weight[:, below_old] = old_proj
+    new.proj.bias.copy_(old_bias)
+    new.mean.copy_(model.mean)
+    new.similarity.copy_(model.similarity)
+    return new
+
+
+def growth_problem(c: StudentConfig, embedding_dim: int, hidden_size: int) -> str | None:
+    """Why `widen` cannot take a model of config `c` to these sizes; None if it can."""
+    if embedding_dim < c.embedding_dim or hidden_size < c.hidden_size:
+        return (
+            f"can only grow the model ({c.embedding_dim}/{c.hidden_size}), not shrink it to "
+            f"{embedding_dim}/{hidden_size}"
+        )
+    grows = (embedding_dim, hidden_size) != (c.embedding_dim, c.hidden_size)
+    if grows and 2 * hidden_size == c.output_dim:  # no projection to hide new units behind
+        return (
+            f"hidden size {hidden_size}: 2 × {hidden_size} = {c.output_dim} outputs leaves no "
+            "projection to grow into; choose another size"
+        )
+    return None
+
+
+def with_default_buffers(state: dict[str, torch.Tensor], config: StudentConfig) -> dict:
+    """A state dict of a folder written before the similarity map existed: the identity."""
+    if "similarity" not in state:
+        state = dict(state, similarity=torch.eye(config.output_dim))
+    return state
+
+
+def build_vocab(texts: Iterable[str], min_count: int = 1, max_vocab: int | None = None):
+    """Characters by frequency (ties by code point): [<pad>, <unk>, ...]."""
+    counts = Counter()
+    for t in texts:
+        counts.update(t)
+    chars = sorted((c for c, n in counts.items() if n >= min_count), key=lambda c: (-counts[c], c))
+    if max_vocab is not None:
+        chars = chars[: max(max_vocab - 2, 0)]
+    return ["<pad>", "<unk>", *chars]
+
+
+def batch_tensors(
+    texts: Sequence[str], weights: Sequence[np.ndarray], index: dict[str, int], max_chars: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Padded ids (B, T), lengths (B,), weights (B, T); long texts are cut to max_chars and
+    their weights renormalised."""
+    lengths = [min(len(t), max_chars) for t in texts]
+    T = max(max(lengths, default=1), 1)
+    ids = np.zeros((len(texts), T), dtype=np.int64)
+    w = np.zeros((len(texts), T), dtype=np.float32)
+    for i, (t, cw) in enumerate(zip(texts, weights, strict=True)):
+        n = lengths[i]
+        ids[i, :n] = [index.get(c, UNK) for c in t[:n]]
+        w[i, :n] = cw[:n]
+        if n < len(t):
+            s = w[i, :n].sum()
+            if s > 0:
+                w[i, :n] /= s
+    return torch.from_numpy(ids), torch.tensor(lengths), torch.from_numpy(w)
+
+
+#: padded characters one inference batch may hold (memory with long documents)
+BATCH_CHARS = 131072
+
+
+class Student:
+    """A trained student: `Student.load(path).encode(["一句话", ...])` → (N, D) numpy."""
+
+    def __init__(self, model: BiLSTMStudent, vocab: list[str], weighter, meta: dict[str, Any]):
+        self.model = model.eval()
+        self.vocab = vocab
+        self.index = {c: i for i, c in enumerate(vocab)}
+        self.weighter = weighter
+        self.meta = meta
+        self.max_chars = int(meta.get("max_chars", 1024))
+
+    @property
+    def dim(self) -> int:
+        return self.model.config.output_dim
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.model.mean.cpu().numpy()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Student:
+        p = Path(path)
+        meta, config, vocab, weighter = read_model_folder(p)
+        if meta.get("quantized"):  # an int8 folder written by `ltd quantize`
+            from ltd_bert.student.quantize import load_quantized
+
+            return load_quantized(p)
+        from safetensors.torch import load_file
+
+        model = BiLSTMStudent(config)
+        try:
+            state = load_file(str(p / "model.safetensors"))
+            model.load_state_dict(with_default_buffers(state, config))
+        except Exception as exc:  # safetensors raises several kinds
+            raise ModelError(f"{p}/model.safetensors: cannot load ({exc})") from None
+        return cls(model, vocab, weighter, meta)
+
+    def save(self, path: str | os.PathLike, extra_files: Sequence[Path] = ()) -> None:
+        """Write the folder atomically: a temporary sibling, then renamed into place."""
+        save_model_folder(
+            path, self.model, self.vocab, self.weighter.idf.source, self.meta, extra_files
+        )
+
+    def prepare(self, sentences: Sequence[str]) -> tuple[list[str], list[np.ndarray]]:
+        texts, weights = [], []
+        for s in sentences:
+            t, w = self.weighter(s)
+            texts.append(t)
+            weights.append(w)
+        return texts, weights
+
+    @torch.inference_mode()
+    def encode_prepared(
+        self, texts: Sequence[str], weights: Sequence[np.ndarray], batch_size: int = 256
+    ) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = sorted((i for i, t in enumerate(texts) if t), key=lambda i: -len(texts[i]))
+        start = 0
+        while start < len(order):
+            # longest first: a batch of documents holds fewer texts (at most BATCH_CHARS)
+            longest = min(len(texts[order[start]]), self.max_chars)
+            idx = order[start : start + max(1, min(batch_size, BATCH_CHARS // longest))]
+            start += len(idx)
+            ids, lengths, w = batch_tensors(
+                [texts[i] for i in idx], [weights[i] for i in idx], self.index, self.max_chars
+            )
+            out[idx] = self.model(ids, lengths, w).numpy()
+        return out
+
+    @property
+    def similarity_map(self) -> np.ndarray:
+        """The (D, D) map the similarity vectors apply to the predictions (calibrate.py)."""
+        return self.model.similarity.cpu().numpy()
+
+    @property
+    def whitening_map(self) -> np.ndarray | None:
+        """`similarity_map` when the model whitens (`whiten` > 0 in its config), else None."""
+        return self.similarity_map if self.whiten else None
+
+    @property
+    def whiten(self) -> float:
+        """The whitening strength α of the similarity vectors (0: none; calibrate.py)."""
+        return float(self.meta.get("whiten", 0.0))
+
+    @property
+    def mean_scale(self) -> float:
+        """How much of the mean the similarity vectors keep (calibrate.py)."""
+        from ltd_bert.student.calibrate import DEFAULT_SCALE
+
+        return float(self.meta.get("mean_scale", DEFAULT_SCALE))
+
+    def space_scale(self, space: str) -> float:
+        """The multiple of the mean that vectors of `space` carry."""
+        if space not in SPACES:
+            raise ValueError(f"space must be one of {', '.join(SPACES)}, not {space!r}")
+        return {"similarity": self.mean_scale, "teacher": 1.0, "centred": 0.0}[space]
+
+    def encode(
+        self,
+        sentences: Sequence[str],
+        batch_size: int = 256,
+        normalize: bool = False,
+        space: str = "similarity",
+    ) -> np.ndarray:
+        """Sentence vectors (N, D), in input order; an empty sentence gives zeros.
+
+        The student predicts the teacher's vector minus the training mean (the common
+        direction all teacher vectors share). `space`: "similarity" (default) applies the
+        partial whitening chosen at training time (`whiten`, the map `similarity`) and
+        adds the share of the mean chosen with it (`mean_scale`): the best vectors to
+        compare by cosine; "teacher" adds the whole mean (vectors in the teacher's own
+        space); "centred" adds nothing.
+        """
+        scale = self.space_scale(space)
+        texts, weights = self.prepare(sentences)
+        vecs = self.encode_prepared(texts, weights, batch_size)
+        w = self.whitening_map if space == "similarity" else None
+        if w is not None:
+            vecs = vecs @ w.T
+        if scale:
+            vecs[[i for i, t in enumerate(texts) if t]] += scale * self.mean
+        if normalize:
+            norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+            vecs = vecs / np.maximum(norms, 1e-12)
+        return vecs
+
+
+def read_model_folder(p: Path) -> tuple[dict[str, Any], StudentConfig, list[str], Any]:
+    """config.json, the student config, vocab.json and the weighter of a model folder, with
+    a clear error for whatever is missing, unreadable or from a newer version."""
+    from ltd_bert.text.idf import load_idf
+    from ltd_bert.text.weights import Weighter
+
+    if not p.is_dir():
+        raise ModelError(f"{p}: no such model folder (train one with `ltd train`)")
+    for name in MODEL_FILES:
+        if not (p / name).is_file():
+            raise ModelError(f"{p}: model folder is missing {name}")
+    try:
+        meta = json.loads((p / "config.json").read_text(encoding="utf-8"))
+        vocab = json.loads((p / "vocab.json").read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ModelError(f"{p}: unreadable config.json or vocab.json ({exc})") from None
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelError(
+            f"{p}: written by ltd-bert {meta.get('tool_version')} (model format "
+            f"{meta.get('format_version')}); this is {__version__}: upgrade ltd-bert"
+        )
+    try:
+        config = StudentConfig.from_dict(meta["student"])
+        eps = float(meta["eps"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{p}/config.json: missing or bad entry {exc}") from None
+    if config.vocab_size != len(vocab):
+        raise ModelError(
+            f"{p}: vocab.json has {len(vocab)} entries, config says {config.vocab_size}"
+        )
+    weighter = Weighter(load_idf(p / "idf.tsv.gz"), eps, segmenter=meta.get("segmenter", "jieba"))
+    if meta.get("idf_sha256") and weighter.idf.sha256 != meta["idf_sha256"]:
+        raise ModelError(f"{p}/idf.tsv.gz differs from the IDF the model was trained with")
+    return meta, config, vocab, weighter
+
+
+def save_model_folder(
+    path: str | os.PathLike,
+    model: BiLSTMStudent,
+    vocab: list[str],
+    idf_file: str,
+    meta: dict[str, Any],
+    extra_files: Sequence[Path] = (),
+) -> None:
+    from safetensors.torch import save_file
+
+    from ltd_bert.text.idf import jieba_idf_path
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        meta = dict(
+            meta,
+            student=asdict(model.config),
+            tool_version=__version__,
+            format_version=FORMAT_VERSION,
+        )
+        (tmp / "config.json").write_text(
+            json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / "model.safetensors"))
+        (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        src = jieba_idf_path() if idf_file == "jieba" else Path(idf_file)
+        if src.suffix == ".gz":
+            shutil.copyfile(src, tmp / "idf.tsv.gz")
+        else:
+            with open(src, "rb") as fin, gzip.GzipFile(tmp / "idf.tsv.gz", "wb", mtime=0) as fo:
+                shutil.copyfileobj(fin, fo)
+        for extra in extra_files:
+            if Path(extra).is_file():
+                shutil.copyfile(extra, tmp / Path(extra).name)
+        for f in tmp.iterdir():
+            f.chmod(0o644)
+        tmp.chmod(0o755)
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Rename `tmp` to `out`; an existing `out` is moved aside first and removed after."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old.{os.getpid()}")
+        os.rename(out, old)
+    os.rename(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def random_batch(
+    vocab_size: int, n: int = 16, max_len: int = 40, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A padded batch as batch_tensors makes it: random characters (ids ≥ 2), lengths from 1
+    to max_len (the first row the longest), random weights summing to 1, 0 on padding."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, max_len + 1, (n,), generator=g)
+    lengths[0] = max_len
+    t = torch.arange(max_len).unsqueeze(0)
+    real = t < lengths.unsqueeze(1)
+    ids = torch.randint(2, max(vocab_size, 3), (n, max_len), generator=g) * real
+    w = torch.rand(n, max_len, generator=g) * real
+    return ids, lengths, w / w.sum(1, keepdim=True)

@@ -1,0 +1,432 @@
+"""`ltd train`: fit the BiLSTM student to the teacher file's vectors.
+
+- Targets are centred: the file's mean vector (the common direction every teacher vector
+  shares) is subtracted, and the student learns what tells sentences apart.
+- Data is read in windows of contiguous rows (memory does not grow with the file); inside a
+  window, rows are sorted by length into batches and the batches shuffled. Window order and
+  batch order derive from (seed, epoch, window), so a run resumed from a checkpoint sees the
+  same batches as an uninterrupted one.
+- The last `val_fraction` of the rows (at most `max_val`) is held out for validation.
+- AdamW, linear warm-up then linear decay, gradient clipping, best model kept on the
+  validation centred cosine, early stopping after `patience` evaluations without progress.
+- At the end, the share of the mean that the similarity vectors keep (`mean_scale`) is
+  chosen on the validation rows, without labels (see calibrate.py).
+- Under torchrun (DistributedDataParallel, gloo): every rank builds the same plan of global
+  batches and takes rows r, r + N, ... of each (per-rank batch = batch_size / N, so the
+  global batch is unchanged); DDP averages the gradients, each rank's loss weighted by its
+  share of the rows. Rank 0 alone evaluates and writes checkpoints, metrics and the model;
+  on `--resume` it reads the checkpoint and sends it to the other ranks.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ltd_bert.common.errors import InputError, LtdError, StoreError
+from ltd_bert.common.version import __version__
+from ltd_bert.student.calibrate import calibrate
+from ltd_bert.student.checkpoint import Checkpoints
+from ltd_bert.student.config import LOSSES, TrainConfig
+from ltd_bert.student.data import Data, epoch_plan, split, steps_per_epoch, window_batches
+from ltd_bert.student.model import (
+    BiLSTMStudent,
+    Student,
+    StudentConfig,
+    batch_tensors,
+    build_vocab,
+    growth_problem,
+    save_model_folder,
+    widen,
+    with_default_buffers,
+)
+from ltd_bert.student.validation import Validation, loss_fn
+from ltd_bert.teacher import distributed
+from ltd_bert.teacher.store import TARGET_KEYS, setting
+
+log = logging.getLogger(__name__)
+
+
+def char_parts(rows, lengths: list[int], cfg: TrainConfig) -> list:
+    """`rows` (one batch) in consecutive parts of at most `cfg.batch_chars` padded
+    characters (texts cut to `max_chars`): one part for a batch of sentences, several for
+    one of long documents."""
+    longest = min(max(lengths, default=1), cfg.max_chars)
+    size = max(1, cfg.batch_chars // max(longest, 1))
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    warm = max(1, int(total * cfg.warmup))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    return cfg.lr * max(0.0, (total - step) / max(1, total - warm))
+
+
+def teacher_embedding_init(settings: dict, vocab: list[str], dim: int) -> np.ndarray | None:
+    """Each character's teacher input embedding (mean over its pieces), PCA'd to `dim`."""
+    from ltd_bert.teacher.model import Teacher
+
+    name = settings.get("teacher_path") or settings.get("teacher")
+    if not Path(name).exists():
+        name = settings.get("teacher")
+    try:
+        t = Teacher(name)
+    except Exception as exc:  # a hub id offline, a moved folder: fall back to random
+        log.warning("cannot load teacher %r for embedding init (%s); random init", name, exc)
+        return None
+    table = t.model.get_input_embeddings().weight.detach().float().numpy()
+    out = np.zeros((len(vocab), table.shape[1]), dtype=np.float32)
+    for i, ch in enumerate(vocab[2:], start=2):
+        ids = [
+            j
+            for j in t.tokenizer(ch, add_special_tokens=False)["input_ids"]
+            if j not in t.tokenizer.all_special_ids
+        ]
+        if ids:
+            out[i] = table[ids].mean(0)
+    del t
+    body = out[2:] - out[2:].mean(0)
+    if dim < body.shape[1]:
+        _, _, vt = np.linalg.svd(body, full_matrices=False)
+        body = body @ vt[:dim].T
+    elif dim > body.shape[1]:
+        body = np.pad(body, ((0, 0), (0, dim - body.shape[1])))
+    body = body / (body.std() + 1e-8) * 0.5  # scale like a fresh nn.Embedding would be
+    out2 = np.zeros((len(vocab), dim), dtype=np.float32)
+    out2[2:] = body
+    return out2
+
+
+def warm_start(path: str, settings: dict[str, Any], dim: int):
+    """The `Student` of a float32 model folder trained on the same kind of teacher vectors,
+    to continue training it (`--init-from`): more epochs, or more sentences."""
+    p = Path(path)
+    try:
+        student = Student.load(p)
+    except LtdError as exc:  # missing files, bad config, unreadable weights or IDF
+        raise InputError(f"--init-from: {exc}") from None
+    meta = student.meta
+    if meta.get("quantized"):
+        raise InputError(f"--init-from {p}: an int8 model cannot be trained; use its float32 one")
+    diff = [k for k in TARGET_KEYS if setting(meta, k) != setting(settings, k)]
+    if diff or student.dim != dim:
+        raise InputError(
+            f"--init-from {p}: trained on other teacher vectors than the data "
+            f"({', '.join(diff) or 'dimension'} differ)"
+        )
+    return student
+
+
+class Trainer(Checkpoints, Validation):
+    def __init__(
+        self,
+        data_paths: list[str],
+        output: str | Path,
+        cfg: TrainConfig,
+        resume: bool = False,
+        progress=None,
+        stop_after_steps: int | None = None,
+    ):
+        self.cfg = cfg
+        self.output = Path(output)
+        self.state_dir = self.output.with_name(self.output.name + ".partial")
+        self.progress = progress
+        self.stop_after_steps = stop_after_steps
+        self.resume = resume
+        self.data = Data(data_paths)
+        self.data_paths = [str(Path(p).resolve()) for p in data_paths]
+        if cfg.loss not in LOSSES:
+            raise InputError(f"--loss must be one of {', '.join(LOSSES)}")
+        if self.data.n < 2:
+            raise InputError(f"{data_paths[0]}: needs at least 2 rows to train")
+        from ltd_bert.text.idf import find_recorded_idf, idf_file_sha256
+
+        recorded = self.data.settings.get("idf_source") or ""
+        self.idf_source = find_recorded_idf(recorded, data_paths[0])
+        if idf_file_sha256(self.idf_source) != self.data.settings.get("idf_sha256"):
+            raise StoreError(
+                f"{data_paths[0]} was made with IDF file {self.idf_source}, which is gone or "
+                "has changed since; the model needs the same weights: rerun teacher-embed"
+            )
+        self.warm = None
+        if cfg.init_from:
+            self.warm = warm_start(cfg.init_from, self.data.settings, self.data.dim)
+            if cfg.keep_mean:  # e.g. adapting to a domain: general vectors stay where they were
+                self.data.mean = self.warm.mean.copy()
+            c = self.warm.model.config
+            emb, hid = c.embedding_dim, c.hidden_size
+            if cfg.grow:
+                emb, hid = cfg.embedding_dim or emb, cfg.hidden_size or hid
+                problem = growth_problem(c, emb, hid)
+                if problem:  # refused before any training, not when widening
+                    raise InputError(f"--init-from {cfg.init_from}: {problem}")
+            self.cfg = cfg = replace(
+                cfg,
+                embedding_dim=emb,
+                hidden_size=hid,
+                num_layers=c.num_layers,
+                init_from=str(Path(cfg.init_from).resolve()),
+            )
+
+    # --- state -----------------------------------------------------------------------
+    def _setup(self):
+        cfg = self.cfg
+        if self.world == 1:
+            ckpt = self._read_checkpoint()
+        else:  # rank 0 reads the checkpoint (or starts over) and sends it to the others
+            ckpt, failure = None, None
+            if self.rank == 0:
+                try:
+                    ckpt = self._read_checkpoint()
+                except InputError as exc:
+                    failure = str(exc)
+            ckpt, failure = distributed.broadcast((ckpt, failure))
+            if failure:
+                raise InputError(failure)
+        if ckpt is not None:
+            self.vocab = ckpt["vocab"]
+            self.model = BiLSTMStudent(StudentConfig.from_dict(ckpt["student"]))
+            self.model.load_state_dict(with_default_buffers(ckpt["model"], self.model.config))
+            self.model.to(self.device)  # before the optimizer: its state follows
+            self.opt = self._optimizer()
+            self.opt.load_state_dict(ckpt["optimizer"])
+            torch.set_rng_state(self._rng_state(ckpt))
+            self.pos = ckpt["pos"]
+            self.best = ckpt["best"]
+            self.bad_evals = ckpt["bad_evals"]
+            return True
+        torch.manual_seed(cfg.seed)
+        if self.warm is not None:
+            self.vocab = self.warm.vocab
+            self.model = BiLSTMStudent(replace(self.warm.model.config, dropout=cfg.dropout))
+            self.model.load_state_dict(self.warm.model.state_dict())
+            if (cfg.embedding_dim, cfg.hidden_size) != (
+                self.model.config.embedding_dim,
+                self.model.config.hidden_size,
+            ):  # the same vectors from a wider model (DDP copies rank 0's weights)
+                self.model = widen(self.model, cfg.embedding_dim, cfg.hidden_size, cfg.seed)
+            self.model.mean.copy_(torch.from_numpy(self.data.mean))
+            return self._fresh_state()
+        self.vocab = build_vocab(self.data.iter_sentences(), cfg.min_count, cfg.max_vocab)
+        scfg = StudentConfig(
+            len(self.vocab),
+            cfg.embedding_dim,
+            cfg.hidden_size,
+            cfg.num_layers,
+            cfg.dropout,
+            self.data.dim,
+        )
+        self.model = BiLSTMStudent(scfg)
+        self.model.mean.copy_(torch.from_numpy(self.data.mean))
+        init = cfg.init_embeddings
+        if init in ("auto", "teacher") and self.rank == 0:  # DDP copies rank 0's weights
+            table = teacher_embedding_init(self.data.settings, self.vocab, cfg.embedding_dim)
+            if table is None and init == "teacher":
+                raise InputError("--init-embeddings teacher: the teacher cannot be loaded")
+            if table is not None:
+                with torch.no_grad():
+                    self.model.embedding.weight.copy_(torch.from_numpy(table))
+        return self._fresh_state()
+
+    def _fresh_state(self) -> bool:
+        self.model.to(self.device)  # before the optimizer: its state follows
+        self.opt = self._optimizer()
+        self.pos = {"epoch": 0, "window": 0, "batch": 0, "step": 0}
+        self.best = {"val_cos": -2.0, "step": -1}
+        self.bad_evals = 0
+        if self.rank > 0:  # dropout masks of their own (rank 0 keeps the 1-process stream)
+            torch.manual_seed(self._rank_seed(0))
+        return False
+
+    def _optimizer(self):
+        return torch.optim.AdamW(
+            self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay
+        )
+
+    # --- the loop --------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Train; under torchrun, inside a joined process group (see `train`)."""
+        cfg = self.cfg
+        self.rank, self.world = 0, 1
+        if distributed.is_initialized():
+            self.rank, self.world = distributed.rank(), distributed.world_size()
+        from ltd_bert.teacher.model import pick_device
+
+        self.device = pick_device(distributed.resolve_device(cfg.device))
+        resumed = self._setup()
+        net = self.model
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            net = DistributedDataParallel(self.model, device_ids=ids, broadcast_buffers=False)
+        self._rows = 0  # this rank's rows in its last batch (for the logged loss)
+        n_train, n_val = split(self.data.n, cfg)
+        per_epoch = steps_per_epoch(n_train, cfg)
+        total = per_epoch * cfg.epochs
+        index = {c: i for i, c in enumerate(self.vocab)}
+        self.model.train()
+        mean = self.data.mean
+        t0 = time.perf_counter()
+        seen = 0
+        loss = torch.tensor(float("nan"))
+        stopped_early = False
+        done_steps_this_run = 0
+        while self.pos["epoch"] < cfg.epochs and not stopped_early:
+            epoch = self.pos["epoch"]
+            plan = epoch_plan(n_train, cfg, epoch)
+            while self.pos["window"] < len(plan):
+                w_start, w_end = plan[self.pos["window"]]
+                sents, vecs, weights = self.data.read(w_start, w_end)
+                batches = window_batches([len(s) for s in sents], cfg, epoch, w_start)
+                while self.pos["batch"] < len(batches):
+                    idx = batches[self.pos["batch"]]
+                    rows, share = idx, 1.0
+                    if self.world > 1:  # rows r, r + N, ... of the global batch
+                        rows = idx[self.rank :: self.world]
+                        # DDP averages over ranks: weight each rank's mean by its rows
+                        share = len(rows) * self.world / len(idx)
+                        if len(rows) == 0:  # a short last batch: join with zero weight
+                            rows, share = idx, 0.0
+                    for g in self.opt.param_groups:
+                        g["lr"] = lr_at(self.pos["step"], total, cfg)
+                    self.opt.zero_grad(set_to_none=True)
+                    loss = torch.zeros(())
+                    # long documents: the batch in parts whose gradients add up (memory)
+                    for part in char_parts(rows, [len(sents[i]) for i in rows], cfg):
+                        ids, lengths, w = batch_tensors(
+                            [sents[i] for i in part],
+                            [weights[i] for i in part],
+                            index,
+                            cfg.max_chars,
+                        )
+                        target = torch.from_numpy(vecs[part] - mean).to(self.device)
+                        ids, w = ids.to(self.device), w.to(self.device)  # lengths: CPU
+                        pred = net(ids, lengths, w)
+                        part_loss = loss_fn(pred, target, cfg.loss) * (len(part) / len(rows))
+                        (part_loss * share if self.world > 1 else part_loss).backward()
+                        loss = loss + part_loss.detach().cpu()
+                    self._rows = len(rows) if share else 0
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
+                    self.opt.step()
+                    self.pos["batch"] += 1
+                    self.pos["step"] += 1
+                    seen += len(idx)
+                    done_steps_this_run += 1
+                    if self.progress is not None:
+                        self.progress(
+                            self.pos["step"],
+                            total,
+                            float(loss.detach()),
+                            seen / (time.perf_counter() - t0),
+                        )
+                    if cfg.eval_every and self.pos["step"] % cfg.eval_every == 0:
+                        stopped_early = self._evaluate_and_log(epoch, float(loss.detach()))
+                    if self.pos["step"] % cfg.checkpoint_every == 0:
+                        self._checkpoint()
+                    if (
+                        self.stop_after_steps is not None
+                        and done_steps_this_run >= self.stop_after_steps
+                    ):
+                        raise KeyboardInterrupt("simulated kill")
+                    if stopped_early:
+                        break
+                if stopped_early:
+                    break
+                self.pos["window"] += 1
+                self.pos["batch"] = 0
+            if not stopped_early:
+                self.pos["epoch"] += 1
+                self.pos["window"] = 0
+                if not cfg.eval_every or self.pos["step"] % cfg.eval_every:
+                    stopped_early = self._evaluate_and_log(epoch, float(loss.detach()))
+                self._checkpoint()
+        return self._finish(resumed, stopped_early, time.perf_counter() - t0, seen)
+
+    def _finish(self, resumed, stopped_early, seconds, seen) -> dict[str, Any]:
+        if self.rank == 0:
+            self._save_model()
+        self.data.close()
+        distributed.barrier()  # the model folder exists on return, on every rank
+        return {
+            "best": self.best,
+            "stopped_early": stopped_early,
+            "seconds": seconds,
+            "sentences_per_s": seen / max(seconds, 1e-9),
+            "resumed": resumed,
+            "steps": self.pos["step"],
+            "params": sum(p.numel() for p in self.model.parameters()),
+            "rank": self.rank,
+            "world_size": self.world,
+        }
+
+    def _save_model(self) -> None:
+        best_path = self.state_dir / "best.pt"
+        if best_path.is_file():
+            state = torch.load(best_path, map_location="cpu")
+            self.model.load_state_dict(with_default_buffers(state, self.model.config))
+        pred, vecs = self._val_predictions()
+        cal = calibrate(pred.numpy(), vecs, self.data.mean)
+        self.model.similarity.copy_(torch.from_numpy(cal.map))
+        if cal.scores:
+            plain = cal.scores[0.0]
+            log.info(
+                "similarity vectors: whitening %.2f, %.2f × the mean (neighbour-pair "
+                "Spearman %.2f; no whitening %.2f, centred %.2f, teacher space %.2f)",
+                cal.whiten,
+                cal.mean_scale,
+                cal.score,
+                max(plain.values()),
+                plain[0.0],
+                plain[1.0],
+            )
+        s = self.data.settings
+        meta = {
+            "teacher": s.get("teacher"),
+            "teacher_config": s.get("teacher_config"),
+            "pooling": s.get("pooling"),
+            "layer": s.get("layer"),
+            "prefix": s.get("prefix"),
+            "eps": s.get("eps"),
+            "segmenter": s.get("segmenter", "jieba"),
+            "idf_sha256": s.get("idf_sha256"),
+            "max_chars": self.cfg.max_chars,
+            "centered": True,
+            **cal.config_entries(),
+            "train": asdict(self.cfg),
+            "train_data": self.data_paths,
+            "train_rows": split(self.data.n, self.cfg)[0],
+            "best": self.best,
+        }
+        self.model.eval()
+        save_model_folder(
+            self.output,
+            self.model,
+            self.vocab,
+            self.idf_source,
+            meta,
+            [self.state_dir / "metrics.jsonl"],
+        )
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def train(
+    data_paths, output, cfg: TrainConfig, resume=False, progress=None, stop_after_steps=None
+) -> dict[str, Any]:
+    """Train a student; under torchrun with several processes, as one DDP job (gloo)."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = distributed.resolve_device(cfg.device)
+    with distributed.process_group(device, backend=distributed.backend_for(device)):
+        return Trainer(data_paths, output, cfg, resume, progress, stop_after_steps).run()
+
+
+__all__ = ["TrainConfig", "train", "__version__"]

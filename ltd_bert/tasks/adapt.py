@@ -1,0 +1,261 @@
+"""Adapt a trained student to a user's own unlabeled text (`ltd adapt`).
+
+1. The teacher embeds the in-domain text once (resumable, like `teacher-embed`), with the
+   model's own teacher settings and character weights.
+2. General rows are replayed beside it, so that nothing else is forgotten: teacher files
+   as they are, or text files embedded the same way (at most `replay_ratio` × the domain's
+   rows of each).
+3. Training continues from the model (`--init-from`), keeping its mean, for `epochs` over
+   the domain and replay rows shuffled together; the domain's last rows are held out.
+4. The similarity map is chosen again on a mix of kinds (`calibrate_mix`): the general
+   calibration kinds plus the domain's held-out rows, so neither kind falls under its
+   plain centred vectors.
+5. Fidelity before and after, on the domain's held-out rows and on the general suite.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ltd_bert.common.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AdaptReport:
+    domain_rows: int
+    replay_rows: int
+    held_out: int
+    train: dict
+    calibration: dict
+    #: {"before"|"after": {"domain": fidelity, "suite": [KindResult...], "pairs": {...}}}
+    scores: dict = field(default_factory=dict)
+
+
+def _model_pooling(student):
+    from ltd_bert.teacher.model import PoolingSettings
+
+    m = student.meta
+    return PoolingSettings(
+        m.get("pooling", "idf"), int(m.get("layer", -1)), m.get("prefix", ""), 256, "windows"
+    )
+
+
+def embed_text(
+    inputs: Sequence[str], out: Path, student, teacher, limit: int | None, progress
+) -> int:
+    """Teacher vectors of text files into `out` (resumable); the number of rows."""
+    from ltd_bert.teacher.embed import teacher_embed
+
+    def step(lines, stats):
+        if progress:
+            progress(lines + stats.resumed_from)
+
+    stats = teacher_embed(
+        list(inputs),
+        out,
+        teacher,
+        student.weighter,
+        _model_pooling(student),
+        limit=limit,
+        progress=step,
+    )
+    return stats.rows
+
+
+def domain_fidelity(student, sents, weights, vecs) -> float:
+    """Mean centred cosine of the student on rows of a teacher file."""
+    from ltd_bert.common.stats import cosines
+
+    pred = student.encode_prepared(sents, weights)
+    return float(cosines(pred, vecs - student.mean).mean())
+
+
+def measure(student, domain_rows, suite, suite_cache, pairs, teacher_name, say) -> dict:
+    from ltd_bert.tasks.suite import run_suite
+
+    out = {"domain": domain_fidelity(student, *domain_rows)}
+    if suite is not False:
+        out["suite"] = run_suite(student, suite, None, suite_cache, teacher_name, say)
+    if pairs:
+        from ltd_bert.tasks.evaluate import read_pairs, score
+
+        out["pairs"] = {}
+        for f in pairs:
+            p = read_pairs(f, None)
+            out["pairs"][p.name] = score(p, student.encode)
+    return out
+
+
+def adapt(
+    model_dir: str | Path,
+    corpus: Sequence[str],
+    output: str | Path,
+    replay: Sequence[str],
+    work: str | Path | None = None,
+    teacher_name: str | None = None,
+    limit: int | None = None,
+    replay_ratio: float = 3.0,
+    epochs: int = 1,
+    lr: float = 5e-4,
+    batch_size: int = 128,
+    seed: int = 42,
+    threads: int | None = None,
+    calib: str | Path | None = None,
+    suite: str | Path | None | bool = None,
+    pairs: Sequence[str] = (),
+    say: Callable[[str], None] | None = None,
+    embed_progress: Callable[[str, int], None] | None = None,
+    train_progress=None,
+) -> AdaptReport:
+    """Adapt the model at `model_dir` to `corpus` (text files) into `output`; see the module
+    docstring. `work` keeps the teacher files (default: OUTPUT.work, reused on a rerun);
+    `suite=False` skips the general suite; `pairs` are labelled pair files scored before and
+    after."""
+    from ltd_bert.student.calibrate import calibrate_mix
+    from ltd_bert.student.config import TrainConfig
+    from ltd_bert.student.data import split
+    from ltd_bert.student.model import Student
+    from ltd_bert.student.train import train
+    from ltd_bert.tasks.evaluate import write_calibration
+    from ltd_bert.tasks.suite import (
+        DEFAULT_CALIB,
+        cache_dir,
+        load_kind,
+        suite_files,
+        teacher_vectors,
+    )
+    from ltd_bert.teacher.model import Teacher
+    from ltd_bert.teacher.store import TARGET_KEYS, TeacherFile, setting
+
+    say = say or (lambda msg: None)
+    output = Path(output)
+    if output.exists():
+        raise InputError(f"{output}: exists; choose another -o or remove it")
+    if not replay:
+        raise InputError("--replay: give general teacher files or text to replay")
+    work = Path(work) if work else output.with_name(output.name + ".work")
+    work.mkdir(parents=True, exist_ok=True)
+    before = Student.load(model_dir)
+    if before.meta.get("quantized"):
+        raise InputError(f"{model_dir}: adapt the float32 model, then quantize the result")
+    teacher = None
+
+    def get_teacher():
+        nonlocal teacher
+        if teacher is None:
+            teacher = Teacher(teacher_name or before.meta["teacher"])
+        return teacher
+
+    for path in replay:  # teacher files are checked before any teacher time is spent
+        if path.endswith((".h5", ".hdf5")):
+            with TeacherFile(path) as tf:
+                diff = [k for k in TARGET_KEYS if setting(tf.settings, k) != before.meta.get(k)]
+            if diff:
+                raise InputError(
+                    f"--replay {path}: made with other teacher settings than the model "
+                    f"({diff[0]}: {setting(tf.settings, diff[0])!r}, the model's "
+                    f"{before.meta.get(diff[0])!r})"
+                )
+    say(f"teacher: embedding the domain text → {work / 'domain.h5'}")
+    domain_h5 = work / "domain.h5"
+    n_domain = embed_text(
+        corpus,
+        domain_h5,
+        before,
+        get_teacher(),
+        limit,
+        lambda n: embed_progress and embed_progress("domain", n),
+    )
+    files: list[str] = []
+    n_replay = 0
+    for i, path in enumerate(replay):
+        if path.endswith((".h5", ".hdf5")):
+            with TeacherFile(path) as tf:
+                n_replay += len(tf)
+            files.append(path)
+        else:
+            out = work / f"replay-{i}.h5"
+            say(f"teacher: embedding replay text {path} → {out}")
+            n_replay += embed_text(
+                [path],
+                out,
+                before,
+                get_teacher(),
+                int(replay_ratio * n_domain),
+                lambda n: embed_progress and embed_progress("replay", n),
+            )
+            files.append(str(out))
+    files.append(str(domain_h5))  # last: its tail is the held-out part
+
+    cfg = TrainConfig(
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        threads=threads,
+        init_from=str(model_dir),
+        keep_mean=True,
+        patience=epochs,
+    )
+    cfg.window = n_domain + n_replay  # one window: domain and replay rows shuffled together
+    _, n_val = split(n_domain + n_replay, cfg)
+    if n_val >= n_domain:
+        raise InputError(f"{', '.join(corpus)}: {n_domain} texts are too few to adapt to")
+    with TeacherFile(domain_h5) as tf:
+        domain_rows = tf.read(len(tf) - n_val, len(tf))
+        domain_rows = (domain_rows[0], domain_rows[2], domain_rows[1])  # texts, weights, vectors
+    suite_cache = cache_dir(before)
+    say(f"before: measuring {model_dir}")
+    scores = {"before": measure(before, domain_rows, suite, suite_cache, pairs, teacher_name, say)}
+
+    say(f"training: {n_domain} domain and {n_replay} replayed rows, {epochs} epoch(s)")
+    result = train(
+        files,
+        output,
+        cfg,
+        resume=(output.with_name(output.name + ".partial")).exists(),
+        progress=train_progress,
+    )
+
+    after = Student.load(output)
+    groups = {}
+    if calib is not False:
+        for f in suite_files(calib or DEFAULT_CALIB):
+            texts = load_kind(f)
+            targets = teacher_vectors(after, f, texts, cache_dir(after), teacher_name, say)
+            groups[f.stem] = (after.encode(texts, space="centred"), targets)
+    texts, weights, vecs = domain_rows
+    groups["domain"] = (after.encode_prepared(texts, weights), vecs)
+    cal = calibrate_mix(groups, after.mean)
+    write_calibration(output, after, cal)
+    after = Student.load(output)
+    say(f"after: measuring {output}")
+    scores["after"] = measure(after, domain_rows, suite, suite_cache, pairs, teacher_name, say)
+    return AdaptReport(n_domain, n_replay, n_val, result, cal.config_entries(), scores)
+
+
+def report_table(report: AdaptReport) -> str:
+    """Before and after, as a Markdown table: the domain, each suite kind, the pair files."""
+    b, a = report.scores["before"], report.scores["after"]
+    lines = ["| measure | before | after | change |", "|---|--:|--:|--:|"]
+
+    def row(name, x, y, fmt="{:.3f}"):
+        lines.append(f"| {name} | {fmt.format(x)} | {fmt.format(y)} | {fmt.format(y - x)} |")
+
+    row(f"domain fidelity ({report.held_out} held-out rows)", b["domain"], a["domain"])
+    if "suite" in b:
+        for kb, ka in zip(b["suite"], a["suite"], strict=True):
+            row(f"suite {kb.kind}: fidelity", kb.fidelity, ka.fidelity)
+        mb = float(np.mean([k.fidelity for k in b["suite"]]))
+        ma = float(np.mean([k.fidelity for k in a["suite"]]))
+        row("suite, mean of kinds: fidelity", mb, ma)
+    for name in b.get("pairs", {}):
+        row(f"{name}: Spearman × 100", b["pairs"][name], a["pairs"][name], "{:.2f}")
+    return "\n".join(lines)

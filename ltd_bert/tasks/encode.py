@@ -1,0 +1,174 @@
+"""`ltd encode`: sentences from a file or stdin → vectors in .npy, .h5, .jsonl or .tsv.
+
+Input is read and encoded in blocks (sorted by length inside each block), so .h5, .jsonl
+and .tsv outputs stream inputs larger than memory; .npy is written through a memory map
+when the line count is known (plain files). Files are written under a temporary name and
+renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ltd_bert.common.errors import InputError
+from ltd_bert.common.progress import bar
+from ltd_bert.common.textio import LineReader, check_output_dir, count_lines, output_tempfile
+from ltd_bert.student.model import Student
+
+FORMATS = ("npy", "h5", "jsonl", "tsv")
+BLOCK = 8192
+
+
+def pick_format(output: str | None, fmt: str | None) -> str:
+    if fmt:
+        return fmt
+    if output and output != "-":
+        ext = Path(output).suffix.lstrip(".").lower()
+        if ext in ("hdf5", "h5"):
+            return "h5"
+        if ext in FORMATS:
+            return ext
+        raise InputError(
+            f"-o {output}: unknown extension; use one of .npy .h5 .jsonl .tsv or --format"
+        )
+    return "jsonl"
+
+
+def encoded_blocks(
+    student: Student, reader: LineReader, batch_size: int, normalize: bool, space: str
+) -> Iterator[tuple[list[str], np.ndarray]]:
+    block: list[str] = []
+    for _, _, line in reader:
+        block.append(line)
+        if len(block) == BLOCK:
+            yield block, student.encode(block, batch_size, normalize, space)
+            block = []
+    if block:
+        yield block, student.encode(block, batch_size, normalize, space)
+
+
+def encode_file(
+    student: Student,
+    source: str,
+    output: str | None,
+    fmt: str | None = None,
+    normalize: bool = False,
+    space: str = "similarity",
+    batch_size: int = 256,
+    errors: str = "strict",
+    quiet: bool = False,
+) -> tuple[int, str]:
+    fmt = pick_format(output, fmt)
+    reader = LineReader([source], errors=errors)
+    total = count_lines([source])
+    to_stdout = not output or output == "-"
+    if not to_stdout:
+        check_output_dir(output)
+    if to_stdout and fmt in ("npy", "h5"):
+        raise InputError(f"--format {fmt} needs -o FILE")
+    pbar = bar(total=total, unit="sent", desc="encode", quiet=quiet)
+    blocks = encoded_blocks(student, reader, batch_size, normalize, space)
+    if to_stdout:
+        n = 0
+        for sents, vecs in blocks:
+            _write_text(sys.stdout, fmt, sents, vecs)
+            n += len(sents)
+            pbar.update(len(sents))
+        pbar.close()
+        sys.stdout.flush()
+        return n, "-"
+    out = Path(output)
+    fd, tmp = output_tempfile(out)
+    os.close(fd)
+    n = 0
+    try:
+        if fmt in ("jsonl", "tsv"):
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for sents, vecs in blocks:
+                    _write_text(fh, fmt, sents, vecs)
+                    n += len(sents)
+                    pbar.update(len(sents))
+        elif fmt == "h5":
+            import h5py
+
+            with h5py.File(tmp, "w") as f:
+                d = student.dim
+                ds = f.create_dataset(
+                    "vectors", (0, d), maxshape=(None, d), dtype="float32", chunks=(1024, d)
+                )
+                ss = f.create_dataset(
+                    "sentences",
+                    (0,),
+                    maxshape=(None,),
+                    dtype=h5py.string_dtype("utf-8"),
+                    chunks=(1024,),
+                )
+                f.attrs["model"] = json.dumps(
+                    {k: student.meta.get(k) for k in ("teacher", "pooling", "eps")}
+                )
+                f.attrs["normalized"] = normalize
+                f.attrs["space"] = space
+                f.attrs["mean_scale"] = student.space_scale(space)
+                f.attrs["whiten"] = student.whiten * (space == "similarity")
+                for sents, vecs in blocks:
+                    ds.resize(n + len(sents), axis=0)
+                    ss.resize(n + len(sents), axis=0)
+                    ds[n:] = vecs
+                    ss[n:] = sents
+                    n += len(sents)
+                    pbar.update(len(sents))
+        else:  # npy
+            if total is None:
+                parts = []
+                for sents, vecs in blocks:
+                    parts.append(vecs)
+                    pbar.update(len(sents))
+                arr = np.concatenate(parts) if parts else np.zeros((0, student.dim), np.float32)
+                n = len(arr)
+                with open(tmp, "wb") as fh:
+                    np.save(fh, arr)
+            else:
+                mm = np.lib.format.open_memmap(
+                    tmp, mode="w+", dtype=np.float32, shape=(total, student.dim)
+                )
+                for sents, vecs in blocks:
+                    mm[n : n + len(sents)] = vecs
+                    n += len(sents)
+                    pbar.update(len(sents))
+                mm.flush()
+                del mm
+                if n != total:  # a last line without a newline, or skipped lines
+                    arr = np.load(tmp, mmap_mode="r")[:n] if n < total else None
+                    if arr is None:
+                        raise InputError(f"{source}: changed while being read")
+                    np.save(tmp + ".trim.npy", np.asarray(arr))
+                    os.replace(tmp + ".trim.npy", tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        pbar.close()
+    return n, str(out)
+
+
+def _write_text(fh, fmt: str, sents: list[str], vecs: np.ndarray) -> None:
+    if fmt == "jsonl":
+        for s, v in zip(sents, vecs, strict=True):
+            fh.write(
+                json.dumps(
+                    {"sentence": s, "vector": [round(float(x), 6) for x in v]}, ensure_ascii=False
+                )
+                + "\n"
+            )
+    else:
+        for s, v in zip(sents, vecs, strict=True):
+            clean = s.replace("\t", " ")
+            fh.write(clean + "\t" + "\t".join(f"{x:.6g}" for x in v) + "\n")

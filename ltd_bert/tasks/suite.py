@@ -1,0 +1,236 @@
+"""The fidelity suite: how close a student stays to its teacher on kinds of text that no
+model trained on, without labels.
+
+A suite is a folder of `<kind>.txt` files, one text per line (the project's own is
+`data/suite/`, made by `scripts/make_suite.py` from held-back corpus lines: length classes
+from 5 to 4,000 characters, questions, statutes, classical verse). For each kind, it
+reports:
+
+- `fidelity`: the mean cosine between the student's centred prediction and the teacher's
+  vector minus the same training mean (1 = the student reproduces the teacher);
+- `pairs_centred` and `pairs_default`: the neighbour-pair agreement (calibrate.py), the
+  Spearman × 100 between the student's and the teacher's cosines over pairs of texts that
+  are near neighbours for the teacher, with the plain centred vectors and with the model's
+  default similarity vectors (its whitening and share of the mean): the label-free stand-in
+  for a similarity benchmark of that kind of text.
+
+The teacher's vectors are computed once per kind with `teacher_embed` (resumable: long
+documents cost the teacher seconds each) and cached under `LTD_HOME/suite/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ltd_bert.common.errors import InputError, StoreError
+
+log = logging.getLogger(__name__)
+
+#: neighbours a suite text is paired among (its sets have hundreds of texts, not thousands)
+NEIGHBOURS = 10
+#: the suite of the project's repository (absent from an installed wheel)
+DEFAULT_SUITE = Path(__file__).resolve().parent.parent / "data" / "suite"
+#: the project's calibration mix: the same kinds from other held-back lines
+DEFAULT_CALIB = DEFAULT_SUITE.with_name("calib")
+
+
+@dataclass
+class KindResult:
+    kind: str
+    texts: int
+    mean_chars: float
+    fidelity: float
+    pairs_centred: float
+    pairs_default: float
+
+
+def suite_files(folder: str | Path | None) -> list[Path]:
+    """The `<kind>.txt` files of a suite folder, by name."""
+    folder = Path(folder) if folder else DEFAULT_SUITE
+    if not folder.is_dir():
+        raise InputError(
+            f"{folder}: no suite folder (give --suite DIR of <kind>.txt files; "
+            "scripts/make_suite.py makes the project's)"
+        )
+    files = sorted(folder.glob("*.txt"))
+    if not files:
+        raise InputError(f"{folder}: no <kind>.txt files")
+    return files
+
+
+def cache_dir(student) -> Path:
+    """Where the teacher vectors of a model's suite live: one folder per teacher setting."""
+    from ltd_bert.teacher.builtin import ltd_home
+
+    m = student.meta
+    key = "|".join(
+        str(m.get(k))
+        for k in ("teacher", "teacher_config", "pooling", "layer", "prefix", "eps", "idf_sha256")
+    )
+    return ltd_home() / "suite" / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _usable(path: Path, texts: list[str], student) -> bool:
+    """The cache file holds the teacher vectors of exactly these texts, made with the model's
+    teacher settings and long texts pooled over windows."""
+    from ltd_bert.teacher.store import TARGET_KEYS, TeacherFile, setting
+
+    if not path.is_file():
+        return False
+    try:
+        with TeacherFile(path) as tf:
+            ok = all(setting(tf.settings, k) == student.meta.get(k) for k in TARGET_KEYS)
+            ok = ok and setting(tf.settings, "long") == "windows" and len(tf) == len(texts)
+            return ok and tf.read(0, len(tf))[0] == texts
+    except StoreError:
+        return False
+
+
+def teacher_vectors(
+    student, kind_file: Path, texts: list[str], cache: Path, teacher_name: str | None, progress
+) -> np.ndarray:
+    """The teacher's vectors of `texts` (the cleaned, non-empty lines of `kind_file`)."""
+    from ltd_bert.teacher.embed import teacher_embed
+    from ltd_bert.teacher.model import PoolingSettings, Teacher
+    from ltd_bert.teacher.store import TeacherFile
+
+    digest = hashlib.sha256(kind_file.read_bytes()).hexdigest()[:12]
+    out = cache / f"{kind_file.stem}-{digest}.h5"  # by content: kinds of other suites differ
+    if not _usable(out, texts, student):
+        cache.mkdir(parents=True, exist_ok=True)
+        m = student.meta
+        teacher = Teacher(teacher_name or m["teacher"])
+        settings = PoolingSettings(
+            m.get("pooling", "idf"), int(m.get("layer", -1)), m.get("prefix", ""), 256, "windows"
+        )
+        if progress:
+            progress(f"teacher: {kind_file.stem} ({len(texts)} texts)")
+        try:  # a complete file here holds other texts: made again; a `.partial` resumes
+            teacher_embed(
+                [str(kind_file)], out, teacher, student.weighter, settings, overwrite=out.exists()
+            )
+        except StoreError:  # a `.partial` of other settings: made again
+            teacher_embed(
+                [str(kind_file)], out, teacher, student.weighter, settings, overwrite=True
+            )
+    with TeacherFile(out) as tf:
+        return tf.read(0, len(tf))[1]
+
+
+def measure(student, texts: list[str], targets: np.ndarray, neighbours: int = NEIGHBOURS):
+    """(fidelity, centred pair agreement, default pair agreement) of one kind."""
+    from ltd_bert.common.stats import cosines
+    from ltd_bert.student.calibrate import neighbour_pairs, pair_fidelity
+
+    pred = student.encode(texts, space="centred")
+    mean = student.mean
+    fid = float(cosines(pred, targets - mean).mean())
+    pairs = neighbour_pairs(targets, neighbours)
+    centred = pair_fidelity(pred, targets, mean, 0.0, pairs)
+    default = pair_fidelity(pred, targets, mean, student.mean_scale, pairs, student.whitening_map)
+    return fid, centred, default
+
+
+def load_kind(path: Path) -> list[str]:
+    from ltd_bert.text.clean import clean_text
+
+    texts = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        t = clean_text(line)
+        if t:
+            texts.append(t)
+        elif line.strip():
+            raise InputError(f"{path}:{n}: a line with nothing left after cleaning")
+    if len(texts) <= NEIGHBOURS:
+        raise InputError(f"{path}: {len(texts)} texts; a kind needs more than {NEIGHBOURS}")
+    return texts
+
+
+def run_suite(
+    student,
+    suite: str | Path | None = None,
+    kinds: Sequence[str] | None = None,
+    cache: str | Path | None = None,
+    teacher: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[KindResult]:
+    """The suite's measures for one model, a row per kind (in file-name order)."""
+    files = suite_files(suite)
+    if kinds:
+        names = {f.stem: f for f in files}
+        missing = [k for k in kinds if k not in names]
+        if missing:
+            raise InputError(f"--kind {missing[0]!r}: not in the suite ({', '.join(names)})")
+        files = [names[k] for k in kinds]
+    cache = Path(cache) if cache else cache_dir(student)
+    rows = []
+    for f in files:
+        texts = load_kind(f)
+        targets = teacher_vectors(student, f, texts, cache, teacher, progress)
+        fid, centred, default = measure(student, texts, targets)
+        rows.append(
+            KindResult(
+                f.stem, len(texts), float(np.mean([len(t) for t in texts])), fid, centred, default
+            )
+        )
+        if progress:
+            progress(f"{f.stem}: fidelity {fid:.3f}")
+    return rows
+
+
+def table(rows: Sequence[KindResult]) -> str:
+    """The suite as a Markdown table, with the mean over kinds."""
+    lines = [
+        "| kind | texts | mean chars | fidelity | pairs, centred | pairs, default |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.kind} | {r.texts} | {r.mean_chars:.0f} | {r.fidelity:.3f} | "
+            f"{r.pairs_centred:.1f} | {r.pairs_default:.1f} |"
+        )
+    if rows:
+        mean = lambda k: float(np.mean([getattr(r, k) for r in rows]))  # noqa: E731
+        lines.append(
+            f"| mean of kinds | | | {mean('fidelity'):.3f} | {mean('pairs_centred'):.1f} | "
+            f"{mean('pairs_default'):.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def as_dicts(rows: Sequence[KindResult]) -> list[dict]:
+    return [asdict(r) for r in rows]
+
+
+def calibrate_on(
+    model_dir: str | Path,
+    suite: str | Path,
+    cache: str | Path | None = None,
+    teacher: str | None = None,
+    progress: Callable[[str], None] | None = None,
+):
+    """Choose the model's similarity map on the kinds of `suite` (a mix held apart from the
+    suite that reports: the project's is `data/calib/`) with `calibrate_mix`, and write it
+    into the model folder. Returns the `MixCalibration`."""
+    from ltd_bert.student.calibrate import calibrate_mix
+    from ltd_bert.student.model import Student
+    from ltd_bert.tasks.evaluate import write_calibration
+
+    student = Student.load(model_dir)
+    if student.meta.get("quantized"):
+        raise InputError(f"{model_dir}: calibrate the float32 model, then quantize it again")
+    cache = Path(cache) if cache else cache_dir(student)
+    groups = {}
+    for f in suite_files(suite):
+        texts = load_kind(f)
+        targets = teacher_vectors(student, f, texts, cache, teacher, progress)
+        groups[f.stem] = (student.encode(texts, space="centred"), targets)
+    cal = calibrate_mix(groups, student.mean)
+    write_calibration(Path(model_dir), student, cal)
+    return cal
