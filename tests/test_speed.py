@@ -251,6 +251,32 @@ def test_student_load_delegates_int8(int8):
     )
 
 
+def test_student_load_dispatches_on_the_folder(trained, int8, onnx_model, tmp_path):
+    """One way to load any model folder: Student.load picks the loader class."""
+    assert Student.loader_for(trained) is Student
+    assert type(Student.load(trained)) is Student
+    assert Student.loader_for(int8[0]) is QuantizedStudent
+    assert isinstance(Student.load(int8[0], runtime="torch"), QuantizedStudent)
+    assert Student.loader_for(trained, runtime="onnx") is OnnxStudent
+    file, _, ref = onnx_model
+    folder = tmp_path / "with_onnx"
+    shutil.copytree(trained, folder)
+    shutil.copyfile(file, folder / "model.onnx")
+    assert type(Student.load(folder)) is Student  # PyTorch unless ONNX is asked for
+    lines = sample_lines(20)
+    for s in (
+        Student.load(trained, runtime="onnx", onnx_path=file, threads=1),
+        Student.load(folder, runtime="onnx"),
+        Student.load(folder / "model.onnx", threads=1),
+    ):
+        assert isinstance(s, OnnxStudent)
+        np.testing.assert_allclose(s.encode(lines), ref.encode(lines), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="runtime"):
+        Student.load(trained, runtime="tensorrt")
+    with pytest.raises(TypeError, match="unexpected options"):
+        Student.load(trained, threads=1)
+
+
 def test_quantize_errors(trained, int8, tmp_path):
     out = int8[0]
     with pytest.raises(ModelError, match="already int8"):

@@ -75,12 +75,8 @@ def encode(
     from ltd_bert.teacher.model import set_threads
 
     set_threads(threads)
-    if onnx_path:
-        from ltd_bert.student.export import OnnxStudent
-
-        student = OnnxStudent.load(resolve_model(ctx, model), onnx_path, threads=threads)
-    else:
-        student = Student.load(resolve_model(ctx, model))
+    onnx = {"runtime": "onnx", "onnx_path": onnx_path, "threads": threads} if onnx_path else {}
+    student = Student.load(resolve_model(ctx, model), **onnx)
     n, out = encode_file(
         student, sentences, output, fmt, normalize, space, batch_size, errors, quiet
     )

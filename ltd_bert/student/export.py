@@ -234,15 +234,23 @@ class OnnxStudent(Student):
     """
 
     @classmethod
+    def handles(cls, path: Path, meta: dict, runtime: str | None) -> bool:
+        """`Student.load` with `runtime="onnx"`, or of an .onnx file in a model folder."""
+        return runtime == "onnx" or (path.suffix == ".onnx" and path.is_file())
+
+    @classmethod
     def load(
         cls,
         path: str | os.PathLike,
         onnx_path: str | os.PathLike | None = None,
         threads: int | None = None,
     ) -> OnnxStudent:
-        """The model folder `path` with its ONNX export (default `path`/model.onnx)."""
+        """The model folder `path` with its ONNX export (default `path`/model.onnx); `path`
+        may also be the .onnx file inside the folder."""
         _require_onnx()
         folder = Path(path)
+        if onnx_path is None and folder.suffix == ".onnx" and folder.is_file():
+            folder, onnx_path = folder.parent, folder
         file = Path(onnx_path) if onnx_path is not None else folder / ONNX_NAME
         if not folder.is_dir():
             raise ModelError(f"{folder}: no such model folder (train one with `ltd train`)")

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -35,6 +35,9 @@ FORMAT_VERSION = 1
 MODEL_FILES = ("config.json", "model.safetensors", "vocab.json", "idf.tsv.gz")
 #: what `Student.encode` returns: see its docstring
 SPACES = ("similarity", "teacher", "centred")
+#: what `Student.load` runs a model with: None (PyTorch, float32 or int8 as the folder is),
+#: "torch", or "onnx" (onnxruntime, the folder's ONNX export)
+RUNTIMES = (None, "torch", "onnx")
 
 # Size presets: (embedding_dim, hidden_size per direction). See the README's size table.
 SIZES = {"tiny": (128, 128), "small": (192, 192), "base": (256, 256), "large": (256, 384)}
@@ -228,14 +231,56 @@ class Student:
     def mean(self) -> np.ndarray:
         return self.model.mean.cpu().numpy()
 
+    #: the loader classes `Student.load` chooses among besides this one (float32): every
+    #: subclass that defines `handles` joins on definition; `ltd_bert.student` imports them
+    loaders: ClassVar[list[type[Student]]] = []
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "handles" in cls.__dict__:
+            Student.loaders.append(cls)
+
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Student:
+    def handles(cls, path: Path, meta: dict[str, Any], runtime: str | None) -> bool:
+        """Whether this class loads `path` (a model folder with config.json `meta`, or a file
+        in one) for `runtime`. The float32 Student is what loads when no loader does."""
+        return False
+
+    @classmethod
+    def loader_for(cls, path: str | os.PathLike, runtime: str | None = None) -> type[Student]:
+        """The class `Student.load` uses for `path`: the first of `loaders` that handles it,
+        else Student (the float32 model)."""
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
+        p = Path(path)
+        folder = p.parent if p.is_file() else p
+        try:
+            meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = {}  # the float32 loader says what is wrong with the folder
+        if not isinstance(meta, dict):
+            meta = {}
+        for loader in cls.loaders:
+            if loader.handles(p, meta, runtime):
+                return loader
+        return Student
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, runtime: str | None = None, **options) -> Student:
+        """Any model folder, by the loader its contents call for: an int8 folder (`ltd
+        quantize`, config.json `quantized`) gives a `QuantizedStudent`; `runtime="onnx"` or
+        the path of a .onnx file an `OnnxStudent` (`options`: its `onnx_path`, `threads`);
+        otherwise the float32 Student. Every one encodes with the same `encode`."""
+        if cls is Student:
+            loader = cls.loader_for(path, runtime)
+            if loader is not Student:
+                return loader.load(path, **options)
+        if options:
+            raise TypeError(f"{cls.__name__}.load: unexpected options {sorted(options)}")
         p = Path(path)
         meta, config, vocab, weighter = read_model_folder(p)
-        if meta.get("quantized"):  # an int8 folder written by `ltd quantize`
-            from ltd_bert.student.quantize import load_quantized
-
-            return load_quantized(p)
+        if meta.get("quantized"):  # not through the int8 loader (a subclass's own load)
+            raise ModelError(f"{p}: an int8 model folder (load it with Student.load)")
         from safetensors.torch import load_file
 
         model = BiLSTMStudent(config)

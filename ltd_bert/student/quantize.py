@@ -151,6 +151,17 @@ class QuantizedStudent(Student):
         super().__init__(build_quantized_model(config, qstate), vocab, weighter, meta)
         self.qstate = qstate  # as stored, so that save() writes the same file
 
+    @classmethod
+    def handles(cls, path: Path, meta: dict, runtime: str | None) -> bool:
+        """`Student.load` of a folder whose config.json marks it int8 (PyTorch runtime)."""
+        return runtime != "onnx" and bool(meta.get("quantized"))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **options) -> QuantizedStudent:
+        if options:
+            raise TypeError(f"QuantizedStudent.load: unexpected options {sorted(options)}")
+        return load_quantized(path)
+
     def save(self, path: str | os.PathLike, extra_files: Sequence[Path] = ()) -> None:
         meta = dict(self.meta, quantized=SCHEME)
         save_model_folder(
@@ -199,8 +210,8 @@ def load_quantized(path: str | os.PathLike) -> QuantizedStudent:
 
 
 def load_any(path: str | os.PathLike) -> Student:
-    """Student.load for float32 folders, load_quantized for int8 ones."""
-    return load_quantized(path) if is_quantized(path) else Student.load(path)
+    """Student.load, which loads float32 and int8 folders alike (kept for older callers)."""
+    return Student.load(path)
 
 
 def quantize_student(student: Student) -> QuantizedStudent:
