@@ -147,3 +147,27 @@ def test_no_flat_modules_left():
     """Every module lives in a layer's package, except the package's own two files."""
     flat = [p.name for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]
     assert not flat, f"modules at the top of ltd_bert/: {flat} (move them into a layer)"
+
+
+def test_public_api():
+    """Every name of `ltd_bert.__all__` resolves, from the module the API table says."""
+    import ltd_bert
+
+    for name in ltd_bert.__all__:
+        assert getattr(ltd_bert, name) is not None, name
+    from ltd_bert.student.model import Student
+
+    assert ltd_bert.Student is Student
+    with pytest.raises(AttributeError):
+        ltd_bert.no_such_name  # noqa: B018
+
+
+def test_importing_the_package_stays_light():
+    import subprocess
+    import sys
+
+    code = "import sys, ltd_bert; print('torch' in sys.modules, 'click' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["False", "False"]
