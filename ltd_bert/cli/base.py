@@ -123,9 +123,12 @@ def resolve_idf(ctx: click.Context, idf_path: str | None) -> str:
 
 
 def resolve_model(ctx: click.Context, model: str | None) -> str:
-    """An explicit -m, else the workdir's model/, else the shipped default model."""
+    """An explicit -m (a path, or the name of a shipped model: `-m zh-small`), else the
+    workdir's model/, else the shipped default model."""
     if model:
-        return model
+        from ltd_bert.models import model_path
+
+        return str(model_path(model))
     wd = workdir(ctx)
     info = wd.get("model")
     if info and Path(info["output"]).is_dir():
@@ -150,3 +153,31 @@ class DefaultGroup(LtdGroup):
         if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
+
+
+# --- the torch-free start --------------------------------------------------------------------
+#: inputs up to this size (and stdin) are encoded without importing torch (`LightStudent`)
+LIGHT_MAX_BYTES = 1 << 20
+
+
+def small_input(source: str) -> bool:
+    """Whether `ltd encode SOURCE` is small enough for the torch-free start: stdin, or a file
+    of at most LIGHT_MAX_BYTES."""
+    if source == "-":
+        return True
+    try:
+        return os.path.getsize(source) <= LIGHT_MAX_BYTES
+    except OSError:
+        return True  # the reader says what is wrong with it
+
+
+def load_light(path: str):
+    """The model at `path` without importing torch when it is a float32 folder
+    (`LightStudent`: same vectors to 1e-6, ~2 s sooner), else `Student.load(path)`."""
+    from ltd_bert.student.light import LightStudent
+
+    if LightStudent.can_load(path):
+        return LightStudent.load(path)
+    from ltd_bert.student.model import Student
+
+    return Student.load(path)

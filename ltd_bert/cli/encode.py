@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import click
 
-from ltd_bert.cli.base import CONTEXT, cli, resolve_model
+from ltd_bert.cli.base import CONTEXT, cli, load_light, resolve_model, small_input
 
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("sentences", type=click.Path(allow_dash=True))
 @click.option(
-    "-m", "--model", help="Model folder.  [default: WORKDIR/model, else the shipped model]"
+    "-m",
+    "--model",
+    help="Model folder or shipped model name.  [default: WORKDIR/model, else the shipped model]",
 )
 @click.option(
     "-o",
@@ -70,13 +72,18 @@ def encode(
 
     Empty lines give zero vectors. Inputs larger than memory stream into .h5 and .jsonl.
     """
-    from ltd_bert.student.model import Student
     from ltd_bert.tasks.encode import encode_file
-    from ltd_bert.teacher.model import set_threads
 
-    set_threads(threads)
-    onnx = {"runtime": "onnx", "onnx_path": onnx_path, "threads": threads} if onnx_path else {}
-    student = Student.load(resolve_model(ctx, model), **onnx)
+    path = resolve_model(ctx, model)
+    if not onnx_path and not threads and small_input(sentences):
+        student = load_light(path)  # no torch import: a fast start for a few lines
+    else:
+        from ltd_bert.student.model import Student
+        from ltd_bert.teacher.model import set_threads
+
+        set_threads(threads)
+        onnx = {"runtime": "onnx", "onnx_path": onnx_path, "threads": threads} if onnx_path else {}
+        student = Student.load(path, **onnx)
     n, out = encode_file(
         student, sentences, output, fmt, normalize, space, batch_size, errors, quiet
     )

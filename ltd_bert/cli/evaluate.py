@@ -16,7 +16,11 @@ def eval_():
 
 @eval_.command("pairs", context_settings=CONTEXT)
 @click.argument("pair_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("-m", "--model", help="Model folder.  [default: WORKDIR/model, else shipped]")
+@click.option(
+    "-m",
+    "--model",
+    help="Model folder or shipped model name.  [default: WORKDIR/model, else shipped]",
+)
 @click.option(
     "--teacher",
     default=None,
@@ -83,7 +87,7 @@ def format_table(result: dict) -> str:
 @click.option(
     "--data", type=click.Path(dir_okay=False), help="Teacher file.  [default: WORKDIR/teacher.h5]"
 )
-@click.option("-m", "--model", help="Model folder.  [default: WORKDIR/model]")
+@click.option("-m", "--model", help="Model folder or shipped model name.  [default: WORKDIR/model]")
 @click.option(
     "--calibrate",
     is_flag=True,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-MODEL_HELP = "Model folder.  [default: WORKDIR/model, else the shipped model]"
+MODEL_HELP = "Model folder or shipped model name.  [default: WORKDIR/model, else the shipped model]"
 ERRORS = click.Choice(["strict", "replace", "skip"])
 ERRORS_HELP = "Undecodable input lines: stop with an error, replace bad bytes, or skip them."
 
@@ -45,7 +45,7 @@ def one_line(text: str) -> str:
 
 def register(cli) -> None:
     """Add this module's commands to the `ltd` group."""
-    from ltd_bert.cli.base import CONTEXT, resolve_model
+    from ltd_bert.cli.base import CONTEXT, load_light, resolve_model
 
     def load_student(ctx, model, threads=None):
         from ltd_bert.student.model import Student
@@ -92,10 +92,10 @@ def register(cli) -> None:
         from ltd_bert.tasks.search import pair_scores
         from ltd_bert.tasks.search import similarity as cosine
 
-        _, student = load_student(ctx, model)
         if pairs is None:
-            click.echo(f"{cosine(student, *sentences):.4f}")
+            click.echo(f"{cosine(load_light(resolve_model(ctx, model)), *sentences):.4f}")
             return
+        _, student = load_student(ctx, model)
         scores, labels = [], []
         with text_output(output) as fh:
             for pair, score in pair_scores(student, pairs, batch_size, errors=errors):

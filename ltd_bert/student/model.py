@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import copy
 import gzip
+import importlib
 import json
 import os
 import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,33 +30,27 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ltd_bert.common.errors import ModelError
 from ltd_bert.common.version import __version__
+from ltd_bert.models import model_path
+from ltd_bert.student.base import (  # noqa: F401  (re-exported: their home until the split)
+    BATCH_CHARS,
+    FORMAT_VERSION,
+    MODEL_FILES,
+    PAD,
+    RUNTIMES,
+    SIZES,
+    SPACES,
+    UNK,
+    Encoder,
+    StudentConfig,
+    batch_arrays,
+    length_batches,
+    read_model_folder,
+)
 
-PAD, UNK = 0, 1
-FORMAT_VERSION = 1
-MODEL_FILES = ("config.json", "model.safetensors", "vocab.json", "idf.tsv.gz")
-#: what `Student.encode` returns: see its docstring
-SPACES = ("similarity", "teacher", "centred")
-#: what `Student.load` runs a model with: None (PyTorch, float32 or int8 as the folder is),
-#: "torch", or "onnx" (onnxruntime, the folder's ONNX export)
-RUNTIMES = (None, "torch", "onnx")
-
-# Size presets: (embedding_dim, hidden_size per direction). See the README's size table.
-SIZES = {"tiny": (128, 128), "small": (192, 192), "base": (256, 256), "large": (256, 384)}
-
-
-@dataclass
-class StudentConfig:
-    vocab_size: int
-    embedding_dim: int = 256  # character embedding size
-    hidden_size: int = 256  # LSTM units per direction
-    num_layers: int = 1  # stacked BiLSTM layers
-    dropout: float = 0.1  # on embeddings and LSTM outputs while training
-    output_dim: int = 384  # the teacher's dimension
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> StudentConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+#: the modules that define Student's other loaders (subclasses with `handles`): imported by
+#: name on the first `loader_for`, not by `ltd_bert.student`, so that the package and its
+#: torch-free modules (base, light) import without torch; by name, as they import this one
+LOADER_MODULES = ("ltd_bert.student.quantize", "ltd_bert.student.export")
 
 
 class BiLSTMStudent(nn.Module):
@@ -191,28 +186,12 @@ def build_vocab(texts: Iterable[str], min_count: int = 1, max_vocab: int | None 
 def batch_tensors(
     texts: Sequence[str], weights: Sequence[np.ndarray], index: dict[str, int], max_chars: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Padded ids (B, T), lengths (B,), weights (B, T); long texts are cut to max_chars and
-    their weights renormalised."""
-    lengths = [min(len(t), max_chars) for t in texts]
-    T = max(max(lengths, default=1), 1)
-    ids = np.zeros((len(texts), T), dtype=np.int64)
-    w = np.zeros((len(texts), T), dtype=np.float32)
-    for i, (t, cw) in enumerate(zip(texts, weights, strict=True)):
-        n = lengths[i]
-        ids[i, :n] = [index.get(c, UNK) for c in t[:n]]
-        w[i, :n] = cw[:n]
-        if n < len(t):
-            s = w[i, :n].sum()
-            if s > 0:
-                w[i, :n] /= s
-    return torch.from_numpy(ids), torch.tensor(lengths), torch.from_numpy(w)
+    """Padded ids (B, T), lengths (B,), weights (B, T) as tensors: `base.batch_arrays`."""
+    ids, lengths, w = batch_arrays(texts, weights, index, max_chars)
+    return torch.from_numpy(ids), torch.from_numpy(lengths), torch.from_numpy(w)
 
 
-#: padded characters one inference batch may hold (memory with long documents)
-BATCH_CHARS = 131072
-
-
-class Student:
+class Student(Encoder):
     """A trained student: `Student.load(path).encode(["一句话", ...])` → (N, D) numpy."""
 
     def __init__(self, model: BiLSTMStudent, vocab: list[str], weighter, meta: dict[str, Any]):
@@ -252,7 +231,9 @@ class Student:
         else Student (the float32 model)."""
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
-        p = Path(path)
+        for name in LOADER_MODULES:
+            importlib.import_module(name)
+        p = model_path(path)
         folder = p.parent if p.is_file() else p
         try:
             meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -263,14 +244,25 @@ class Student:
         for loader in cls.loaders:
             if loader.handles(p, meta, runtime):
                 return loader
+        if runtime == "numpy":
+            from ltd_bert.student.light import LightStudent
+
+            return LightStudent
         return Student
 
     @classmethod
-    def load(cls, path: str | os.PathLike, runtime: str | None = None, **options) -> Student:
+    def load(
+        cls, path: str | os.PathLike | None = None, runtime: str | None = None, **options
+    ) -> Encoder:
         """Any model folder, by the loader its contents call for: an int8 folder (`ltd
         quantize`, config.json `quantized`) gives a `QuantizedStudent`; `runtime="onnx"` or
         the path of a .onnx file an `OnnxStudent` (`options`: its `onnx_path`, `threads`);
-        otherwise the float32 Student. Every one encodes with the same `encode`."""
+        `runtime="numpy"` a `LightStudent` (float32 without torch); otherwise the float32
+        Student. Every one encodes with the same `encode`.
+
+        `path` is a folder or file, or the name of a model shipped in `ltd_bert/models`
+        (`"zh-small"`; a path that exists wins); None loads the shipped default."""
+        path = model_path(path)
         if cls is Student:
             loader = cls.loader_for(path, runtime)
             if loader is not Student:
@@ -297,26 +289,12 @@ class Student:
             path, self.model, self.vocab, self.weighter.idf.source, self.meta, extra_files
         )
 
-    def prepare(self, sentences: Sequence[str]) -> tuple[list[str], list[np.ndarray]]:
-        texts, weights = [], []
-        for s in sentences:
-            t, w = self.weighter(s)
-            texts.append(t)
-            weights.append(w)
-        return texts, weights
-
     @torch.inference_mode()
     def encode_prepared(
         self, texts: Sequence[str], weights: Sequence[np.ndarray], batch_size: int = 256
     ) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = sorted((i for i, t in enumerate(texts) if t), key=lambda i: -len(texts[i]))
-        start = 0
-        while start < len(order):
-            # longest first: a batch of documents holds fewer texts (at most BATCH_CHARS)
-            longest = min(len(texts[order[start]]), self.max_chars)
-            idx = order[start : start + max(1, min(batch_size, BATCH_CHARS // longest))]
-            start += len(idx)
+        for idx in length_batches(texts, batch_size, self.max_chars):
             ids, lengths, w = batch_tensors(
                 [texts[i] for i in idx], [weights[i] for i in idx], self.index, self.max_chars
             )
@@ -327,94 +305,6 @@ class Student:
     def similarity_map(self) -> np.ndarray:
         """The (D, D) map the similarity vectors apply to the predictions (calibrate.py)."""
         return self.model.similarity.cpu().numpy()
-
-    @property
-    def whitening_map(self) -> np.ndarray | None:
-        """`similarity_map` when the model whitens (`whiten` > 0 in its config), else None."""
-        return self.similarity_map if self.whiten else None
-
-    @property
-    def whiten(self) -> float:
-        """The whitening strength α of the similarity vectors (0: none; calibrate.py)."""
-        return float(self.meta.get("whiten", 0.0))
-
-    @property
-    def mean_scale(self) -> float:
-        """How much of the mean the similarity vectors keep (calibrate.py)."""
-        from ltd_bert.student.calibrate import DEFAULT_SCALE
-
-        return float(self.meta.get("mean_scale", DEFAULT_SCALE))
-
-    def space_scale(self, space: str) -> float:
-        """The multiple of the mean that vectors of `space` carry."""
-        if space not in SPACES:
-            raise ValueError(f"space must be one of {', '.join(SPACES)}, not {space!r}")
-        return {"similarity": self.mean_scale, "teacher": 1.0, "centred": 0.0}[space]
-
-    def encode(
-        self,
-        sentences: Sequence[str],
-        batch_size: int = 256,
-        normalize: bool = False,
-        space: str = "similarity",
-    ) -> np.ndarray:
-        """Sentence vectors (N, D), in input order; an empty sentence gives zeros.
-
-        The student predicts the teacher's vector minus the training mean (the common
-        direction all teacher vectors share). `space`: "similarity" (default) applies the
-        partial whitening chosen at training time (`whiten`, the map `similarity`) and
-        adds the share of the mean chosen with it (`mean_scale`): the best vectors to
-        compare by cosine; "teacher" adds the whole mean (vectors in the teacher's own
-        space); "centred" adds nothing.
-        """
-        scale = self.space_scale(space)
-        texts, weights = self.prepare(sentences)
-        vecs = self.encode_prepared(texts, weights, batch_size)
-        w = self.whitening_map if space == "similarity" else None
-        if w is not None:
-            vecs = vecs @ w.T
-        if scale:
-            vecs[[i for i, t in enumerate(texts) if t]] += scale * self.mean
-        if normalize:
-            norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-            vecs = vecs / np.maximum(norms, 1e-12)
-        return vecs
-
-
-def read_model_folder(p: Path) -> tuple[dict[str, Any], StudentConfig, list[str], Any]:
-    """config.json, the student config, vocab.json and the weighter of a model folder, with
-    a clear error for whatever is missing, unreadable or from a newer version."""
-    from ltd_bert.text.idf import load_idf
-    from ltd_bert.text.weights import Weighter
-
-    if not p.is_dir():
-        raise ModelError(f"{p}: no such model folder (train one with `ltd train`)")
-    for name in MODEL_FILES:
-        if not (p / name).is_file():
-            raise ModelError(f"{p}: model folder is missing {name}")
-    try:
-        meta = json.loads((p / "config.json").read_text(encoding="utf-8"))
-        vocab = json.loads((p / "vocab.json").read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ModelError(f"{p}: unreadable config.json or vocab.json ({exc})") from None
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise ModelError(
-            f"{p}: written by ltd-bert {meta.get('tool_version')} (model format "
-            f"{meta.get('format_version')}); this is {__version__}: upgrade ltd-bert"
-        )
-    try:
-        config = StudentConfig.from_dict(meta["student"])
-        eps = float(meta["eps"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{p}/config.json: missing or bad entry {exc}") from None
-    if config.vocab_size != len(vocab):
-        raise ModelError(
-            f"{p}: vocab.json has {len(vocab)} entries, config says {config.vocab_size}"
-        )
-    weighter = Weighter(load_idf(p / "idf.tsv.gz"), eps, segmenter=meta.get("segmenter", "jieba"))
-    if meta.get("idf_sha256") and weighter.idf.sha256 != meta["idf_sha256"]:
-        raise ModelError(f"{p}/idf.tsv.gz differs from the IDF the model was trained with")
-    return meta, config, vocab, weighter
 
 
 def save_model_folder(

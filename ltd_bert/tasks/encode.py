@@ -19,7 +19,7 @@ import numpy as np
 from ltd_bert.common.errors import InputError
 from ltd_bert.common.progress import bar
 from ltd_bert.common.textio import LineReader, check_output_dir, count_lines, output_tempfile
-from ltd_bert.student.model import Student
+from ltd_bert.student.base import Encoder
 
 FORMATS = ("npy", "h5", "jsonl", "tsv")
 BLOCK = 8192
@@ -41,7 +41,7 @@ def pick_format(output: str | None, fmt: str | None) -> str:
 
 
 def encoded_blocks(
-    student: Student, reader: LineReader, batch_size: int, normalize: bool, space: str
+    student: Encoder, reader: LineReader, batch_size: int, normalize: bool, space: str
 ) -> Iterator[tuple[list[str], np.ndarray]]:
     block: list[str] = []
     for _, _, line in reader:
@@ -54,7 +54,7 @@ def encoded_blocks(
 
 
 def encode_file(
-    student: Student,
+    student: Encoder,
     source: str,
     output: str | None,
     fmt: str | None = None,

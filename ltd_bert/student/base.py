@@ -1,0 +1,208 @@
+"""What every kind of student shares, without torch: the model folder's config, vocabulary
+and weighter (`read_model_folder`), the size presets, and `Encoder`, the `encode` contract
+(spaces, whitening, the mean) that the float32, int8, ONNX and numpy students all keep.
+
+Importing this module imports neither torch nor transformers (`light.py` builds on it so that
+`ltd similarity A B` starts in well under the time torch takes to import).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ltd_bert.common.errors import ModelError
+from ltd_bert.common.version import __version__
+
+PAD, UNK = 0, 1
+FORMAT_VERSION = 1
+MODEL_FILES = ("config.json", "model.safetensors", "vocab.json", "idf.tsv.gz")
+#: what `Student.encode` returns: see its docstring
+SPACES = ("similarity", "teacher", "centred")
+#: what `Student.load` runs a model with: None (PyTorch, float32 or int8 as the folder is),
+#: "torch", "onnx" (onnxruntime, the folder's ONNX export) or "numpy" (the float32 model
+#: without torch: `light.LightStudent`, what the command line starts fastest with)
+RUNTIMES = (None, "torch", "onnx", "numpy")
+
+# Size presets: (embedding_dim, hidden_size per direction). See the README's size table.
+SIZES = {"tiny": (128, 128), "small": (192, 192), "base": (256, 256), "large": (256, 384)}
+
+
+#: padded characters one inference batch may hold (memory with long documents)
+BATCH_CHARS = 131072
+
+
+def batch_arrays(
+    texts: Sequence[str], weights: Sequence[np.ndarray], index: dict[str, int], max_chars: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Padded ids (B, T), lengths (B,), weights (B, T); long texts are cut to max_chars and
+    their weights renormalised."""
+    lengths = [min(len(t), max_chars) for t in texts]
+    T = max(max(lengths, default=1), 1)
+    ids = np.zeros((len(texts), T), dtype=np.int64)
+    w = np.zeros((len(texts), T), dtype=np.float32)
+    for i, (t, cw) in enumerate(zip(texts, weights, strict=True)):
+        n = lengths[i]
+        ids[i, :n] = [index.get(c, UNK) for c in t[:n]]
+        w[i, :n] = cw[:n]
+        if n < len(t):
+            s = w[i, :n].sum()
+            if s > 0:
+                w[i, :n] /= s
+    return ids, np.asarray(lengths, dtype=np.int64), w
+
+
+def length_batches(texts: Sequence[str], batch_size: int, max_chars: int) -> list[list[int]]:
+    """The indices of the non-empty `texts` in inference batches, longest first: up to
+    `batch_size` texts of similar lengths, fewer for long documents (BATCH_CHARS)."""
+    order = sorted((i for i, t in enumerate(texts) if t), key=lambda i: -len(texts[i]))
+    batches, start = [], 0
+    while start < len(order):
+        longest = min(len(texts[order[start]]), max_chars)
+        idx = order[start : start + max(1, min(batch_size, BATCH_CHARS // longest))]
+        start += len(idx)
+        batches.append(idx)
+    return batches
+
+
+@dataclass
+class StudentConfig:
+    vocab_size: int
+    embedding_dim: int = 256  # character embedding size
+    hidden_size: int = 256  # LSTM units per direction
+    num_layers: int = 1  # stacked BiLSTM layers
+    dropout: float = 0.1  # on embeddings and LSTM outputs while training
+    output_dim: int = 384  # the teacher's dimension
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StudentConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+class Encoder:
+    """Sentences → vectors: what `Student`, `QuantizedStudent`, `OnnxStudent` and
+    `LightStudent` share. A subclass sets `weighter` and `meta` and defines `dim`, `mean`,
+    `similarity_map` and `encode_prepared` (the network); `encode` is the same for all."""
+
+    weighter: Any
+    meta: dict[str, Any]
+
+    @property
+    def dim(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def mean(self) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def similarity_map(self) -> np.ndarray:
+        """The (D, D) map the similarity vectors apply to the predictions (calibrate.py)."""
+        raise NotImplementedError
+
+    def encode_prepared(
+        self, texts: Sequence[str], weights: Sequence[np.ndarray], batch_size: int = 256
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+    def prepare(self, sentences: Sequence[str]) -> tuple[list[str], list[np.ndarray]]:
+        texts, weights = [], []
+        for s in sentences:
+            t, w = self.weighter(s)
+            texts.append(t)
+            weights.append(w)
+        return texts, weights
+
+    @property
+    def whitening_map(self) -> np.ndarray | None:
+        """`similarity_map` when the model whitens (`whiten` > 0 in its config), else None."""
+        return self.similarity_map if self.whiten else None
+
+    @property
+    def whiten(self) -> float:
+        """The whitening strength α of the similarity vectors (0: none; calibrate.py)."""
+        return float(self.meta.get("whiten", 0.0))
+
+    @property
+    def mean_scale(self) -> float:
+        """How much of the mean the similarity vectors keep (calibrate.py)."""
+        from ltd_bert.student.calibrate import DEFAULT_SCALE
+
+        return float(self.meta.get("mean_scale", DEFAULT_SCALE))
+
+    def space_scale(self, space: str) -> float:
+        """The multiple of the mean that vectors of `space` carry."""
+        if space not in SPACES:
+            raise ValueError(f"space must be one of {', '.join(SPACES)}, not {space!r}")
+        return {"similarity": self.mean_scale, "teacher": 1.0, "centred": 0.0}[space]
+
+    def encode(
+        self,
+        sentences: Sequence[str],
+        batch_size: int = 256,
+        normalize: bool = False,
+        space: str = "similarity",
+    ) -> np.ndarray:
+        """Sentence vectors (N, D), in input order; an empty sentence gives zeros.
+
+        The student predicts the teacher's vector minus the training mean (the common
+        direction all teacher vectors share). `space`: "similarity" (default) applies the
+        partial whitening chosen at training time (`whiten`, the map `similarity`) and
+        adds the share of the mean chosen with it (`mean_scale`): the best vectors to
+        compare by cosine; "teacher" adds the whole mean (vectors in the teacher's own
+        space); "centred" adds nothing.
+        """
+        scale = self.space_scale(space)
+        texts, weights = self.prepare(sentences)
+        vecs = self.encode_prepared(texts, weights, batch_size)
+        w = self.whitening_map if space == "similarity" else None
+        if w is not None:
+            vecs = vecs @ w.T
+        if scale:
+            vecs[[i for i, t in enumerate(texts) if t]] += scale * self.mean
+        if normalize:
+            norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+            vecs = vecs / np.maximum(norms, 1e-12)
+        return vecs
+
+
+def read_model_folder(p: Path) -> tuple[dict[str, Any], StudentConfig, list[str], Any]:
+    """config.json, the student config, vocab.json and the weighter of a model folder, with
+    a clear error for whatever is missing, unreadable or from a newer version."""
+    from ltd_bert.text.idf import load_idf
+    from ltd_bert.text.weights import Weighter
+
+    if not p.is_dir():
+        raise ModelError(f"{p}: no such model folder (train one with `ltd train`)")
+    for name in MODEL_FILES:
+        if not (p / name).is_file():
+            raise ModelError(f"{p}: model folder is missing {name}")
+    try:
+        meta = json.loads((p / "config.json").read_text(encoding="utf-8"))
+        vocab = json.loads((p / "vocab.json").read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ModelError(f"{p}: unreadable config.json or vocab.json ({exc})") from None
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelError(
+            f"{p}: written by ltd-bert {meta.get('tool_version')} (model format "
+            f"{meta.get('format_version')}); this is {__version__}: upgrade ltd-bert"
+        )
+    try:
+        config = StudentConfig.from_dict(meta["student"])
+        eps = float(meta["eps"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{p}/config.json: missing or bad entry {exc}") from None
+    if config.vocab_size != len(vocab):
+        raise ModelError(
+            f"{p}: vocab.json has {len(vocab)} entries, config says {config.vocab_size}"
+        )
+    weighter = Weighter(load_idf(p / "idf.tsv.gz"), eps, segmenter=meta.get("segmenter", "jieba"))
+    if meta.get("idf_sha256") and weighter.idf.sha256 != meta["idf_sha256"]:
+        raise ModelError(f"{p}/idf.tsv.gz differs from the IDF the model was trained with")
+    return meta, config, vocab, weighter

@@ -1,0 +1,214 @@
+"""`LightStudent`: a float32 model folder run with numpy alone, no torch.
+
+Importing torch takes about 2 s of CPU on the project machine, more than the whole budget of
+`ltd similarity A B`; this runtime gives the same vectors (to 1e-6) from the same folder
+with numpy, so the command line answers short requests without it (`Student.load(path,
+runtime="numpy")`; `ltd similarity A B` and small `ltd encode` inputs use it).
+
+The first layer's input projection is folded into a per-character table once enough
+characters have been encoded to pay for it (`FOLD_AFTER`): for each character c and
+direction, `embedding[c] @ W_ih^T + b_ih + b_hh`, so a character's gate inputs are one row
+lookup instead of an (E × 4H) product. The sigmoid gates' rows are halved at load, so one
+`tanh` over all four gates gives them all (`sigmoid(x) = 0.5 tanh(x / 2) + 0.5`; halving is
+exact in floating point). The recurrence runs over sentences sorted longest first, so the
+rows still running at a step are always the first ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ltd_bert.common.errors import ModelError
+from ltd_bert.models import model_path
+from ltd_bert.student.base import (
+    Encoder,
+    StudentConfig,
+    batch_arrays,
+    length_batches,
+    read_model_folder,
+)
+
+log = logging.getLogger(__name__)
+
+#: characters encoded (in all) after which the first layer's gate table is built: it costs
+#: about as much as projecting vocab_size × FOLD_AFTER characters one by one
+FOLD_AFTER = 1.0
+DIRECTIONS = ("", "_reverse")
+
+
+class LightStudent(Encoder):
+    """The float32 student in numpy: `LightStudent.load(path).encode(sentences)` gives the
+    vectors `Student.load(path).encode(sentences)` gives, to 1e-6."""
+
+    def __init__(
+        self,
+        tensors: dict[str, np.ndarray],
+        config: StudentConfig,
+        vocab: list[str],
+        weighter,
+        meta: dict[str, Any],
+    ):
+        self.config = config
+        self.vocab = vocab
+        self.index = {c: i for i, c in enumerate(vocab)}
+        self.weighter = weighter
+        self.meta = meta
+        self.max_chars = int(meta.get("max_chars", 1024))
+        H = config.hidden_size
+        # i, f and o rows halved: tanh of the halved pre-activation gives their sigmoid
+        half = np.ones(4 * H, dtype=np.float32)
+        half[: 2 * H] = 0.5
+        half[3 * H :] = 0.5
+        self._embedding = tensors["embedding.weight"].astype(np.float32)
+        self._ih, self._bias, self._hh = [], [], []
+        for layer in range(config.num_layers):
+            ih, bias, hh = [], [], []
+            for d in DIRECTIONS:
+                k = f"l{layer}{d}"
+                ih.append(np.ascontiguousarray((tensors[f"lstm.weight_ih_{k}"] * half[:, None]).T))
+                b = tensors[f"lstm.bias_ih_{k}"] + tensors[f"lstm.bias_hh_{k}"]
+                bias.append((b * half).astype(np.float32))
+                hh.append(np.ascontiguousarray((tensors[f"lstm.weight_hh_{k}"] * half[:, None]).T))
+            self._ih.append(ih)
+            self._bias.append(bias)
+            self._hh.append(hh)
+        self._proj = tensors.get("proj.weight")
+        self._proj_bias = tensors.get("proj.bias")
+        self._mean = tensors["mean"].astype(np.float32)
+        sim = tensors.get("similarity")
+        self._similarity = sim if sim is not None else np.eye(config.output_dim, dtype=np.float32)
+        self._table: list[np.ndarray] | None = None
+        self._chars = 0
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, **options) -> LightStudent:
+        """A float32 model folder (or a shipped model's name; None: the default)."""
+        if options:
+            raise TypeError(f"LightStudent.load: unexpected options {sorted(options)}")
+        p = Path(model_path(path))
+        meta, config, vocab, weighter = read_model_folder(p)
+        if meta.get("quantized"):
+            raise ModelError(
+                f"{p}: an int8 model folder; the numpy runtime runs float32 models only "
+                "(load it with Student.load)"
+            )
+        from safetensors.numpy import load_file
+
+        try:
+            tensors = load_file(str(p / "model.safetensors"))
+            return cls(tensors, config, vocab, weighter, meta)
+        except Exception as exc:  # safetensors raises several kinds; a missing key KeyError
+            raise ModelError(f"{p}/model.safetensors: cannot load ({exc})") from None
+
+    @staticmethod
+    def can_load(path: str | os.PathLike) -> bool:
+        """Whether `path` is a float32 model folder (what this runtime runs); anything else
+        (int8, an .onnx file, a broken folder) is for `Student.load` to load or report."""
+        try:
+            meta = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(meta, dict) and not meta.get("quantized")
+
+    @property
+    def dim(self) -> int:
+        return self.config.output_dim
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self._mean
+
+    @property
+    def similarity_map(self) -> np.ndarray:
+        return self._similarity
+
+    def fold(self) -> None:
+        """Build the first layer's per-character gate table (both directions)."""
+        if self._table is None:
+            e = self._embedding
+            self._table = [e @ ih + b for ih, b in zip(self._ih[0], self._bias[0], strict=True)]
+
+    def encode_prepared(
+        self, texts: Sequence[str], weights: Sequence[np.ndarray], batch_size: int = 256
+    ) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        self._chars += sum(min(len(t), self.max_chars) for t in texts)
+        if self._table is None and self._chars >= FOLD_AFTER * len(self.vocab):
+            self.fold()
+        for idx in length_batches(texts, batch_size, self.max_chars):
+            ids, lengths, w = batch_arrays(
+                [texts[i] for i in idx], [weights[i] for i in idx], self.index, self.max_chars
+            )
+            out[idx] = self.forward(ids, lengths, w)
+        return out
+
+    def forward(self, ids: np.ndarray, lengths: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Sentence vectors (B, D) of a padded batch (`batch_arrays`)."""
+        order = np.argsort(-lengths, kind="stable")
+        if (order != np.arange(len(order))).any():  # the recurrence wants longest first
+            back = np.empty_like(order)
+            back[order] = np.arange(len(order))
+            return self.forward(ids[order], lengths[order], weights[order])[back]
+        layers = self.config.num_layers
+        x = None
+        for layer in range(layers):
+            last = layer == layers - 1
+            outs = []
+            for d in range(2):
+                if layer == 0:
+                    if self._table is not None:
+                        xp = self._table[d][ids]
+                    else:
+                        xp = self._embedding[ids] @ self._ih[0][d] + self._bias[0][d]
+                else:
+                    xp = x @ self._ih[layer][d] + self._bias[layer][d]
+                pool = weights if last else None
+                outs.append(_recur(xp, lengths, self._hh[layer][d], d == 1, pool))
+            x = np.concatenate(outs, axis=-1)
+        pooled = x  # (B, 2H): the last layer pooled as it ran
+        if self._proj is not None:
+            return pooled @ self._proj.T + self._proj_bias
+        return pooled
+
+
+def _recur(
+    xp: np.ndarray,
+    lengths: np.ndarray,
+    hh: np.ndarray,
+    reverse: bool,
+    pool: np.ndarray | None,
+) -> np.ndarray:
+    """One direction of one LSTM layer over gate inputs `xp` (B, T, 4H; sigmoid rows halved),
+    rows sorted longest first: the states (B, T, H), or with `pool` (B, T) their weighted
+    sum (B, H). A row starts (at its first or, reversed, its last character) from zeros."""
+    B, T, G = xp.shape
+    H = G // 4
+    h = np.zeros((B, H), dtype=np.float32)
+    c = np.zeros((B, H), dtype=np.float32)
+    states = None if pool is not None else np.zeros((B, T, H), dtype=np.float32)
+    pooled = np.zeros((B, H), dtype=np.float32) if pool is not None else None
+    running = np.searchsorted(-lengths, -np.arange(T), side="left")  # rows with length > t
+    for t in range(T - 1, -1, -1) if reverse else range(T):
+        n = int(running[t])
+        if n == 0:
+            continue
+        g = h[:n] @ hh
+        g += xp[:n, t]
+        np.tanh(g, out=g)
+        i, f, gg, o = g[:, :H], g[:, H : 2 * H], g[:, 2 * H : 3 * H], g[:, 3 * H :]
+        # sigmoid(a) = 0.5 tanh(a/2) + 0.5 (a/2 is what the halved rows hold)
+        c[:n] = (0.5 * f + 0.5) * c[:n] + (0.5 * i + 0.5) * gg
+        hn = (0.5 * o + 0.5) * np.tanh(c[:n])
+        h[:n] = hn
+        if pooled is not None:
+            pooled[:n] += pool[:n, t, None] * hn
+        else:
+            states[:n, t] = hn
+    return pooled if pooled is not None else states
