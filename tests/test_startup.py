@@ -171,3 +171,25 @@ def test_cli_model_by_name(tmp_path):
     assert result.exit_code == 0, result.output
     result = run(cli, ["--workdir", str(tmp_path), "encode", "-", "-m", "nope"], input="你好\n")
     assert_one_error(result, "nope: no such model folder", "shipped: zh-small")
+
+
+def test_lazy_jieba_dictionary_cuts_like_jieba(tmp_path, monkeypatch):
+    import jieba
+    from conftest import SAMPLE_CORPUS
+
+    from ltd_bert.text import segment
+
+    monkeypatch.setenv("LTD_HOME", str(tmp_path))
+    full = jieba.Tokenizer()
+    assert not segment.start_lazily(full)  # no sqlite copy yet
+    full.initialize()
+    segment.write_dictionary_db(full, segment._dictionary_db())
+    lazy = jieba.Tokenizer()
+    assert segment.start_lazily(lazy) and isinstance(lazy.FREQ, segment.LazyFreq)
+    monkeypatch.setattr(segment, "LAZY_LOOKUPS", 2000)
+    lines = SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()[:300]
+    first = lines[:3]
+    assert [lazy.lcut(s) for s in first] == [full.lcut(s) for s in first]
+    assert isinstance(lazy.FREQ, segment.LazyFreq)  # a few sentences: still lazy
+    assert [lazy.lcut(s) for s in lines] == [full.lcut(s) for s in lines]
+    assert isinstance(lazy.FREQ, dict) and lazy.total == full.total  # then loaded whole

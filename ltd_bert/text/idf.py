@@ -280,7 +280,7 @@ def count_document_frequency(
             docs += n
         return df, docs
 
-    get_segmenter(user_dict, segmenter)  # load the dictionary once; forked workers share it
+    get_segmenter(user_dict, segmenter, load=True)  # loaded once; forked workers share it
     ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context()
     tasks = ctx.Queue(maxsize=workers * 4)
     results = ctx.Queue()

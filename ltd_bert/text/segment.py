@@ -3,8 +3,15 @@ blocks), initialised once per process."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import os
 import re
+import sqlite3
+from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 SEGMENTERS = ("jieba", "fast")
 
@@ -12,35 +19,155 @@ SEGMENTERS = ("jieba", "fast")
 _segmenters: dict[tuple[str | None, str], object] = {}
 
 
-def get_segmenter(user_dict: str | None = None, kind: str = "jieba"):
+def get_segmenter(user_dict: str | None = None, kind: str = "jieba", load: bool = False):
     """A segmenter, initialised once per process: `jieba` (the reference) or `fast`
-    (`FastJieba`: rjieba for Chinese-only blocks, measured and documented differences)."""
+    (`FastJieba`: rjieba for Chinese-only blocks, measured and documented differences).
+
+    Without a user dictionary, jieba's dictionary starts lazily (`start_lazily`: words read
+    from an sqlite copy until a few hundred sentences have been cut, then the whole of it);
+    `load` loads it whole now (before forking workers that should share it)."""
     from ltd_bert.common.errors import InputError
 
     if kind not in SEGMENTERS:
         raise InputError(f"--segmenter must be one of {', '.join(SEGMENTERS)}")
     seg = _segmenters.get((user_dict, kind))
-    if seg is None:
-        import jieba
+    if seg is not None:
+        if load and user_dict is None:
+            load_dictionary(seg.jieba if isinstance(seg, FastJieba) else seg)
+        return seg
+    import jieba
 
-        jieba.setLogLevel(logging.WARNING)
-        if user_dict is None:
-            seg = jieba.dt
-        else:
-            seg = jieba.Tokenizer()
-            try:
-                seg.load_userdict(user_dict)
-            except ValueError as exc:  # jieba: "dictionary file ... must be utf-8"
-                raise InputError(
-                    f"{user_dict}: not a usable jieba user dictionary ({exc})"
-                ) from None
-        if kind == "fast":
-            if user_dict is not None:
-                raise InputError("--segmenter fast does not take a user dictionary")
-            seg = FastJieba(seg)
+    jieba.setLogLevel(logging.WARNING)
+    if user_dict is None:
+        seg = jieba.dt
+        if load or not start_lazily(seg):
+            load_dictionary(seg)
+    else:
+        seg = jieba.Tokenizer()
+        try:
+            seg.load_userdict(user_dict)
+        except ValueError as exc:  # jieba: "dictionary file ... must be utf-8"
+            raise InputError(f"{user_dict}: not a usable jieba user dictionary ({exc})") from None
         seg.initialize()
-        _segmenters[(user_dict, kind)] = seg
+    if kind == "fast":
+        if user_dict is not None:
+            raise InputError("--segmenter fast does not take a user dictionary")
+        seg = FastJieba(seg)
+    _segmenters[(user_dict, kind)] = seg
     return seg
+
+
+# --- jieba's dictionary on demand -------------------------------------------------------------
+#: words a lazily started dictionary looks up in its sqlite file before it loads jieba's whole
+#: dictionary (about 1 s) for good: some hundreds of sentences
+LAZY_LOOKUPS = 20_000
+
+
+def _dictionary_db() -> Path:
+    """The sqlite copy of jieba's default dictionary, keyed by jieba's version and its
+    dict.txt (size and time), under LTD_HOME/jieba."""
+    import jieba
+
+    from ltd_bert.common.cache import ltd_home
+
+    st = os.stat(os.path.join(os.path.dirname(jieba.__file__), "dict.txt"))
+    key = hashlib.sha256(f"{jieba.__version__} {st.st_size} {st.st_mtime_ns}".encode()).hexdigest()
+    return ltd_home() / "jieba" / f"dict-{key[:24]}.sqlite"
+
+
+def start_lazily(tokenizer) -> bool:
+    """Give jieba's default tokenizer a dictionary that answers from an sqlite file on
+    demand (`LazyFreq`), so a process that segments a few sentences skips jieba's ~1 s load;
+    the same words and counts, so the same segmentation. False (nothing changed) when there
+    is no such file yet: it is written after this process loads the dictionary."""
+    if tokenizer.initialized:
+        return True
+    db = _dictionary_db()
+    if not db.is_file():
+        _pending_db.append(db)
+        return False
+    try:
+        freq = LazyFreq(tokenizer, db)
+    except (sqlite3.Error, TypeError) as exc:
+        log.debug("jieba dictionary %s unusable (%s): loading jieba's", db, exc)
+        return False
+    tokenizer.FREQ, tokenizer.total, tokenizer.initialized = freq, freq.total, True
+    return True
+
+
+_pending_db: list[Path] = []
+
+
+def load_dictionary(tokenizer) -> None:
+    """jieba's whole dictionary in `tokenizer` (instead of a `LazyFreq`), and its sqlite copy
+    written if a lazy start found none."""
+    if isinstance(tokenizer.FREQ, LazyFreq):
+        tokenizer.initialized = False
+    tokenizer.initialize()  # jieba's load (from its cache file), once
+    while _pending_db:
+        write_dictionary_db(tokenizer, _pending_db.pop())
+
+
+def write_dictionary_db(tokenizer, db: Path) -> None:
+    """Write jieba's loaded dictionary as an sqlite file (atomically; a failure is logged)."""
+    import tempfile
+
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{db.name}.", suffix=".partial", dir=db.parent)
+        os.close(fd)
+        con = sqlite3.connect(tmp)
+        try:
+            con.execute("CREATE TABLE freq (w TEXT PRIMARY KEY, f INTEGER) WITHOUT ROWID")
+            con.executemany("INSERT INTO freq VALUES (?, ?)", tokenizer.FREQ.items())
+            con.execute("CREATE TABLE total (n INTEGER)")
+            con.execute("INSERT INTO total VALUES (?)", (tokenizer.total,))
+            con.commit()
+        finally:
+            con.close()
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, db)
+    except (OSError, sqlite3.Error) as exc:
+        log.debug("jieba dictionary copy %s not written: %s", db, exc)
+        with contextlib.suppress(OSError, UnboundLocalError):
+            os.unlink(tmp)
+
+
+class LazyFreq:
+    """jieba's `FREQ` (word → count) answered from the sqlite copy, word by word (each
+    answer kept); after LAZY_LOOKUPS words the tokenizer loads its whole dictionary and
+    this object steps aside."""
+
+    def __init__(self, tokenizer, db: Path):
+        self.tokenizer = tokenizer
+        self.con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, check_same_thread=False)
+        (self.total,) = self.con.execute("SELECT n FROM total").fetchone()
+        self.seen: dict[str, int | None] = {}
+
+    def _get(self, word: str) -> int | None:
+        try:
+            return self.seen[word]
+        except KeyError:
+            pass
+        if len(self.seen) >= LAZY_LOOKUPS:
+            load_dictionary(self.tokenizer)
+            return self.tokenizer.FREQ.get(word)
+        row = self.con.execute("SELECT f FROM freq WHERE w = ?", (word,)).fetchone()
+        self.seen[word] = value = None if row is None else row[0]
+        return value
+
+    def __contains__(self, word: str) -> bool:
+        return self._get(word) is not None
+
+    def __getitem__(self, word: str) -> int:
+        value = self._get(word)
+        if value is None:
+            raise KeyError(word)
+        return value
+
+    def get(self, word: str, default=None):
+        value = self._get(word)
+        return default if value is None else value
 
 
 # jieba's own block structure (jieba.Tokenizer.cut, default mode): the text is split into
@@ -77,7 +204,8 @@ class FastJieba:
         self._cache: dict[str, list[str]] = {}
 
     def initialize(self) -> None:
-        self.jieba.initialize()
+        if not self.jieba.initialized:
+            self.jieba.initialize()
 
     def _cut_block(self, block: str) -> list[str]:
         words = self._cache.get(block)
