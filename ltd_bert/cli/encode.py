@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ltd_bert.cli.base import CONTEXT, cli, load_light, resolve_model, small_input
+from ltd_bert.cli.base import CONTEXT, cli, load_light, resolve_model
 
 
 @cli.command(context_settings=CONTEXT)
@@ -38,7 +38,13 @@ from ltd_bert.cli.base import CONTEXT, cli, load_light, resolve_model, small_inp
     "in the teacher's own space; centred: the prediction alone.",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Run the model through PyTorch with this many threads.  [default: a float32 model "
+    "runs in numpy (the same vectors, no torch import)]",
+)
 @click.option(
     "--errors",
     type=click.Choice(["strict", "replace", "skip"]),
@@ -75,8 +81,8 @@ def encode(
     from ltd_bert.tasks.encode import encode_file
 
     path = resolve_model(ctx, model)
-    if not onnx_path and not threads and small_input(sentences):
-        student = load_light(path)  # no torch import: a fast start for a few lines
+    if not onnx_path and not threads:
+        student = load_light(path)  # float32 in numpy: no torch import, folded first layer
     else:
         from ltd_bert.student.model import Student
         from ltd_bert.teacher.model import set_threads
