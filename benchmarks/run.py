@@ -29,8 +29,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "zh_big.txt"
 FALLBACK = ROOT / "data" / "corpus_sample.txt"
-STAGES = ("idf", "weights", "teacher", "embed", "student", "sizes", "train")
-VARIANTS = ("float32", "int8", "onnx")
+STAGES = ("idf", "weights", "teacher", "bert", "embed", "student", "sizes", "train", "startup")
+VARIANTS = ("float32", "numpy", "int8", "onnx")
+#: bert-base-chinese's sizes, for a random-weight BertModel built here (no hub access)
+BERT_BASE = dict(
+    vocab_size=21128,
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    max_position_embeddings=512,
+    type_vocab_size=2,
+)
 IDF_MIN_LINES = 20_000
 PREFIX, BATCH, MAX_LENGTH = "query: ", 64, 256
 TOKENIZE = {"padding": True, "truncation": True, "max_length": MAX_LENGTH, "return_tensors": "pt"}
@@ -144,6 +154,59 @@ def m_teacher(ctx: dict) -> dict:
     return c.result(items=len(sents), real_tokens=real, padded_tokens=padded)
 
 
+def m_bert(ctx: dict) -> dict:
+    """A BERT-base forward (bert-base-chinese's sizes, random weights: speed does not depend
+    on their values) on one token per character plus [CLS] and [SEP], sorted batches."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    model = BertModel(BertConfig(**BERT_BASE)).eval()
+    sents = read_lines(ctx["sentences"])
+    order = sorted(range(len(sents)), key=lambda i: len(sents[i]))
+    batches = [[sents[i] for i in order[s : s + BATCH]] for s in range(0, len(order), BATCH)]
+    cls, sep, vocab = 101, 102, BERT_BASE["vocab_size"]
+
+    def tensors(batch: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [[cls, *(1000 + ord(ch) % (vocab - 1000) for ch in s[:510]), sep] for s in batch]
+        width = max(len(r) for r in rows)
+        ids = torch.zeros(len(rows), width, dtype=torch.long)
+        mask = torch.zeros(len(rows), width, dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        return ids, mask
+
+    real = 0
+    with torch.inference_mode():
+        model(*tensors(sents[:8]))  # warm-up, not timed
+        with Clock() as c:
+            for batch in batches:
+                ids, mask = tensors(batch)
+                model(input_ids=ids, attention_mask=mask)
+                real += int(mask.sum())
+    return c.result(items=len(sents), real_tokens=real)
+
+
+def m_startup(ctx: dict) -> dict:
+    """Wall time of fresh `ltd` processes answering one request: `similarity A B`, `encode`
+    of one line on stdin (torch-free), and the same encode through torch (`--threads`)."""
+    ltd = [sys.executable, "-m", "ltd_bert", "--workdir", ctx["tmp"]]
+    runs = {
+        "similarity": ([*ltd, "similarity", "今天天气很好", "天气不错"], ""),
+        "encode": ([*ltd, "encode", "-"], "今天天气很好\n"),
+        "encode_torch": ([*ltd, "encode", "-", "--threads", str(ctx["threads"])], "今天天气很好\n"),
+    }
+    subprocess.run(runs["similarity"][0], capture_output=True, check=True)  # caches written
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(ctx.get("repeats", 3)):
+        for key, (cmd, stdin) in runs.items():  # interleaved: the same load for each
+            with Clock() as c:
+                subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=True)
+            times[key].append(c.seconds)
+    median = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    return {"seconds": median["similarity"], "items": 1, "times": times, "median": median}
+
+
 def m_embed(ctx: dict) -> dict:
     from ltd_bert.teacher.embed import teacher_embed
     from ltd_bert.teacher.model import PoolingSettings, Teacher
@@ -164,8 +227,14 @@ def m_embed(ctx: dict) -> dict:
 
 
 def load_variant(model_dir: Path, variant: str, tmp: str):
-    """The student as float32, int8 (`ltd quantize`) or ONNX (`ltd export`, onnxruntime)."""
+    """The student as float32, numpy (float32 without torch: `LightStudent`), int8 (`ltd
+    quantize`) or ONNX (`ltd export`, onnxruntime)."""
     from ltd_bert.student.model import Student
+
+    if variant == "numpy":
+        from ltd_bert.student.light import LightStudent
+
+        return LightStudent.load(model_dir), model_dir / "model.safetensors"
 
     if variant == "int8":
         from ltd_bert.student.quantize import quantize_model
@@ -248,7 +317,18 @@ def m_sizes(ctx: dict) -> dict:
 
 MEASURES: dict[str, Callable[[dict], dict]] = {
     f.__name__[2:]: f
-    for f in (m_idf_bare, m_idf_build, m_weights, m_teacher, m_embed, m_student, m_train, m_sizes)
+    for f in (
+        m_idf_bare,
+        m_idf_build,
+        m_weights,
+        m_teacher,
+        m_bert,
+        m_embed,
+        m_student,
+        m_train,
+        m_sizes,
+        m_startup,
+    )
 }
 
 
@@ -376,7 +456,17 @@ def bench_idf(ctx: dict, sents: list[str], table: Table, results: dict) -> None:
         table.add(what, r, f"{speed:.2f}× bare", goal(f"≥ {want:.2f}×", speed >= want), peak)
 
 
-def bench_sizes(ctx: dict, teacher_s, table: Table, results: dict) -> None:
+def ratios(seconds: float, teacher_s: float | None, bert_s: float | None) -> str:
+    """× teacher and × BERT-base of an encoder row, from times of the same run."""
+    parts = [
+        f"{ref / seconds:.1f}× {name}"
+        for ref, name in ((teacher_s, "teacher"), (bert_s, "BERT-base"))
+        if ref
+    ]
+    return ", ".join(parts) or "–"
+
+
+def bench_sizes(ctx: dict, teacher_s, table: Table, results: dict, bert_s=None) -> None:
     """Student speed over size presets and batch sizes (network only, float32)."""
     from ltd_bert.student.model import SIZES
 
@@ -384,11 +474,7 @@ def bench_sizes(ctx: dict, teacher_s, table: Table, results: dict) -> None:
         for batch in (32, 128, 512):
             key = f"sizes_{size}_{batch}"
             r = results[key] = run_child(key, dict(ctx, emb=emb, hid=hid, batch=batch), "sizes")
-            ratio = (
-                f"{teacher_s / r['seconds']:.1f}× teacher"
-                if teacher_s and "error" not in r
-                else "–"
-            )
+            ratio = ratios(r["seconds"], teacher_s, bert_s) if "error" not in r else "–"
             table.add(f"student size {size} ({emb}/{hid}), batch {batch}, network only", r, ratio)
 
 
@@ -449,7 +535,41 @@ def bench_teacher(ctx: dict, table: Table, results: dict) -> float | None:
     return sorted_s
 
 
-def bench_student(ctx: dict, models: list[str], teacher_s, table: Table, results: dict) -> None:
+def bench_bert(ctx: dict, teacher_s, table: Table, results: dict) -> float | None:
+    """The BERT-base row (the article's teacher size); returns its time or None."""
+    r = results["bert"] = run_child("bert", ctx)
+    what = f"BERT-base shape (random weights): forward, sorted batches of {BATCH}, 1 token/char"
+    if "error" in r:
+        table.add(what, r)
+        return None
+    ratio = f"{teacher_s / r['seconds']:.2f}× teacher" if teacher_s else "–"
+    table.add(what, r, ratio)
+    return r["seconds"]
+
+
+def bench_startup(ctx: dict, table: Table, results: dict) -> None:
+    """Fresh `ltd` processes answering one request (median of 3, interleaved)."""
+    r = results["startup"] = run_child("startup", ctx)
+    if "error" in r:
+        return table.add("start-up: fresh `ltd similarity A B`", r)
+    med = r["median"]
+    for key, what in (
+        ("similarity", "start-up: a fresh `ltd similarity A B` process (wall)"),
+        ("encode", "start-up: a fresh `ltd encode -` of one line (wall, torch-free)"),
+        ("encode_torch", "start-up: the same through torch (`--threads`; wall)"),
+    ):
+        ratio = (
+            f"{med['encode_torch'] / med[key]:.2f}× faster than torch"
+            if key != "encode_torch"
+            else "1.00×"
+        )
+        target = goal("< 2 s", med[key] < 2.0) if key != "encode_torch" else "–"
+        table.add(what, dict(r, seconds=med[key], items=1, peak_mb=0), ratio, target, peak="–")
+
+
+def bench_student(
+    ctx: dict, models: list[str], teacher_s, table: Table, results: dict, bert_s=None
+) -> None:
     if not models:
         table.note("student: no model folder found (pass --model DIR); skipped")
     for i, (model, variant) in enumerate((m, v) for m in models for v in VARIANTS):
@@ -461,8 +581,7 @@ def bench_student(ctx: dict, models: list[str], teacher_s, table: Table, results
             table.add(f"student `{name}", r)
             continue
         size = f"{r['file_bytes'] / 1e6:.1f} MB file; {r['params'] / 1e6:.2f} M params"
-        ratio = f"{teacher_s / r['seconds']:.1f}× teacher" if teacher_s else "–"
-        table.add(f"student `{name}: encode ({size})", r, ratio)
+        table.add(f"student `{name}: encode ({size})", r, ratios(r["seconds"], teacher_s, bert_s))
         if variant != "float32":
             continue
         share = r["prepare_seconds"] / r["seconds"]
@@ -525,11 +644,14 @@ def main() -> None:
             table.add("embed: `teacher_embed` → HDF5, idf pooling", r, ratio, target)
         else:
             table.add("embed: `teacher_embed` → HDF5, idf pooling", r, "–", "≤ +10 %")
+    bert_s = bench_bert(ctx, teacher_s, table, results) if "bert" in only else None
     if "sizes" in only:
-        bench_sizes(ctx, teacher_s, table, results)
+        bench_sizes(ctx, teacher_s, table, results, bert_s)
     if "student" in only:
         models = [str(Path(m).resolve()) for m in args.model] if args.model else default_models()
-        bench_student(ctx, models, teacher_s, table, results)
+        bench_student(ctx, models, teacher_s, table, results, bert_s)
+    if "startup" in only:
+        bench_startup(ctx, table, results)
     if "train" in only:
         if not embed_ok:
             table.note("train: skipped, no teacher file (the embed run failed)")
