@@ -135,7 +135,7 @@ def test_teacher_embed_two_ranks_equals_one(tiny_bert, tiny_idf, tmp_path):
 SCRIPT = """
 import json, sys
 from pathlib import Path
-from ltd_bert import distributed
+from ltd_bert.teacher import distributed
 from ltd_bert.cli.base import cli
 from ltd_bert.student.train import TrainConfig, train
 
