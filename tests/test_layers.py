@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ltd_bert"
 LAYERS = [
     ("common", ("ltd_bert.common", "ltd_bert.models")),
     ("text", ("ltd_bert.text",)),
+    ("runtime", ("ltd_bert.runtime",)),
     ("teacher", ("ltd_bert.teacher",)),
     ("student", ("ltd_bert.student",)),
     ("tasks", ("ltd_bert.tasks",)),

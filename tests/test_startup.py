@@ -19,7 +19,7 @@ from conftest import assert_one_error
 from ltd_bert.cli import cli
 from ltd_bert.common.errors import ModelError
 from ltd_bert.models import default_model_dir, model_path, shipped_names
-from ltd_bert.student.light import LightStudent
+from ltd_bert.runtime.light import LightStudent
 from ltd_bert.student.model import BiLSTMStudent, Student, StudentConfig, save_model_folder
 
 SENTENCES = [

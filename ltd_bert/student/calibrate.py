@@ -28,13 +28,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ltd_bert.common.stats import cosines, spearman
+from ltd_bert.runtime.base import DEFAULT_SCALE  # noqa: F401  (re-exported)
 
 #: candidate scales, from centred (0) past the teacher's space (1)
 SCALES = tuple(round(0.05 * i, 2) for i in range(0, 41))
 #: a calibration needs at least this many validation rows; below it, `DEFAULT_SCALE`
 MIN_ROWS = 200
-#: for models that were never calibrated: the teacher's own space
-DEFAULT_SCALE = 1.0
 #: candidate whitening strengths (0 = none)
 ALPHAS = tuple(round(0.05 * i, 2) for i in range(0, 13))
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import gzip
-import importlib
 import json
 import os
 import shutil
@@ -31,7 +30,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from ltd_bert.common.errors import ModelError
 from ltd_bert.common.version import __version__
 from ltd_bert.models import model_path
-from ltd_bert.student.base import (  # noqa: F401  (re-exported: their home until the split)
+from ltd_bert.runtime.base import (  # noqa: F401  (re-exported: their home until the split)
     BATCH_CHARS,
     FORMAT_VERSION,
     MODEL_FILES,
@@ -50,7 +49,6 @@ from ltd_bert.student.base import (  # noqa: F401  (re-exported: their home unti
 #: the modules that define Student's other loaders (subclasses with `handles`): imported by
 #: name on the first `loader_for`, not by `ltd_bert.student`, so that the package and its
 #: torch-free modules (base, light) import without torch; by name, as they import this one
-LOADER_MODULES = ("ltd_bert.student.quantize", "ltd_bert.student.export")
 
 
 class BiLSTMStudent(nn.Module):
@@ -231,8 +229,6 @@ class Student(Encoder):
         else Student (the float32 model)."""
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
-        for name in LOADER_MODULES:
-            importlib.import_module(name)
         p = model_path(path)
         folder = p.parent if p.is_file() else p
         try:
@@ -245,7 +241,7 @@ class Student(Encoder):
             if loader.handles(p, meta, runtime):
                 return loader
         if runtime == "numpy":
-            from ltd_bert.student.light import LightStudent
+            from ltd_bert.runtime.light import LightStudent
 
             return LightStudent
         return Student

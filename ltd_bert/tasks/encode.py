@@ -19,7 +19,7 @@ import numpy as np
 from ltd_bert.common.errors import InputError
 from ltd_bert.common.progress import bar
 from ltd_bert.common.textio import LineReader, check_output_dir, count_lines, output_tempfile
-from ltd_bert.student.base import Encoder
+from ltd_bert.runtime.base import Encoder
 
 FORMATS = ("npy", "h5", "jsonl", "tsv")
 BLOCK = 8192

@@ -27,7 +27,7 @@ import numpy as np
 
 from ltd_bert.common.errors import ModelError
 from ltd_bert.models import model_path
-from ltd_bert.student.base import (
+from ltd_bert.runtime.base import (
     Encoder,
     StudentConfig,
     batch_arrays,

@@ -19,6 +19,10 @@ import numpy as np
 from ltd_bert.common.errors import ModelError
 from ltd_bert.common.version import __version__
 
+#: the share of the mean for models that were never calibrated: the teacher's own space
+#: (student.calibrate chooses it for the others)
+DEFAULT_SCALE = 1.0
+
 PAD, UNK = 0, 1
 FORMAT_VERSION = 1
 MODEL_FILES = ("config.json", "model.safetensors", "vocab.json", "idf.tsv.gz")
@@ -132,8 +136,6 @@ class Encoder:
     @property
     def mean_scale(self) -> float:
         """How much of the mean the similarity vectors keep (calibrate.py)."""
-        from ltd_bert.student.calibrate import DEFAULT_SCALE
-
         return float(self.meta.get("mean_scale", DEFAULT_SCALE))
 
     def space_scale(self, space: str) -> float:
