@@ -34,7 +34,7 @@ def main() -> None:
     import torch
     from run import load_sentences
 
-    from ltd_bert.student.light import LightStudent
+    from ltd_bert.runtime.light import LightStudent
     from ltd_bert.student.model import Student
 
     torch.set_num_threads(args.threads)
@@ -46,7 +46,7 @@ def main() -> None:
     fold_s = time.perf_counter() - t0
     texts, weights = student.prepare(sents)
 
-    import ltd_bert.student.light as light_module
+    import ltd_bert.runtime.light as light_module
 
     light_module.FOLD_AFTER = float("inf")  # `light` never folds by itself here
     ways = {

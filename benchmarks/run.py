@@ -232,7 +232,7 @@ def load_variant(model_dir: Path, variant: str, tmp: str):
     from ltd_bert.student.model import Student
 
     if variant == "numpy":
-        from ltd_bert.student.light import LightStudent
+        from ltd_bert.runtime.light import LightStudent
 
         return LightStudent.load(model_dir), model_dir / "model.safetensors"
 
