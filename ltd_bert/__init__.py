@@ -19,6 +19,7 @@ _API = {
     "Student": "ltd_bert.student.model",
     "QuantizedStudent": "ltd_bert.student.quantize",
     "OnnxStudent": "ltd_bert.student.export",
+    "LightStudent": "ltd_bert.runtime.light",
     "SIZES": "ltd_bert.student.model",
     # the pipeline: corpus → IDF → teacher file → model
     "clean_text": "ltd_bert.text.clean",
