@@ -191,3 +191,23 @@ def test_adapt_cli_errors(tiny_model, tiny_bert, tmp_path, tiny_teacher_file):
     # a replay file of other teacher settings (another IDF) is refused before any training
     result = CliRunner().invoke(cli, [*base, "--replay", str(tiny_teacher_file), "--no-suite"])
     assert_one_error(result, "--replay", "other teacher settings")
+
+
+def test_adapt_checks_its_folders_before_any_teacher_time(tiny_model, tiny_bert, tmp_path):
+    model, teacher_file = tiny_model
+    domain = tmp_path / "d.txt"
+    domain.write_text("\n".join(LINES[500:520]) + "\n", encoding="utf-8")
+    base = ["adapt", str(domain), "-m", str(model), "-o", str(tmp_path / "o")]
+    base += ["--teacher", str(tiny_bert), "--replay", str(teacher_file)]
+    result = CliRunner().invoke(cli, [*base, "--calib", str(tmp_path / "nowhere")])
+    assert_one_error(result, "nowhere", "no suite folder")
+    assert not (tmp_path / "o.work" / "domain.h5").exists()
+
+
+def test_the_project_suite_and_calibration_mix_are_found():
+    from ltd_bert.tasks.suite import DEFAULT_CALIB, DEFAULT_SUITE, suite_files
+
+    kinds = [f.stem for f in suite_files(None)]
+    assert "short" in kinds and "docs_1000_4000" in kinds and len(kinds) == 8
+    assert [f.stem for f in suite_files(DEFAULT_CALIB)] == kinds
+    assert DEFAULT_SUITE.parent.name == "data"

@@ -140,6 +140,10 @@ def adapt(
         raise InputError(f"{output}: exists; choose another -o or remove it")
     if not replay:
         raise InputError("--replay: give general teacher files or text to replay")
+    # the folders the measurements and the recalibration need, checked before teacher time
+    calib_files = suite_files(calib or DEFAULT_CALIB) if calib is not False else []
+    if suite is not False:
+        suite_files(suite)
     work = Path(work) if work else output.with_name(output.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
     before = Student.load(model_dir)
@@ -227,7 +231,7 @@ def adapt(
     after = Student.load(output)
     groups = {}
     if calib is not False:
-        for f in suite_files(calib or DEFAULT_CALIB):
+        for f in calib_files:
             texts = load_kind(f)
             targets = teacher_vectors(after, f, texts, cache_dir(after), teacher_name, say)
             groups[f.stem] = (after.encode(texts, space="centred"), targets)

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 #: neighbours a suite text is paired among (its sets have hundreds of texts, not thousands)
 NEIGHBOURS = 10
 #: the suite of the project's repository (absent from an installed wheel)
-DEFAULT_SUITE = Path(__file__).resolve().parent.parent / "data" / "suite"
+DEFAULT_SUITE = Path(__file__).resolve().parents[2] / "data" / "suite"
 #: the project's calibration mix: the same kinds from other held-back lines
 DEFAULT_CALIB = DEFAULT_SUITE.with_name("calib")
 
@@ -55,8 +55,8 @@ def suite_files(folder: str | Path | None) -> list[Path]:
     folder = Path(folder) if folder else DEFAULT_SUITE
     if not folder.is_dir():
         raise InputError(
-            f"{folder}: no suite folder (give --suite DIR of <kind>.txt files; "
-            "scripts/make_suite.py makes the project's)"
+            f"{folder}: no suite folder (give a folder of <kind>.txt files, one text per "
+            "line; scripts/make_suite.py makes the project's data/suite and data/calib)"
         )
     files = sorted(folder.glob("*.txt"))
     if not files:
