@@ -38,19 +38,11 @@ class AdaptReport:
     scores: dict = field(default_factory=dict)
 
 
-def _model_pooling(student):
-    from ltd_bert.teacher.model import PoolingSettings
-
-    m = student.meta
-    return PoolingSettings(
-        m.get("pooling", "idf"), int(m.get("layer", -1)), m.get("prefix", ""), 256, "windows"
-    )
-
-
 def embed_text(
     inputs: Sequence[str], out: Path, student, teacher, limit: int | None, progress
 ) -> int:
     """Teacher vectors of text files into `out` (resumable); the number of rows."""
+    from ltd_bert.tasks.suite import model_pooling
     from ltd_bert.teacher.embed import teacher_embed
 
     def step(lines, stats):
@@ -62,7 +54,7 @@ def embed_text(
         out,
         teacher,
         student.weighter,
-        _model_pooling(student),
+        model_pooling(student),
         limit=limit,
         progress=step,
     )
@@ -124,13 +116,7 @@ def adapt(
     from ltd_bert.student.model import Student
     from ltd_bert.student.train import train
     from ltd_bert.tasks.evaluate import write_calibration
-    from ltd_bert.tasks.suite import (
-        DEFAULT_CALIB,
-        cache_dir,
-        load_kind,
-        suite_files,
-        teacher_vectors,
-    )
+    from ltd_bert.tasks.suite import DEFAULT_CALIB, cache_dir, kind_groups, suite_files
     from ltd_bert.teacher.model import Teacher
     from ltd_bert.teacher.store import TARGET_KEYS, TeacherFile, setting
 
@@ -229,12 +215,7 @@ def adapt(
     )
 
     after = Student.load(output)
-    groups = {}
-    if calib is not False:
-        for f in calib_files:
-            texts = load_kind(f)
-            targets = teacher_vectors(after, f, texts, cache_dir(after), teacher_name, say)
-            groups[f.stem] = (after.encode(texts, space="centred"), targets)
+    groups = kind_groups(after, calib_files, None, teacher_name, say)
     texts, weights, vecs = domain_rows
     groups["domain"] = (after.encode_prepared(texts, weights), vecs)
     cal = calibrate_mix(groups, after.mean)

@@ -92,23 +92,30 @@ def _usable(path: Path, texts: list[str], student) -> bool:
         return False
 
 
+def model_pooling(student):
+    """The teacher pooling a model was trained on, long texts over windows."""
+    from ltd_bert.teacher.model import PoolingSettings
+
+    m = student.meta
+    return PoolingSettings(
+        m.get("pooling", "idf"), int(m.get("layer", -1)), m.get("prefix", ""), 256, "windows"
+    )
+
+
 def teacher_vectors(
     student, kind_file: Path, texts: list[str], cache: Path, teacher_name: str | None, progress
 ) -> np.ndarray:
     """The teacher's vectors of `texts` (the cleaned, non-empty lines of `kind_file`)."""
     from ltd_bert.teacher.embed import teacher_embed
-    from ltd_bert.teacher.model import PoolingSettings, Teacher
+    from ltd_bert.teacher.model import Teacher
     from ltd_bert.teacher.store import TeacherFile
 
     digest = hashlib.sha256(kind_file.read_bytes()).hexdigest()[:12]
     out = cache / f"{kind_file.stem}-{digest}.h5"  # by content: kinds of other suites differ
     if not _usable(out, texts, student):
         cache.mkdir(parents=True, exist_ok=True)
-        m = student.meta
-        teacher = Teacher(teacher_name or m["teacher"])
-        settings = PoolingSettings(
-            m.get("pooling", "idf"), int(m.get("layer", -1)), m.get("prefix", ""), 256, "windows"
-        )
+        teacher = Teacher(teacher_name or student.meta["teacher"])
+        settings = model_pooling(student)
         if progress:
             progress(f"teacher: {kind_file.stem} ({len(texts)} texts)")
         try:  # a complete file here holds other texts: made again; a `.partial` resumes
@@ -208,6 +215,20 @@ def as_dicts(rows: Sequence[KindResult]) -> list[dict]:
     return [asdict(r) for r in rows]
 
 
+def kind_groups(
+    student, files: Sequence[Path], cache=None, teacher: str | None = None, progress=None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """`{kind: (the student's centred vectors, the teacher's vectors)}` of suite files: what
+    `calibrate_mix` chooses on."""
+    cache = Path(cache) if cache else cache_dir(student)
+    groups = {}
+    for f in files:
+        texts = load_kind(f)
+        targets = teacher_vectors(student, f, texts, cache, teacher, progress)
+        groups[f.stem] = (student.encode(texts, space="centred"), targets)
+    return groups
+
+
 def calibrate_on(
     model_dir: str | Path,
     suite: str | Path,
@@ -225,12 +246,7 @@ def calibrate_on(
     student = Student.load(model_dir)
     if student.meta.get("quantized"):
         raise InputError(f"{model_dir}: calibrate the float32 model, then quantize it again")
-    cache = Path(cache) if cache else cache_dir(student)
-    groups = {}
-    for f in suite_files(suite):
-        texts = load_kind(f)
-        targets = teacher_vectors(student, f, texts, cache, teacher, progress)
-        groups[f.stem] = (student.encode(texts, space="centred"), targets)
+    groups = kind_groups(student, suite_files(suite), cache, teacher, progress)
     cal = calibrate_mix(groups, student.mean)
     write_calibration(Path(model_dir), student, cal)
     return cal
