@@ -29,8 +29,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "zh_big.txt"
 FALLBACK = ROOT / "data" / "corpus_sample.txt"
-STAGES = ("idf", "weights", "teacher", "bert", "embed", "student", "sizes", "train", "startup")
-VARIANTS = ("float32", "numpy", "int8", "onnx")
+STAGES = (
+    "idf",
+    "weights",
+    "teacher",
+    "bert",
+    "embed",
+    "student",
+    "encode",
+    "sizes",
+    "train",
+    "startup",
+)
+#: how the student runs: PyTorch's nn.LSTM (packed), the fused loop in fp32 or bf16
+#: (student/fused.py), numpy (LightStudent), int8 (`ltd quantize`), ONNX (`ltd export`)
+VARIANTS = ("nn.LSTM", "fp32", "bf16", "numpy", "int8", "onnx")
 #: bert-base-chinese's sizes, for a random-weight BertModel built here (no hub access)
 BERT_BASE = dict(
     vocab_size=21128,
@@ -131,7 +144,7 @@ def m_teacher(ctx: dict) -> dict:
 
     from ltd_bert.teacher.model import Teacher
 
-    teacher = Teacher("builtin")
+    teacher = Teacher("builtin", dtype="bf16" if ctx.get("bf16") else None)
     sents = read_lines(ctx["sentences"])
     order = list(range(len(sents)))
     if ctx["sort"]:
@@ -161,6 +174,8 @@ def m_bert(ctx: dict) -> dict:
     from transformers import BertConfig, BertModel
 
     model = BertModel(BertConfig(**BERT_BASE)).eval()
+    if ctx.get("bf16"):
+        model = model.to(torch.bfloat16)
     sents = read_lines(ctx["sentences"])
     order = sorted(range(len(sents)), key=lambda i: len(sents[i]))
     batches = [[sents[i] for i in order[s : s + BATCH]] for s in range(0, len(order), BATCH)]
@@ -250,7 +265,22 @@ def load_variant(model_dir: Path, variant: str, tmp: str):
         if not onnx.exists():
             export_onnx(model_dir, onnx)
         return OnnxStudent.load(model_dir, onnx), onnx
-    return Student.load(model_dir), model_dir / "model.safetensors"
+    student = Student.load(model_dir, precision="bf16" if variant == "bf16" else "fp32")
+    if variant == "nn.LSTM":
+        student.fused = False  # PyTorch's LSTM over packed sequences
+    return student, model_dir / "model.safetensors"
+
+
+def m_encode(ctx: dict) -> dict:
+    """`ltd encode FILE -o OUT.npy` as a user runs it (a fresh process, wall time: imports,
+    model, jieba's dictionary included) on the bigger sentence file."""
+    ltd = [sys.executable, "-m", "ltd_bert", "--workdir", ctx["tmp"]]
+    out = Path(ctx["tmp"]) / "encode-out.npy"
+    cmd = [*ltd, "encode", ctx["big_sentences"], "-m", ctx["model"], "-o", str(out), "-q"]
+    cmd += ctx.get("args", [])
+    with Clock() as c:
+        subprocess.run(cmd, capture_output=True, check=True)
+    return c.result(items=ctx["big_count"])
 
 
 def m_student(ctx: dict) -> dict:
@@ -325,6 +355,7 @@ MEASURES: dict[str, Callable[[dict], dict]] = {
         m_bert,
         m_embed,
         m_student,
+        m_encode,
         m_train,
         m_sizes,
         m_startup,
@@ -456,14 +487,21 @@ def bench_idf(ctx: dict, sents: list[str], table: Table, results: dict) -> None:
         table.add(what, r, f"{speed:.2f}× bare", goal(f"≥ {want:.2f}×", speed >= want), peak)
 
 
-def ratios(seconds: float, teacher_s: float | None, bert_s: float | None) -> str:
-    """× teacher and × BERT-base of an encoder row, from times of the same run."""
+def ratios(seconds: float, teacher_s: float | None, bert_s: float | None, items=None) -> str:
+    """× teacher and × BERT-base of an encoder row, from times of the same run (`items`:
+    when the row encoded another number of sentences than the teacher's rows, its time is
+    scaled to theirs)."""
+    scale = (items / BENCH_ITEMS[0]) if items and BENCH_ITEMS else 1.0
     parts = [
-        f"{ref / seconds:.1f}× {name}"
+        f"{ref * scale / seconds:.1f}× {name}"
         for ref, name in ((teacher_s, "teacher"), (bert_s, "BERT-base"))
         if ref
     ]
     return ", ".join(parts) or "–"
+
+
+#: the sentence count the teacher and BERT rows ran on (set by main)
+BENCH_ITEMS: list[int] = []
 
 
 def bench_sizes(ctx: dict, teacher_s, table: Table, results: dict, bert_s=None) -> None:
@@ -532,19 +570,37 @@ def bench_teacher(ctx: dict, table: Table, results: dict) -> float | None:
             table.add(what, r, f"sorted {gain:.2f}× faster", goal("≥ 1.30×", gain >= 1.3))
         else:
             table.add(what, r)
+    r = results["teacher_bf16"] = run_child(
+        "teacher_bf16", dict(ctx, sort=True, bf16=True), "teacher"
+    )
+    what = f"teacher: forward, sorted batches of {BATCH}, bf16 (`teacher-embed --precision bf16`)"
+    table.add(
+        what, r, f"{sorted_s / r['seconds']:.2f}× teacher" if sorted_s and "error" not in r else "–"
+    )
     return sorted_s
 
 
 def bench_bert(ctx: dict, teacher_s, table: Table, results: dict) -> float | None:
-    """The BERT-base row (the article's teacher size); returns its time or None."""
-    r = results["bert"] = run_child("bert", ctx)
-    what = f"BERT-base shape (random weights): forward, sorted batches of {BATCH}, 1 token/char"
-    if "error" in r:
-        table.add(what, r)
-        return None
-    ratio = f"{teacher_s / r['seconds']:.2f}× teacher" if teacher_s else "–"
-    table.add(what, r, ratio)
-    return r["seconds"]
+    """The BERT-base row (the article's teacher size, float32 as the article ran it) and
+    the same in bf16 (what this CPU's AMX gives a transformer too); returns the float32
+    time or None."""
+    fp32 = None
+    for key, bf16 in (("bert", False), ("bert_bf16", True)):
+        r = results[key] = run_child(key, dict(ctx, bf16=bf16), "bert")
+        what = (
+            f"BERT-base shape (random weights): forward, sorted batches of {BATCH}, "
+            f"1 token/char{', bf16' if bf16 else ''}"
+        )
+        if "error" in r:
+            table.add(what, r)
+            continue
+        ratio = f"{teacher_s / r['seconds']:.2f}× teacher" if teacher_s else "–"
+        if bf16 and fp32:
+            ratio += f", {fp32 / r['seconds']:.2f}× BERT-base fp32"
+        table.add(what, r, ratio)
+        if not bf16:
+            fp32 = r["seconds"]
+    return fp32
 
 
 def bench_startup(ctx: dict, table: Table, results: dict) -> None:
@@ -589,6 +645,28 @@ def bench_student(
         table.add(f"student `{name}: its weights alone (`prepare`)", prep, f"{share:.0%} of encode")
 
 
+def bench_encode(ctx: dict, models: list[str], teacher_s, table: Table, results, bert_s=None):
+    """`ltd encode FILE` as a user runs it: one process, then one worker per core."""
+    targets = "≥ 30× teacher, ≥ 100× BERT-base"
+    for model in models[:1]:
+        for key, args in (
+            ("encode_1", ["--runtime", "torch"]),
+            ("encode_2", ["--workers", str(ctx["threads"])]),
+        ):
+            r = results[f"{key}:{model}"] = run_child(
+                key, dict(ctx, model=model, args=args), "encode"
+            )
+            what = f"`ltd encode` {ctx['big_count']:,} lines, `{rel(model)}`, {' '.join(args)}"
+            if "error" in r:
+                table.add(what, r)
+                continue
+            t = teacher_s * (r["items"] / BENCH_ITEMS[0]) / r["seconds"] if teacher_s else 0
+            b = bert_s * (r["items"] / BENCH_ITEMS[0]) / r["seconds"] if bert_s else 0
+            ok = t >= 30 and b >= 100
+            ratio = ratios(r["seconds"], teacher_s, bert_s, r["items"])
+            table.add(what + " (wall)", r, ratio, goal(targets, ok))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sentences", type=int, default=2000, help="the first N corpus lines")
@@ -598,6 +676,9 @@ def main() -> None:
         help="comma list of: " + ",".join(STAGES) + " (and idf-stream: 1 M lines, not default)",
     )
     ap.add_argument("--threads", type=int, default=2, help="torch threads in every measurement")
+    ap.add_argument(
+        "--encode-lines", type=int, default=40000, help="corpus lines for the `ltd encode` rows"
+    )
     ap.add_argument("--model", nargs="+", action="extend", metavar="DIR", help="student folders")
     ap.add_argument("--json", metavar="OUT", help="also write everything as JSON")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -615,7 +696,12 @@ def main() -> None:
     tmpdir = tempfile.TemporaryDirectory(prefix="ltd-bench-")
     tmp = Path(tmpdir.name)
     write_lines(tmp / "sentences.txt", sents)
+    BENCH_ITEMS.append(len(sents))
     ctx = {"tmp": str(tmp), "threads": args.threads, "sentences": str(tmp / "sentences.txt")}
+    if "encode" in only:
+        big, _ = load_sentences(args.encode_lines)
+        write_lines(tmp / "big.txt", big)
+        ctx.update(big_sentences=str(tmp / "big.txt"), big_count=len(big))
     ctx["teacher_h5"] = str(tmp / "teacher.h5")
     table, results = Table(), {}
     t_start = time.perf_counter()
@@ -650,6 +736,9 @@ def main() -> None:
     if "student" in only:
         models = [str(Path(m).resolve()) for m in args.model] if args.model else default_models()
         bench_student(ctx, models, teacher_s, table, results, bert_s)
+    if "encode" in only:
+        models = [str(Path(m).resolve()) for m in args.model] if args.model else default_models()
+        bench_encode(ctx, models, teacher_s, table, results, bert_s)
     if "startup" in only:
         bench_startup(ctx, table, results)
     if "train" in only:

@@ -13,6 +13,8 @@ SAMPLE_CORPUS = ROOT / "data" / "corpus_sample.txt"
 SAMPLE_SENTENCES = ROOT / "data" / "sentences.txt"
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# exact values are checked in fp32; the bf16 paths are tested by asking for them
+os.environ["LTD_PRECISION"] = "fp32"
 
 
 def pytest_configure(config):

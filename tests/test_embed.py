@@ -200,3 +200,28 @@ def test_teacher_config_hash_ignores_version_noise():
     assert config_hash({**base, "transformers_version": "4.40.0"}) == config_hash(base)
     assert config_hash({**base, "hidden_size": 768}) != config_hash(base)
     assert len(config_hash(base)) == 16
+
+
+def test_auto_precision_keeps_the_earlier_files_type(tiny_bert, corpus, tmp_path, monkeypatch):
+    """`--precision auto` (bf16 on an AMX CPU) extends a file in the type it was made with."""
+    from click.testing import CliRunner
+
+    from ltd_bert.cli import cli
+    from ltd_bert.teacher.embed import earlier_precision
+
+    idf = tmp_path / "idf.tsv"
+    idf.write_text("我们\t2.0\n公园\t6.0\n", encoding="utf-8")
+    out = tmp_path / "t.h5"
+    base = ["teacher-embed", "-i", str(corpus), "--idf", str(idf), "--teacher", str(tiny_bert)]
+    base += ["-o", str(out), "-q"]
+    assert earlier_precision(out) is None
+    first = CliRunner().invoke(cli, [*base, "--limit", "4", "--precision", "fp32"])
+    assert first.exit_code == 0, first.output
+    assert earlier_precision(out) == "fp32"
+    monkeypatch.setenv("LTD_PRECISION", "bf16")  # what auto would choose on an AMX CPU
+    more = CliRunner().invoke(cli, base)
+    assert more.exit_code == 0, more.output
+    assert read_all(out)[4]["precision"] == "fp32" and len(read_all(out)[0]) == 10
+    again = CliRunner().invoke(cli, [*base, "--overwrite", "--limit", "4"])
+    assert again.exit_code == 0, again.output
+    assert earlier_precision(out) == "bf16"

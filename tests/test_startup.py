@@ -34,7 +34,7 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def shipped():
-    return Student.load(), LightStudent.load()
+    return Student.load(precision="fp32"), LightStudent.load()
 
 
 @pytest.mark.parametrize("space", ["similarity", "teacher", "centred"])
@@ -66,7 +66,8 @@ def test_light_two_layers_no_projection_unsorted_batch(tiny_idf, tmp_path):
     with torch.no_grad():
         model.mean.normal_()
     save_model_folder(tmp_path / "m", model, vocab, str(tiny_idf), {"eps": 1.0})
-    student, light = Student.load(tmp_path / "m"), LightStudent.load(tmp_path / "m")
+    student = Student.load(tmp_path / "m", precision="fp32")
+    light = LightStudent.load(tmp_path / "m")
     sents = ["今天", "天气很好", "不错的天气是今天很好", "好"]
     assert np.abs(light.encode(sents) - student.encode(sents)).max() < 1e-5
     # rows in any order (forward sorts them longest first and back)
@@ -123,7 +124,7 @@ def test_similarity_and_short_encode_import_neither_torch_nor_transformers(tmp_p
     out, heavy = _run_cli(["--workdir", str(tmp_path), "encode", "-"], stdin="今天天气很好\n")
     assert len(json.loads(out)["vector"]) == 384 and heavy == []
     vec = np.array(json.loads(out)["vector"])
-    want = Student.load().encode(["今天天气很好"])[0]
+    want = Student.load(precision="fp32").encode(["今天天气很好"])[0]
     assert np.abs(vec - want).max() < 1e-5  # (the output's 6 decimals)
 
 

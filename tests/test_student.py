@@ -255,7 +255,7 @@ def test_encode_formats_round_trip(trained, tmp_path, ext):
     dest = tmp_path / f"v.{ext}"
     result = CliRunner().invoke(cli, ["encode", str(src), "-m", str(out), "-o", str(dest), "-q"])
     assert result.exit_code == 0, result.output
-    expected = Student.load(out).encode(sents)
+    expected = Student.load(out, precision="fp32").encode(sents)  # as the numpy runtime
     if ext == "npy":
         got = np.load(dest)
     elif ext == "h5":

@@ -62,7 +62,7 @@ def test_texts_that_fit_are_pooled_exactly_as_before(teacher, weighter):
     cw = [weighter.char_weights(t) for t in texts]
     win, _ = teacher.embed(texts, cw, settings(max_length=64))
     cut, _ = teacher.embed(texts[:2], cw[:2], settings("truncate", max_length=64))
-    np.testing.assert_array_equal(win[:2], cut)
+    np.testing.assert_allclose(win[:2], cut, rtol=1e-5, atol=1e-6)  # (batch shapes differ)
     # in a batch with a windowed text, the short ones are still computed alone
     short, _ = teacher.embed(texts[:1], cw[:1], settings())
     mixed, _ = teacher.embed([texts[0], LONG], [cw[0], cw[2]], settings())

@@ -39,11 +39,35 @@ from ltd_bert.cli.base import CONTEXT, cli, load_light, resolve_model
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option(
+    "--runtime",
+    type=click.Choice(["auto", "numpy", "torch"]),
+    default="auto",
+    show_default=True,
+    help="numpy: a float32 model without importing torch (starts ~2 s sooner); torch: "
+    "PyTorch (much faster per sentence: both directions fused, bf16 products on AMX CPUs); "
+    "auto: numpy for stdin and inputs of one block (8,192 lines) or less, else torch.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16"]),
+    default="auto",
+    show_default=True,
+    help="The torch runtime's recurrent products: bf16 is several times faster where the "
+    "CPU has AMX (cosine ~0.999999 to fp32); auto: bf16 there, else fp32.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes of one thread each (segmentation included); for big inputs, one per "
+    "core is fastest.",
+)
+@click.option(
     "--threads",
     type=click.IntRange(min=1),
     default=None,
-    help="Run the model through PyTorch with this many threads.  [default: a float32 model "
-    "runs in numpy (the same vectors, no torch import)]",
+    help="PyTorch threads of the one process (implies --runtime torch).",
 )
 @click.option(
     "--errors",
@@ -69,6 +93,9 @@ def encode(
     normalize,
     space,
     batch_size,
+    runtime,
+    precision,
+    workers,
     threads,
     errors,
     quiet,
@@ -78,20 +105,45 @@ def encode(
 
     Empty lines give zero vectors. Inputs larger than memory stream into .h5 and .jsonl.
     """
-    from ltd_bert.tasks.encode import encode_file
+    from ltd_bert.common.textio import count_lines
+    from ltd_bert.tasks.encode import BLOCK, Loader, encode_file
 
     path = resolve_model(ctx, model)
-    if not onnx_path and not threads:
+    if onnx_path and workers > 1:
+        raise click.UsageError("--onnx runs in one process: drop --workers (use --threads)")
+    if runtime == "auto":
+        small = sentences == "-" or (count_lines([sentences]) or 0) <= BLOCK
+        runtime = "numpy" if small and workers == 1 and not threads else "torch"
+    if threads or onnx_path:
+        runtime = "torch"
+    if workers > 1:
+        student = load_light(path)  # the output's settings; the workers load their own
+        loader = Loader(str(path), None if runtime == "torch" else "numpy", precision)
+        if loader.runtime == "numpy" and student.meta.get("quantized"):
+            loader = Loader(str(path), None, precision)
+    elif runtime == "numpy":
         student = load_light(path)  # float32 in numpy: no torch import, folded first layer
+        loader = None
     else:
         from ltd_bert.student.model import Student
         from ltd_bert.teacher.model import set_threads
 
         set_threads(threads)
         onnx = {"runtime": "onnx", "onnx_path": onnx_path, "threads": threads} if onnx_path else {}
-        student = Student.load(path, **onnx)
+        student = Student.load(path, precision=precision, **onnx)
+        loader = None
     n, out = encode_file(
-        student, sentences, output, fmt, normalize, space, batch_size, errors, quiet
+        student,
+        sentences,
+        output,
+        fmt,
+        normalize,
+        space,
+        batch_size,
+        errors,
+        quiet,
+        workers=workers,
+        loader=loader,
     )
     if output:
         click.echo(f"encode: {n} vectors of dim {student.dim} → {out}", err=True)

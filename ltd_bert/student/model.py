@@ -192,13 +192,28 @@ def batch_tensors(
 class Student(Encoder):
     """A trained student: `Student.load(path).encode(["一句话", ...])` → (N, D) numpy."""
 
-    def __init__(self, model: BiLSTMStudent, vocab: list[str], weighter, meta: dict[str, Any]):
+    #: whether `encode` runs the model through `fused.FusedBiLSTM` (the int8 student runs
+    #: its quantised modules instead)
+    fused: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        model: BiLSTMStudent,
+        vocab: list[str],
+        weighter,
+        meta: dict[str, Any],
+        precision: str = "auto",
+    ):
+        from ltd_bert.student.fused import resolve_precision
+
         self.model = model.eval()
         self.vocab = vocab
         self.index = {c: i for i, c in enumerate(vocab)}
         self.weighter = weighter
         self.meta = meta
         self.max_chars = int(meta.get("max_chars", 1024))
+        self.precision = resolve_precision(precision)
+        self._fused = None  # (the parameters' versions, FusedBiLSTM)
 
     @property
     def dim(self) -> int:
@@ -248,7 +263,11 @@ class Student(Encoder):
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike | None = None, runtime: str | None = None, **options
+        cls,
+        path: str | os.PathLike | None = None,
+        runtime: str | None = None,
+        precision: str = "auto",
+        **options,
     ) -> Encoder:
         """Any model folder, by the loader its contents call for: an int8 folder (`ltd
         quantize`, config.json `quantized`) gives a `QuantizedStudent`; `runtime="onnx"` or
@@ -257,7 +276,11 @@ class Student(Encoder):
         Student. Every one encodes with the same `encode`.
 
         `path` is a folder or file, or the name of a model shipped in `ltd_bert/models`
-        (`"zh-small"`; a path that exists wins); None loads the shipped default."""
+        (`"zh-small"`; a path that exists wins); None loads the shipped default.
+
+        `precision` (the float32 model in PyTorch): "fp32", "bf16" (the recurrent products
+        in bfloat16: several times faster on CPUs with AMX, cosine ~0.999999 to fp32) or
+        "auto" (bf16 where the CPU has AMX); see `fused.py`."""
         path = model_path(path)
         if cls is Student:
             loader = cls.loader_for(path, runtime)
@@ -277,7 +300,7 @@ class Student(Encoder):
             model.load_state_dict(with_default_buffers(state, config))
         except Exception as exc:  # safetensors raises several kinds
             raise ModelError(f"{p}/model.safetensors: cannot load ({exc})") from None
-        return cls(model, vocab, weighter, meta)
+        return cls(model, vocab, weighter, meta, precision=precision)
 
     def save(self, path: str | os.PathLike, extra_files: Sequence[Path] = ()) -> None:
         """Write the folder atomically: a temporary sibling, then renamed into place."""
@@ -285,11 +308,28 @@ class Student(Encoder):
             path, self.model, self.vocab, self.weighter.idf.source, self.meta, extra_files
         )
 
+    def fused_network(self):
+        """The model's `FusedBiLSTM`, prepared again whenever its weights have changed."""
+        from ltd_bert.student.fused import FusedBiLSTM
+
+        key = tuple((id(p), p._version) for p in self.model.parameters())
+        if self._fused is None or self._fused[0] != key:
+            self._fused = (key, FusedBiLSTM(self.model, self.precision))
+        return self._fused[1]
+
     @torch.inference_mode()
     def encode_prepared(
         self, texts: Sequence[str], weights: Sequence[np.ndarray], batch_size: int = 256
     ) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if self.fused:
+            net = self.fused_network()
+            for idx in length_batches(texts, batch_size, self.max_chars):
+                ids, lengths, w = batch_arrays(
+                    [texts[i] for i in idx], [weights[i] for i in idx], self.index, self.max_chars
+                )
+                out[idx] = net.forward(ids, lengths, w)
+            return out
         for idx in length_batches(texts, batch_size, self.max_chars):
             ids, lengths, w = batch_tensors(
                 [texts[i] for i in idx], [weights[i] for i in idx], self.index, self.max_chars

@@ -145,6 +145,8 @@ class _Tensors:
 class QuantizedStudent(Student):
     """A Student whose weights are int8; `save` writes the int8 folder back unchanged."""
 
+    fused = False  # its LSTM and projection are PyTorch's dynamic-quantised modules
+
     def __init__(
         self, qstate: dict[str, torch.Tensor], config: StudentConfig, vocab, weighter, meta
     ):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,17 +42,93 @@ def pick_format(output: str | None, fmt: str | None) -> str:
     return "jsonl"
 
 
-def encoded_blocks(
-    student: Encoder, reader: LineReader, batch_size: int, normalize: bool, space: str
-) -> Iterator[tuple[list[str], np.ndarray]]:
+def line_blocks(reader: LineReader) -> Iterator[list[str]]:
     block: list[str] = []
     for _, _, line in reader:
         block.append(line)
         if len(block) == BLOCK:
-            yield block, student.encode(block, batch_size, normalize, space)
+            yield block
             block = []
     if block:
+        yield block
+
+
+def encoded_blocks(
+    student: Encoder, reader: LineReader, batch_size: int, normalize: bool, space: str
+) -> Iterator[tuple[list[str], np.ndarray]]:
+    for block in line_blocks(reader):
         yield block, student.encode(block, batch_size, normalize, space)
+
+
+@dataclass(frozen=True)
+class Loader:
+    """How a worker process loads the model: `Student.load(path, runtime, precision)`."""
+
+    path: str
+    runtime: str | None = None
+    precision: str = "auto"
+
+    def load(self) -> Encoder:
+        if self.runtime == "numpy":
+            from ltd_bert.runtime.light import LightStudent
+
+            return LightStudent.load(self.path)
+        from ltd_bert.student.model import Student
+
+        return Student.load(self.path, runtime=self.runtime, precision=self.precision)
+
+
+#: thread settings a worker process starts with: one thread each, the processes share the cores
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+_worker: Encoder | None = None
+
+
+def _start_worker(loader: Loader) -> None:
+    global _worker
+    _worker = loader.load()
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _encode_block(block: list[str], batch_size: int, normalize: bool, space: str) -> np.ndarray:
+    return _worker.encode(block, batch_size, normalize, space)
+
+
+def parallel_blocks(
+    loader: Loader,
+    workers: int,
+    reader: LineReader,
+    batch_size: int,
+    normalize: bool,
+    space: str,
+) -> Iterator[tuple[list[str], np.ndarray]]:
+    """As `encoded_blocks`, with `workers` processes of one thread each encoding blocks in
+    turn (segmentation included); blocks come back in input order, and at most two per
+    worker are read ahead, so memory stays bounded on any input size."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch state
+    saved = {k: os.environ.get(k) for k in THREAD_VARS}
+    os.environ.update(dict.fromkeys(THREAD_VARS, "1"))
+    try:
+        pool = ctx.Pool(workers, _start_worker, (loader,))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    with pool:
+        pending: deque = deque()
+        for block in line_blocks(reader):
+            args = (block, batch_size, normalize, space)
+            pending.append((block, pool.apply_async(_encode_block, args)))
+            if len(pending) >= 2 * workers:
+                done, result = pending.popleft()
+                yield done, result.get()
+        while pending:
+            done, result = pending.popleft()
+            yield done, result.get()
 
 
 def encode_file(
@@ -63,7 +141,14 @@ def encode_file(
     batch_size: int = 256,
     errors: str = "strict",
     quiet: bool = False,
+    workers: int = 1,
+    loader: Loader | None = None,
 ) -> tuple[int, str]:
+    """Encode the lines of `source` into `output`. With `workers` > 1, `loader` loads the
+    model in each worker process (`student` then only gives the output's dimension and
+    settings)."""
+    if workers > 1 and loader is None:
+        raise ValueError("encode_file: workers > 1 needs a loader")
     fmt = pick_format(output, fmt)
     reader = LineReader([source], errors=errors)
     total = count_lines([source])
@@ -73,7 +158,10 @@ def encode_file(
     if to_stdout and fmt in ("npy", "h5"):
         raise InputError(f"--format {fmt} needs -o FILE")
     pbar = bar(total=total, unit="sent", desc="encode", quiet=quiet)
-    blocks = encoded_blocks(student, reader, batch_size, normalize, space)
+    if workers > 1:
+        blocks = parallel_blocks(loader, workers, reader, batch_size, normalize, space)
+    else:
+        blocks = encoded_blocks(student, reader, batch_size, normalize, space)
     if to_stdout:
         n = 0
         for sents, vecs in blocks:

@@ -105,6 +105,19 @@ def _open_earlier(path: Path, mode: str = "r"):
         raise StoreError(f"{exc}; use --overwrite to start over") from None
 
 
+def earlier_precision(output: str | Path) -> str | None:
+    """The compute type an earlier run of `output` (complete or `.partial`) recorded, so
+    that resuming or extending it keeps it; None when there is none."""
+    for path in (partial_path(Path(output)), Path(output)):
+        if path.is_file():
+            try:
+                with store.open_store(path) as f:
+                    return store.setting(store.settings_of(f), "precision")
+            except (StoreError, OSError):
+                return None
+    return None
+
+
 def precision_of(teacher: Teacher) -> str:
     """`fp32`, `bf16` or `fp16`: the type the teacher computes in."""
     model = getattr(teacher, "model", None)

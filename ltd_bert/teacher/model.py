@@ -101,7 +101,10 @@ class PoolingSettings:
 class Teacher:
     """A transformers encoder with a fast tokenizer, pooled into sentence vectors."""
 
-    def __init__(self, name: str = BUILTIN, device: str = "cpu", dtype: str | None = None):
+    def __init__(self, name: str = BUILTIN, device: str = "cpu", dtype: str | None = "auto"):
+        """`dtype`: the compute type, None or "fp32", "bf16", "fp16", or "auto" (bf16 on a
+        CPU with AMX, where it is ~4× faster and vectors keep a cosine of ~0.9999 to fp32;
+        else fp32)."""
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
@@ -110,6 +113,10 @@ class Teacher:
 
         self.id, self.path = resolve_teacher(name)
         self.device = pick_device(device)
+        if dtype == "auto":
+            from ltd_bert.common.cpu import auto_precision
+
+            dtype = auto_precision(self.device.type)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.path)
             try:

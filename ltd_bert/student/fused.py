@@ -1,0 +1,143 @@
+"""The float32 student's inference path: both LSTM directions in one loop, bf16 matrix
+products where the CPU multiplies bf16 natively.
+
+`nn.LSTM` over a packed batch runs each direction separately and pays PyTorch's per-step
+overhead twice; `FusedBiLSTM` runs them together, one (2, n, H) × (2, H, 4H) product per
+step, by feeding the backward direction each sentence reversed within its own length (so at
+step t both directions hold the same rows: those longer than t, sentences sorted longest
+first). The first layer's input projection is folded into a per-character table (exact:
+embedding × W_ih + biases), the sigmoid gates' rows are halved so that one `tanh` gives all
+four gates (`sigmoid(x) = 0.5 tanh(x / 2) + 0.5`), and the last layer is pooled as it runs.
+
+Precision: "fp32" gives `nn.LSTM`'s vectors to ~1e-6; "bf16" rounds the state to bfloat16
+for the recurrent product only (gate sums, cell and pooling stay float32): on a CPU with
+AMX (Intel Sapphire Rapids and later) that product is several times faster, and vectors
+keep a cosine of ~0.999999 to fp32 (docs/speed.md). "auto" picks bf16 where AMX is there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ltd_bert.common.cpu import auto_precision
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    return auto_precision("cpu") if precision == "auto" else precision
+
+
+def reversed_within(a: np.ndarray, lengths: np.ndarray, fill=0) -> np.ndarray:
+    """Each row of `a` (B, T, ...) reversed within its own length; `fill` after it."""
+    T = a.shape[1]
+    ar = np.arange(T)[None, :]
+    inside = ar < lengths[:, None]
+    rev = np.where(inside, lengths[:, None] - 1 - ar, 0)
+    out = np.take_along_axis(a, rev.reshape(rev.shape + (1,) * (a.ndim - 2)), 1)
+    out[~inside] = fill
+    return out
+
+
+class FusedBiLSTM:
+    """Inference weights of a `BiLSTMStudent`, prepared once: `forward(ids, lengths,
+    weights)` gives the model's sentence vectors (B, D) as numpy."""
+
+    def __init__(self, model, precision: str = "auto"):
+        self.precision = resolve_precision(precision)
+        self.mm_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        c = model.config
+        H = c.hidden_size
+        self.H, self.layers = H, c.num_layers
+        half = torch.ones(4 * H)
+        half[: 2 * H] = 0.5
+        half[3 * H :] = 0.5
+        lstm = model.lstm
+        with torch.no_grad():
+            self.ih, self.bias, self.hh = [], [], []
+            for layer in range(c.num_layers):
+                ih, bias, hh = [], [], []
+                for d in ("", "_reverse"):
+                    k = f"l{layer}{d}"
+                    ih.append((getattr(lstm, f"weight_ih_{k}") * half[:, None]).T.contiguous())
+                    b = getattr(lstm, f"bias_ih_{k}") + getattr(lstm, f"bias_hh_{k}")
+                    bias.append(b * half)
+                    hh.append((getattr(lstm, f"weight_hh_{k}") * half[:, None]).T)
+                self.ih.append(ih)
+                self.bias.append(bias)
+                self.hh.append(torch.stack(hh).to(self.mm_dtype).contiguous())  # (2, H, 4H)
+            e = model.embedding.weight
+            # both directions' first-layer gate inputs per character: rows [0, V) forward,
+            # [V, 2V) backward
+            self.table = torch.cat([e @ self.ih[0][d] + self.bias[0][d] for d in range(2)])
+            self.vocab_size = e.shape[0]
+            self.proj_w = None if model.proj is None else model.proj.weight.T.contiguous()
+            self.proj_b = None if model.proj is None else model.proj.bias.clone()
+
+    @torch.inference_mode()
+    def forward(self, ids: np.ndarray, lengths: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        order = np.argsort(-lengths, kind="stable")
+        if (order != np.arange(len(order))).any():  # the loop wants the longest first
+            back = np.empty_like(order)
+            back[order] = np.arange(len(order))
+            return self.forward(ids[order], lengths[order], weights[order])[back]
+        lengths = np.maximum(lengths, 0)
+        V = self.vocab_size
+        x2 = None  # a later layer's gate inputs (2, B, T, 4H)
+        for layer in range(self.layers):
+            last = layer == self.layers - 1
+            if layer == 0:
+                both = np.stack([ids, reversed_within(ids, lengths) + V])
+                gates = lambda t, n, both=torch.from_numpy(both): self.table[both[:, :n, t]]  # noqa: E731
+            else:
+                gates = lambda t, n, x2=x2: x2[:, :n, t]  # noqa: E731
+            if last:
+                w2 = np.stack([weights, reversed_within(weights, lengths)]).astype(np.float32)
+                out = self._recur(gates, lengths, self.hh[layer], torch.from_numpy(w2))
+                pooled = torch.cat([out[0], out[1]], 1)  # (B, 2H)
+                if self.proj_w is None:
+                    return pooled.numpy()
+                return torch.addmm(self.proj_b, pooled, self.proj_w).numpy()
+            states = self._recur(gates, lengths, self.hh[layer], None)  # (2, B, T, H) steps
+            s = states.numpy()
+            # back to positions: forward as run; backward un-reversed within each length
+            x = np.concatenate([s[0], reversed_within(s[1], lengths)], -1)  # (B, T, 2H)
+            xr = reversed_within(x, lengths)
+            nxt = layer + 1
+            xt = torch.from_numpy(x)
+            x2 = torch.stack(
+                [
+                    xt @ self.ih[nxt][0] + self.bias[nxt][0],
+                    torch.from_numpy(xr) @ self.ih[nxt][1] + self.bias[nxt][1],
+                ]
+            )
+        raise AssertionError("unreachable")
+
+    def _recur(self, gates, lengths: np.ndarray, hh: torch.Tensor, pool):
+        """Both directions of one layer: their weighted sums (2, B, H) with `pool` (2, B, T),
+        else every step's states (2, B, T, H) (the backward direction in its own order)."""
+        B = len(lengths)
+        T = int(lengths.max(initial=0))
+        H = self.H
+        h = torch.zeros(2, B, H)
+        c = torch.zeros(2, B, H)
+        pooled = torch.zeros(2, B, H) if pool is not None else None
+        states = torch.zeros(2, B, max(T, 1), H) if pool is None else None
+        running = np.searchsorted(-lengths, -np.arange(T), side="left")  # rows longer than t
+        for t in range(T):
+            n = int(running[t])
+            g = gates(t, n) + torch.bmm(h[:, :n].to(self.mm_dtype), hh)  # a new float32
+            g.tanh_()
+            i, f, gg, o = g[..., :H], g[..., H : 2 * H], g[..., 2 * H : 3 * H], g[..., 3 * H :]
+            cn = c[:, :n]
+            cn.mul_(f.add_(1)).addcmul_(i.add_(1), gg).mul_(0.5)  # sigmoid = (tanh + 1) / 2
+            hn = torch.tanh(cn).mul_(o.add_(1)).mul_(0.5)
+            h[:, :n] = hn
+            if pooled is not None:
+                pooled[:, :n].addcmul_(pool[:, :n, t, None], hn)
+            else:
+                states[:, :n, t] = hn
+        return pooled if pooled is not None else states

@@ -1,0 +1,137 @@
+"""The float32 student's inference path (`student/fused.py`): both directions in one loop,
+the first layer folded, bf16 recurrent products; and `ltd encode --workers/--runtime`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ltd_bert.cli import cli
+from ltd_bert.common import cpu
+from ltd_bert.student.fused import FusedBiLSTM, resolve_precision, reversed_within
+from ltd_bert.student.model import BiLSTMStudent, Student, StudentConfig, save_model_folder
+
+SENTS = ["今天", "天气很好", "不错的天气是今天很好", "好", "很好的天气", "是"]
+
+
+def test_reversed_within_each_length():
+    a = np.array([[1, 2, 3, 4], [5, 6, 0, 0], [7, 0, 0, 0]])
+    got = reversed_within(a, np.array([4, 2, 1]))
+    assert got.tolist() == [[4, 3, 2, 1], [6, 5, 0, 0], [7, 0, 0, 0]]
+    b = np.arange(12, dtype=np.float32).reshape(1, 3, 4)  # trailing dimensions move along
+    assert reversed_within(b, np.array([2]), fill=-1).tolist() == [
+        [[4, 5, 6, 7], [0, 1, 2, 3], [-1, -1, -1, -1]]
+    ]
+
+
+def test_precision_choice(monkeypatch):
+    monkeypatch.delenv(cpu.ENV, raising=False)  # the suite runs with LTD_PRECISION=fp32
+    monkeypatch.setattr(cpu, "has_amx", lambda: False)
+    assert resolve_precision("auto") == "fp32"
+    monkeypatch.setattr(cpu, "has_amx", lambda: True)
+    assert resolve_precision("auto") == "bf16"
+    assert cpu.auto_precision("cuda:0") == "fp32"
+    monkeypatch.setenv(cpu.ENV, "fp32")
+    assert resolve_precision("auto") == "fp32"
+    assert resolve_precision("fp32") == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16"):
+        resolve_precision("int4")
+
+
+def _model(layers: int, hidden: int, output_dim: int, seed: int = 0) -> BiLSTMStudent:
+    torch.manual_seed(seed)
+    config = StudentConfig(
+        12, embedding_dim=8, hidden_size=hidden, num_layers=layers, output_dim=output_dim
+    )
+    return BiLSTMStudent(config).eval()
+
+
+@pytest.mark.parametrize(("layers", "hidden", "output_dim"), [(1, 6, 10), (2, 5, 10), (1, 5, 10)])
+def test_fused_fp32_equals_nn_lstm(layers, hidden, output_dim):
+    model = _model(layers, hidden, output_dim)
+    ids = torch.tensor([[2, 3, 4, 0, 0], [5, 6, 7, 8, 9], [3, 0, 0, 0, 0], [4, 4, 5, 6, 0]])
+    lengths = torch.tensor([3, 5, 1, 4])  # unsorted on purpose
+    w = torch.rand(4, 5) * (torch.arange(5)[None, :] < lengths[:, None])
+    with torch.inference_mode():
+        want = model(ids, lengths, w).numpy()
+    got = FusedBiLSTM(model, "fp32").forward(ids.numpy(), lengths.numpy(), w.numpy())
+    assert got.shape == (4, output_dim)
+    assert np.abs(got - want).max() < 1e-5
+    bf = FusedBiLSTM(model, "bf16").forward(ids.numpy(), lengths.numpy(), w.numpy())
+    cos = (bf * want).sum(1) / np.linalg.norm(bf, axis=1) / np.linalg.norm(want, axis=1)
+    assert cos.min() > 0.999
+    assert np.abs(bf - want).max() > 0  # it did round
+
+
+def test_student_uses_fused_and_follows_weight_changes(tiny_idf, tmp_path):
+    vocab = ["<pad>", "<unk>", *"今天气很好不错的是"]
+    torch.manual_seed(1)
+    model = BiLSTMStudent(StudentConfig(len(vocab), 8, 6, output_dim=12)).eval()
+    save_model_folder(tmp_path / "m", model, vocab, str(tiny_idf), {"eps": 1.0})
+    student = Student.load(tmp_path / "m", precision="fp32")
+    assert student.precision == "fp32"
+    plain = Student.load(tmp_path / "m", precision="fp32")
+    plain.fused = False  # nn.LSTM over packed sequences
+    assert np.abs(student.encode(SENTS) - plain.encode(SENTS)).max() < 1e-5
+    first = student.fused_network()
+    assert student.fused_network() is first  # prepared once
+    with torch.no_grad():
+        student.model.lstm.weight_hh_l0.mul_(0.5)  # as a training step would, in place
+        plain.model.lstm.weight_hh_l0.mul_(0.5)
+    assert student.fused_network() is not first
+    assert np.abs(student.encode(SENTS) - plain.encode(SENTS)).max() < 1e-5
+    assert Student.load(tmp_path / "m", precision="bf16").precision == "bf16"
+
+
+def test_empty_and_long_rows(tiny_idf, tmp_path):
+    vocab = ["<pad>", "<unk>", *"今天气很好不错的是"]
+    torch.manual_seed(2)
+    model = BiLSTMStudent(StudentConfig(len(vocab), 8, 6, output_dim=12)).eval()
+    save_model_folder(tmp_path / "m", model, vocab, str(tiny_idf), {"eps": 1.0})
+    student = Student.load(tmp_path / "m", precision="fp32")
+    plain = Student.load(tmp_path / "m", precision="fp32")
+    plain.fused = False
+    sents = ["", "今天天气很好" * 40, "好", "", "x"]
+    got = student.encode(sents, space="centred")
+    assert np.abs(got - plain.encode(sents, space="centred")).max() < 1e-5
+    assert not got[0].any() and not got[3].any()
+
+
+@pytest.fixture
+def lines_file(tmp_path):
+    path = tmp_path / "in.txt"
+    lines = [SENTS[i % len(SENTS)] * (1 + i % 3) for i in range(40)]
+    lines[7] = ""
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_encode_workers_give_the_one_process_vectors(tiny_model, lines_file, tmp_path, monkeypatch):
+    import ltd_bert.tasks.encode as encode_task
+
+    monkeypatch.setattr(encode_task, "BLOCK", 7)  # several blocks, back in input order
+    model, _ = tiny_model
+    runner = CliRunner()
+    base = ["encode", str(lines_file), "-m", str(model), "-q", "--precision", "fp32"]
+    one = runner.invoke(cli, [*base, "--runtime", "torch", "-o", str(tmp_path / "a.npy")])
+    assert one.exit_code == 0, one.output
+    two = runner.invoke(cli, [*base, "--workers", "2", "-o", str(tmp_path / "b.npy")])
+    assert two.exit_code == 0, two.output
+    light = runner.invoke(cli, [*base, "--runtime", "numpy", "-o", str(tmp_path / "c.npy")])
+    assert light.exit_code == 0, light.output
+    a, b, c = (np.load(tmp_path / f"{x}.npy") for x in "abc")
+    assert a.shape == (40, 16)
+    assert np.abs(a - b).max() < 1e-6
+    assert np.abs(a - c).max() < 1e-5
+    assert not a[7].any()
+
+
+def test_encode_onnx_refuses_workers(tiny_model, lines_file):
+    model, _ = tiny_model
+    result = CliRunner().invoke(
+        cli, ["encode", str(lines_file), "-m", str(model), "--onnx", "x.onnx", "--workers", "2"]
+    )
+    assert result.exit_code != 0
+    assert "--onnx runs in one process" in result.output
