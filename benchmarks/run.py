@@ -288,7 +288,7 @@ def m_student(ctx: dict) -> dict:
 
     model_dir = Path(ctx["model"])
     sents = read_lines(ctx["sentences"])
-    student, weights_file = load_variant(model_dir, ctx.get("variant", "float32"), ctx["tmp"])
+    student, weights_file = load_variant(model_dir, ctx.get("variant", "fp32"), ctx["tmp"])
     student.encode(sents[:100])  # warm-up, not timed
     with Clock() as enc:
         student.encode(sents)
@@ -638,7 +638,7 @@ def bench_student(
             continue
         size = f"{r['file_bytes'] / 1e6:.1f} MB file; {r['params'] / 1e6:.2f} M params"
         table.add(f"student `{name}: encode ({size})", r, ratios(r["seconds"], teacher_s, bert_s))
-        if variant != "float32":
+        if variant != "fp32":
             continue
         share = r["prepare_seconds"] / r["seconds"]
         prep = dict(r, seconds=r["prepare_seconds"])

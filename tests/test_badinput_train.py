@@ -13,6 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from conftest import SAMPLE_CORPUS, assert_one_error, tiny_train_config
 
@@ -218,3 +219,17 @@ def test_init_from_without_a_model_or_shrinking_it(teacher_file, tmp_path):
     result = CliRunner().invoke(cli, [*args, "--init-from", str(nope), "-q"])
     assert_one_error(result, f"--init-from: {nope}: no such model folder")
     assert not (tmp_path / "m").exists()
+
+
+def test_bf16_training_and_resume_in_another_precision(teacher_file, checkpoint, tmp_path):
+    """--precision is how, not what, a run computes: a checkpoint resumes in either, and a
+    bf16 run learns (its validation cosine rises) and writes an ordinary float32 model."""
+    cfg = tiny_train_config(epochs=1, init_embeddings="random", precision="bf16")
+    result = train([str(teacher_file)], tmp_path / "model", cfg, resume=True)
+    assert result["resumed"]
+    student = Student.load(tmp_path / "model")
+    assert student.meta["train"]["precision"] == "bf16"
+    assert next(student.model.parameters()).dtype == torch.float32
+    fresh = train([str(teacher_file)], tmp_path / "m2", tiny_train_config(precision="bf16"))
+    cos = [json.loads(x)["val_cos"] for x in (tmp_path / "m2" / "metrics.jsonl").open()]
+    assert np.isfinite(cos).all() and cos[-1] > cos[0], (fresh, cos)

@@ -36,7 +36,7 @@ class Checkpoints:
             diff = [
                 k
                 for k, v in asdict(cfg).items()
-                if k not in ("threads", "device")
+                if k not in ("threads", "device", "precision")  # how, not what, it computes
                 and ckpt["train_config"].get(k, TrainConfig.__dataclass_fields__[k].default) != v
             ]
             if diff or ckpt["data"] != self.data_paths:

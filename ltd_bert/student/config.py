@@ -35,5 +35,6 @@ class TrainConfig:
     init_from: str | None = None  # a model folder whose weights (and sizes, vocab) start training
     grow: bool = False  # with init_from: widen it to embedding_dim/hidden_size (0 = keep)
     keep_mean: bool = False  # with init_from: keep its mean (targets centred as it learnt them)
+    precision: str = "fp32"  # fp32 | bf16 (autocast; weights and optimiser stay fp32)
     threads: int | None = None
     device: str = "cpu"  # cpu | cuda | cuda:N | auto (CUDA when available)

@@ -310,8 +310,13 @@ class Trainer(Checkpoints, Validation):
                         )
                         target = torch.from_numpy(vecs[part] - mean).to(self.device)
                         ids, w = ids.to(self.device), w.to(self.device)  # lengths: CPU
-                        pred = net(ids, lengths, w)
-                        part_loss = loss_fn(pred, target, cfg.loss) * (len(part) / len(rows))
+                        with torch.autocast(
+                            self.device.type, torch.bfloat16, enabled=cfg.precision == "bf16"
+                        ):
+                            pred = net(ids, lengths, w)
+                        part_loss = loss_fn(pred.float(), target, cfg.loss) * (
+                            len(part) / len(rows)
+                        )
                         (part_loss * share if self.world > 1 else part_loss).backward()
                         loss = loss + part_loss.detach().cpu()
                     self._rows = len(rows) if share else 0
