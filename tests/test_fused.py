@@ -135,3 +135,33 @@ def test_encode_onnx_refuses_workers(tiny_model, lines_file):
     )
     assert result.exit_code != 0
     assert "--onnx runs in one process" in result.output
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_padded_training_path_equals_packed_lstm(layers):
+    """BiLSTMStudent runs each direction over the padded batch (linear time in training);
+    its states equal nn.LSTM over packed sequences, gradients included."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    model = _model(layers, 6, 10, seed=3)
+    ids = torch.tensor([[2, 3, 4, 0, 0], [5, 6, 7, 8, 9], [0, 0, 0, 0, 0], [4, 4, 5, 6, 0]])
+    lengths = torch.tensor([3, 5, 0, 4])  # an empty row reads one PAD, as the packed model
+    got = model.token_states(ids, lengths)
+    x = model.embedding(ids)
+    packed = pack_padded_sequence(x, lengths.clamp(min=1), batch_first=True, enforce_sorted=False)
+    want, _ = pad_packed_sequence(model.lstm(packed)[0], batch_first=True, total_length=5)
+    assert torch.allclose(got, want, atol=1e-6)
+    (g1,) = torch.autograd.grad(got.pow(2).sum(), model.lstm.weight_hh_l0)
+    (g2,) = torch.autograd.grad(want.pow(2).sum(), model.lstm.weight_hh_l0)
+    assert torch.allclose(g1, g2, atol=1e-5)
+
+
+def test_char_parts_put_documents_apart():
+    from conftest import tiny_train_config
+
+    from ltd_bert.student.train import char_parts
+
+    cfg = tiny_train_config(batch_chars=1000, max_chars=400)
+    lengths = [20, 400, 30, 900, 25, 10]  # two documents among sentences (900 is cut to 400)
+    parts = char_parts(list("abcdef"), lengths, cfg)
+    assert parts == [["d", "b"], ["c", "e", "a", "f"]]  # longest first: 2 × 400, 4 × 30

@@ -51,6 +51,10 @@ from ltd_bert.runtime.base import (  # noqa: F401  (re-exported: their home unti
 #: torch-free modules (base, light) import without torch; by name, as they import this one
 
 
+#: an LSTM layer's parameters, in the order torch.lstm takes them
+LSTM_PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
 class BiLSTMStudent(nn.Module):
     def __init__(self, config: StudentConfig):
         super().__init__()
@@ -72,14 +76,45 @@ class BiLSTMStudent(nn.Module):
         self.register_buffer("similarity", torch.eye(config.output_dim))
 
     def token_states(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Per-character BiLSTM outputs, forward and backward joined: (B, T, 2H)."""
+        """Per-character BiLSTM outputs, forward and backward joined: (B, T, 2H), zeros at
+        padding positions.
+
+        Each direction runs over the padded batch (PyTorch's fused oneDNN LSTM on the CPU),
+        the backward one over each text reversed within its own length, so padding always
+        comes after a text's characters and its real positions are exact. The same as
+        `nn.LSTM` over packed sequences (to ~1e-7), whose CPU backward pass costs time
+        quadratic in the length (a 2,048-character batch of 8 took minutes; this, seconds:
+        docs/speed.md) and is 10× slower on sentences too."""
         x = self.dropout(self.embedding(ids))  # (B, T, E)
-        packed = pack_padded_sequence(
-            x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
-        )
-        out, _ = self.lstm(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
-        return self.dropout(out)  # (B, T, 2H)
+        if type(self.lstm) is not nn.LSTM:  # int8: PyTorch's dynamic-quantised LSTM
+            packed = pack_padded_sequence(
+                x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+            )
+            out, _ = self.lstm(packed)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
+            return self.dropout(out)
+        t = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)  # (1, T)
+        n = lengths.to(ids.device).clamp(min=1).unsqueeze(1)  # (B, 1): an empty text reads PAD
+        real = t < n
+        rev = torch.where(real, n - 1 - t, t).unsqueeze(-1)  # reverses within each length
+        mask = real.unsqueeze(-1).to(x.dtype)
+        layers = self.config.num_layers
+        for layer in range(layers):
+            ahead = self._direction(x, layer, "")
+            back = self._direction(torch.gather(x, 1, rev.expand(-1, -1, x.shape[2])), layer)
+            back = torch.gather(back, 1, rev.expand(-1, -1, back.shape[2]))
+            x = torch.cat([ahead, back], dim=2) * mask  # (B, T, 2H)
+            if layer < layers - 1 and self.training and self.lstm.dropout:
+                x = nn.functional.dropout(x, self.lstm.dropout, True)
+        return self.dropout(x)
+
+    def _direction(self, x: torch.Tensor, layer: int, suffix: str = "_reverse") -> torch.Tensor:
+        """One direction of one layer of `self.lstm` over `x` (B, T, in): (B, T, H)."""
+        lstm = self.lstm
+        params = [getattr(lstm, f"{k}_l{layer}{suffix}") for k in LSTM_PARAMS]
+        zeros = x.new_zeros(1, x.shape[0], lstm.hidden_size)
+        out, _, _ = torch.lstm(x, (zeros, zeros), params, True, 1, 0.0, self.training, False, True)
+        return out
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor, weights: torch.Tensor):
         """Sentence vectors (B, D): weights (B, T) × states, summed; then projected.

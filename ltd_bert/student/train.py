@@ -55,12 +55,21 @@ log = logging.getLogger(__name__)
 
 
 def char_parts(rows, lengths: list[int], cfg: TrainConfig) -> list:
-    """`rows` (one batch) in consecutive parts of at most `cfg.batch_chars` padded
-    characters (texts cut to `max_chars`): one part for a batch of sentences, several for
-    one of long documents."""
-    longest = min(max(lengths, default=1), cfg.max_chars)
-    size = max(1, cfg.batch_chars // max(longest, 1))
-    return [rows[i : i + size] for i in range(0, len(rows), size)]
+    """`rows` (one batch), longest first, in parts of at most `cfg.batch_chars` padded
+    characters (texts cut to `max_chars`; a text longer than that is a part alone): one
+    part for a batch of sentences, the documents of a mixed batch in parts of their own
+    (each part is padded to its longest text). Their gradients add up to the batch's."""
+    order = sorted(range(len(rows)), key=lambda i: -lengths[i])
+    parts: list[list] = []
+    longest = 0
+    for i in order:
+        n = max(1, min(lengths[i], cfg.max_chars))
+        if parts and (len(parts[-1]) + 1) * longest <= cfg.batch_chars:
+            parts[-1].append(rows[i])
+        else:
+            parts.append([rows[i]])
+            longest = n
+    return parts
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
