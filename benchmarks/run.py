@@ -652,6 +652,7 @@ def bench_encode(ctx: dict, models: list[str], teacher_s, table: Table, results,
         for key, args in (
             ("encode_1", ["--runtime", "torch"]),
             ("encode_2", ["--workers", str(ctx["threads"])]),
+            ("encode_2f", ["--workers", str(ctx["threads"]), "--segmenter", "fast"]),
         ):
             r = results[f"{key}:{model}"] = run_child(
                 key, dict(ctx, model=model, args=args), "encode"

@@ -165,3 +165,24 @@ def test_char_parts_put_documents_apart():
     lengths = [20, 400, 30, 900, 25, 10]  # two documents among sentences (900 is cut to 400)
     parts = char_parts(list("abcdef"), lengths, cfg)
     assert parts == [["d", "b"], ["c", "e", "a", "f"]]  # longest first: 2 × 400, 4 × 30
+
+
+def test_encode_segmenter_fast(tiny_model, lines_file, tmp_path):
+    """--segmenter fast cuts with rjieba (these lines as jieba does): the same vectors, in
+    one process and in workers."""
+    model, _ = tiny_model
+    runner = CliRunner()
+    base = ["encode", str(lines_file), "-m", str(model), "-q", "--runtime", "torch"]
+    for name, extra in (("ref", []), ("fast", ["--segmenter", "fast"])):
+        result = runner.invoke(cli, [*base, *extra, "-o", str(tmp_path / f"{name}.npy")])
+        assert result.exit_code == 0, result.output
+    two = runner.invoke(
+        cli, [*base, "--segmenter", "fast", "--workers", "2", "-o", str(tmp_path / "w.npy")]
+    )
+    assert two.exit_code == 0, two.output
+    ref = np.load(tmp_path / "ref.npy")
+    assert np.abs(np.load(tmp_path / "fast.npy") - ref).max() < 1e-6
+    assert np.abs(np.load(tmp_path / "w.npy") - ref).max() < 1e-6
+    student = Student.load(model, precision="fp32")
+    student.use_segmenter("fast")
+    assert student.weighter.segmenter == "fast"

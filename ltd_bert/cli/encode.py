@@ -70,6 +70,13 @@ from ltd_bert.cli.base import CONTEXT, cli, load_light, resolve_model
     help="PyTorch threads of the one process (implies --runtime torch).",
 )
 @click.option(
+    "--segmenter",
+    type=click.Choice(["jieba", "fast"]),
+    default=None,
+    help="Cut words with this instead of the model's segmenter: fast (rjieba) is ~4× "
+    "faster and cuts 1 line in 40,000 differently from jieba.  [default: the model's]",
+)
+@click.option(
     "--errors",
     type=click.Choice(["strict", "replace", "skip"]),
     default="strict",
@@ -97,6 +104,7 @@ def encode(
     precision,
     workers,
     threads,
+    segmenter,
     errors,
     quiet,
     onnx_path,
@@ -118,9 +126,8 @@ def encode(
         runtime = "torch"
     if workers > 1:
         student = load_light(path)  # the output's settings; the workers load their own
-        loader = Loader(str(path), None if runtime == "torch" else "numpy", precision)
-        if loader.runtime == "numpy" and student.meta.get("quantized"):
-            loader = Loader(str(path), None, precision)
+        kind = None if runtime == "torch" or student.meta.get("quantized") else "numpy"
+        loader = Loader(str(path), kind, precision, segmenter)
     elif runtime == "numpy":
         student = load_light(path)  # float32 in numpy: no torch import, folded first layer
         loader = None
@@ -132,6 +139,7 @@ def encode(
         onnx = {"runtime": "onnx", "onnx_path": onnx_path, "threads": threads} if onnx_path else {}
         student = Student.load(path, precision=precision, **onnx)
         loader = None
+    student.use_segmenter(segmenter)
     n, out = encode_file(
         student,
         sentences,

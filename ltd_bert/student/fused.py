@@ -72,7 +72,8 @@ class FusedBiLSTM:
             e = model.embedding.weight
             # both directions' first-layer gate inputs per character: rows [0, V) forward,
             # [V, 2V) backward
-            self.table = torch.cat([e @ self.ih[0][d] + self.bias[0][d] for d in range(2)])
+            table = torch.cat([e @ self.ih[0][d] + self.bias[0][d] for d in range(2)])
+            self.table = table.to(self.mm_dtype)
             self.vocab_size = e.shape[0]
             self.proj_w = None if model.proj is None else model.proj.weight.T.contiguous()
             self.proj_b = None if model.proj is None else model.proj.bias.clone()
@@ -113,7 +114,7 @@ class FusedBiLSTM:
                     xt @ self.ih[nxt][0] + self.bias[nxt][0],
                     torch.from_numpy(xr) @ self.ih[nxt][1] + self.bias[nxt][1],
                 ]
-            )
+            ).to(self.mm_dtype)
         raise AssertionError("unreachable")
 
     def _recur(self, gates, lengths: np.ndarray, hh: torch.Tensor, pool):
@@ -122,14 +123,16 @@ class FusedBiLSTM:
         B = len(lengths)
         T = int(lengths.max(initial=0))
         H = self.H
-        h = torch.zeros(2, B, H)
+        h = torch.zeros(2, B, H, dtype=self.mm_dtype)  # kept in the products' type
         c = torch.zeros(2, B, H)
         pooled = torch.zeros(2, B, H) if pool is not None else None
         states = torch.zeros(2, B, max(T, 1), H) if pool is None else None
         running = np.searchsorted(-lengths, -np.arange(T), side="left")  # rows longer than t
         for t in range(T):
             n = int(running[t])
-            g = gates(t, n) + torch.bmm(h[:, :n].to(self.mm_dtype), hh)  # a new float32
+            g = torch.baddbmm(gates(t, n), h[:, :n], hh)  # a new tensor
+            if g.dtype != torch.float32:
+                g = g.float()  # gates, cell and pooling in float32
             g.tanh_()
             i, f, gg, o = g[..., :H], g[..., H : 2 * H], g[..., 2 * H : 3 * H], g[..., 3 * H :]
             cn = c[:, :n]

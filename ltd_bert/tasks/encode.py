@@ -67,15 +67,19 @@ class Loader:
     path: str
     runtime: str | None = None
     precision: str = "auto"
+    segmenter: str | None = None  # None: the model's
 
     def load(self) -> Encoder:
         if self.runtime == "numpy":
             from ltd_bert.runtime.light import LightStudent
 
-            return LightStudent.load(self.path)
-        from ltd_bert.student.model import Student
+            student = LightStudent.load(self.path)
+        else:
+            from ltd_bert.student.model import Student
 
-        return Student.load(self.path, runtime=self.runtime, precision=self.precision)
+            student = Student.load(self.path, runtime=self.runtime, precision=self.precision)
+        student.use_segmenter(self.segmenter)
+        return student
 
 
 #: thread settings a worker process starts with: one thread each, the processes share the cores
