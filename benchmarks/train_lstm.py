@@ -19,7 +19,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ltd_bert.student.model import Student
 
-SHAPES = [(128, 32), (128, 64), (32, 256), (8, 512), (8, 1024), (8, 4096)]
+SHAPES = [(128, 32), (128, 64), (32, 256), (8, 512), (8, 1024), (8, 2048), (8, 4096)]
 
 
 def packed_states(model, ids, lengths):

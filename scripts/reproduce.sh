@@ -68,8 +68,8 @@ stage "$LTD_WORKDIR/model" --init-from "$LTD_WORKDIR/model8" --data "$T5" \
 $LTD eval fidelity --data "$T5"
 # stage 10 (session 6): long documents and new sentences. The teacher pools a document over
 # successive windows (teacher-embed --long-texts windows, the default) and computes in bf16
-# on a CPU with AMX (--precision auto: ~4x faster, vectors at cosine ~0.9999 to fp32); two
-# one-thread shards at once use both cores best. The student reads up to 4,096 characters.
+# on a CPU with AMX (--precision auto: 2-3x faster, vectors at cosine ~0.9999 to fp32).
+# The student reads up to 4,096 characters.
 # --keep-mean keeps stage 9's mean; the similarity map is then chosen on the calibration mix
 # (data/calib) so no kind falls under its centred vectors, and reported on the suite
 # (data/suite). Both hold back their corpus lines: zh_big.txt from line 1,880,000,
@@ -77,16 +77,6 @@ $LTD eval fidelity --data "$T5"
 LIMIT6="${LIMIT6:-16384}"    # new sentences after stage 9's
 LIMIT7="${LIMIT7:-65536}"    # and the next ones
 LIMITD="${LIMITD:-2048}"     # documents from the start of zh_docs.txt
-sharded() {  # sharded IN OUT ARGS...: two one-thread shards at once, then merged
-  local in="$1" out="$2"
-  shift 2
-  [ -f "$out" ] && return 0
-  $LTD teacher-embed -i "$in" -o "$out.s0.h5" --shard 0/2 --threads 1 "$@" &
-  local pid=$!
-  $LTD teacher-embed -i "$in" -o "$out.s1.h5" --shard 1/2 --threads 1 "$@"
-  wait "$pid"
-  $LTD teacher-embed merge "$out.s0.h5" "$out.s1.h5" -o "$out" && rm -f "$out".s[01].h5
-}
 REST6="$LTD_WORKDIR/rest6.txt"
 FROM6=$((FROM5 + LIMIT5))
 [ -f "$REST6" ] || { sed -n "$FROM6,1879999p" "$DATA/corpus/zh_big.txt" \
@@ -95,10 +85,11 @@ $LTD teacher-embed -i "$REST6" -o "$LTD_WORKDIR/teacher6.h5" --limit "$LIMIT6"
 REST7="$LTD_WORKDIR/rest7.txt"
 [ -f "$REST7" ] || { sed -n "$((FROM6 + LIMIT6)),$((FROM6 + LIMIT6 + LIMIT7 - 1))p" \
   "$DATA/corpus/zh_big.txt" > "$REST7.tmp" && mv "$REST7.tmp" "$REST7"; }
-sharded "$REST7" "$LTD_WORKDIR/teacher7.h5" --limit "$LIMIT7"
+$LTD teacher-embed -i "$REST7" -o "$LTD_WORKDIR/teacher7.h5" --limit "$LIMIT7"
 DOCS="$LTD_WORKDIR/docs_train.txt"
 [ -f "$DOCS" ] || { head -56133 "$DATA/corpus/zh_docs.txt" > "$DOCS.tmp" && mv "$DOCS.tmp" "$DOCS"; }
-sharded "$DOCS" "$LTD_WORKDIR/docs.h5" --limit "$LIMITD" --batch-size 32 --chunk-size 256
+$LTD teacher-embed -i "$DOCS" -o "$LTD_WORKDIR/docs.h5" --limit "$LIMITD" --batch-size 32 \
+  --chunk-size 256
 stage "$LTD_WORKDIR/model10" --init-from "$LTD_WORKDIR/model" --keep-mean \
   --data "$LTD_WORKDIR/docs.h5" --data "$LTD_WORKDIR/teacher6.h5" \
   --data "$LTD_WORKDIR/teacher7.h5" --batch-size 128 --epochs 1 --lr 5e-4 --eval-every 100 \

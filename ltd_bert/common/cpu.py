@@ -1,6 +1,7 @@
 """What this CPU computes fast: bf16 matrix products in hardware (AMX tiles, Intel Sapphire
-Rapids and later), where the teacher and the student both run several times faster in bf16
-at no measurable cost (docs/speed.md). torch is imported only when asked."""
+Rapids and later), where the teacher's forward runs 2.7–2.9× faster in bf16 and the
+student's recurrent loop 2.1× (one thread), at no measurable cost (docs/speed.md). torch is
+imported only when asked."""
 
 from __future__ import annotations
 

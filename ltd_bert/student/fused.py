@@ -11,7 +11,7 @@ four gates (`sigmoid(x) = 0.5 tanh(x / 2) + 0.5`), and the last layer is pooled 
 
 Precision: "fp32" gives `nn.LSTM`'s vectors to ~1e-6; "bf16" rounds the state to bfloat16
 for the recurrent product only (gate sums, cell and pooling stay float32): on a CPU with
-AMX (Intel Sapphire Rapids and later) that product is several times faster, and vectors
+AMX (Intel Sapphire Rapids and later) the loop is ~2× faster per thread, and vectors
 keep a cosine of ~0.999999 to fp32 (docs/speed.md). "auto" picks bf16 where AMX is there.
 """
 

@@ -314,7 +314,7 @@ class Student(Encoder):
         (`"zh-small"`; a path that exists wins); None loads the shipped default.
 
         `precision` (the float32 model in PyTorch): "fp32", "bf16" (the recurrent products
-        in bfloat16: several times faster on CPUs with AMX, cosine ~0.999999 to fp32) or
+        in bfloat16: ~2× faster per thread on CPUs with AMX, cosine ~0.999999 to fp32) or
         "auto" (bf16 where the CPU has AMX); see `fused.py`."""
         path = model_path(path)
         if cls is Student:
