@@ -95,6 +95,23 @@ stage "$LTD_WORKDIR/model10" --init-from "$LTD_WORKDIR/model" --keep-mean \
   --data "$LTD_WORKDIR/teacher7.h5" --batch-size 128 --epochs 1 --lr 5e-4 --eval-every 100 \
   --checkpoint-every 50 --patience 4 --seed 48
 $LTD eval suite -m "$LTD_WORKDIR/model10" --calibrate-on data/calib
+# stage 11 (session 6): the next 98,304 lines of zh_big.txt (76 characters on average: many
+# long sentences) and the next 6,144 documents, one epoch from stage 10
+LIMIT8="${LIMIT8:-98304}"
+LIMITD2="${LIMITD2:-6144}"
+REST8="$LTD_WORKDIR/rest8.txt"
+FROM8=$((FROM6 + LIMIT6 + LIMIT7))
+[ -f "$REST8" ] || { sed -n "$FROM8,$((FROM8 + LIMIT8 - 1))p" "$DATA/corpus/zh_big.txt" \
+  > "$REST8.tmp" && mv "$REST8.tmp" "$REST8"; }
+$LTD teacher-embed -i "$REST8" -o "$LTD_WORKDIR/teacher8.h5" --limit "$LIMIT8"
+DOCS2="$LTD_WORKDIR/docs2_train.txt"
+[ -f "$DOCS2" ] || { sed -n "$((LIMITD + 1)),$((LIMITD + LIMITD2))p" "$DATA/corpus/zh_docs.txt" \
+  > "$DOCS2.tmp" && mv "$DOCS2.tmp" "$DOCS2"; }
+$LTD teacher-embed -i "$DOCS2" -o "$LTD_WORKDIR/docs2.h5" --batch-size 32 --chunk-size 512
+stage "$LTD_WORKDIR/model11" --init-from "$LTD_WORKDIR/model10" --keep-mean \
+  --data "$LTD_WORKDIR/docs2.h5" --data "$LTD_WORKDIR/teacher8.h5" --batch-size 128 \
+  --epochs 1 --lr 5e-4 --eval-every 200 --checkpoint-every 100 --patience 4 --seed 49
+$LTD eval suite -m "$LTD_WORKDIR/model11" --calibrate-on data/calib
 # settings were chosen on the validation splits; the test splits are reported once
 $LTD eval "$E/STS-B/STS-B.test.data" "$E/LCQMC/LCQMC.test.data" --teacher builtin \
   --baselines --max-pairs 3000
