@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Rebuild the shipped default model from scratch: the whole recipe, resumable at every step.
 # Needs ../shared/data (the 2 M-sentence corpus and the evaluation sets). On 2 CPU cores the
-# teacher step dominates: ~60-130 sentences/s, so LIMIT=200000 is about 30-60 minutes;
-# training is nine stages (each continues the last with --init-from: the third after
+# teacher step dominates: ~120-230 lines/s in bf16 on a CPU with AMX (fp32 elsewhere: half);
+# training is eleven stages (each continues the last with --init-from: the third after
 # extending the teacher file to LIMIT3 lines; the fourth and fifth on a second teacher file
 # of the next LIMIT4 lines only; the sixth widens the model to SIZE6 first, the seventh and
-# eighth train it twice more; the ninth on a third teacher file of the next LIMIT5 lines),
-# ~25-65 minutes each on 2 cores. Rerun the script after an
+# eighth train it twice more; the ninth on a third teacher file of the next LIMIT5 lines;
+# the tenth and eleventh add documents and new lines), minutes each since training stopped
+# using packed sequences (docs/speed.md). Rerun the script after an
 # interruption and every step continues where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
