@@ -284,6 +284,23 @@ def m_encode(ctx: dict) -> dict:
     return c.result(items=ctx["big_count"])
 
 
+def m_random_model(ctx: dict) -> dict:
+    """A model folder of another size with random weights (speed does not depend on their
+    values) and the vocabulary, IDF and settings of `ctx["model"]`."""
+    import torch
+
+    from ltd_bert.student.model import BiLSTMStudent, Student, StudentConfig, save_model_folder
+
+    src = Student.load(ctx["model"], precision="fp32")
+    torch.manual_seed(0)
+    config = StudentConfig(len(src.vocab), ctx["emb"], ctx["hid"], output_dim=src.dim)
+    drop = ("student", "train", "best", "calibration_kinds", "mean_scale_scores", "whiten_scores")
+    meta = {k: v for k, v in src.meta.items() if k not in drop}
+    model = BiLSTMStudent(config).eval()
+    save_model_folder(ctx["out"], model, src.vocab, src.weighter.idf.source, meta)
+    return {"seconds": 0.0, "items": 0, "params": sum(p.numel() for p in model.parameters())}
+
+
 def m_student(ctx: dict) -> dict:
     from ltd_bert.student.model import Student
 
@@ -357,6 +374,7 @@ MEASURES: dict[str, Callable[[dict], dict]] = {
         m_embed,
         m_student,
         m_encode,
+        m_random_model,
         m_train,
         m_sizes,
         m_startup,
@@ -648,8 +666,19 @@ def bench_student(
 
 def bench_encode(ctx: dict, models: list[str], teacher_s, table: Table, results, bert_s=None):
     """`ltd encode FILE` as a user runs it: one process, then one worker per core."""
+    from ltd_bert.runtime.base import SIZES
+
     targets = "≥ 30× teacher, ≥ 100× BERT-base"
-    for model in models[:1]:
+    models = models[:1]
+    for size in ctx.get("encode_sizes", []):
+        emb, hid = SIZES[size]
+        out = str(Path(ctx["tmp"]) / f"random-{size}")
+        r = run_child(
+            f"random_{size}", dict(ctx, model=models[0], emb=emb, hid=hid, out=out), "random_model"
+        )
+        if "error" not in r:
+            models.append(out)
+    for model in models:
         for key, args in (
             ("encode_1", ["--runtime", "torch"]),
             ("encode_2", ["--workers", str(ctx["threads"])]),
@@ -658,7 +687,8 @@ def bench_encode(ctx: dict, models: list[str], teacher_s, table: Table, results,
             r = results[f"{key}:{model}"] = run_child(
                 key, dict(ctx, model=model, args=args), "encode"
             )
-            what = f"`ltd encode` {ctx['big_count']:,} lines, `{rel(model)}`, {' '.join(args)}"
+            name = rel(model) if "random-" not in model else Path(model).name + " (random weights)"
+            what = f"`ltd encode` {ctx['big_count']:,} lines, `{name}`, {' '.join(args)}"
             if "error" in r:
                 table.add(what, r)
                 continue
@@ -666,7 +696,8 @@ def bench_encode(ctx: dict, models: list[str], teacher_s, table: Table, results,
             b = bert_s * (r["items"] / BENCH_ITEMS[0]) / r["seconds"] if bert_s else 0
             ok = t >= 30 and b >= 100
             ratio = ratios(r["seconds"], teacher_s, bert_s, r["items"])
-            table.add(what + " (wall)", r, ratio, goal(targets, ok))
+            target = goal(targets, ok) if teacher_s and bert_s else "–"
+            table.add(what + " (wall)", r, ratio, target)
 
 
 def main() -> None:
@@ -680,6 +711,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads in every measurement")
     ap.add_argument(
         "--encode-lines", type=int, default=40000, help="corpus lines for the `ltd encode` rows"
+    )
+    ap.add_argument(
+        "--encode-sizes",
+        default="",
+        help="comma list of size presets (tiny, small, ...) to add `ltd encode` rows for, "
+        "with random weights and the model's vocabulary",
     )
     ap.add_argument("--model", nargs="+", action="extend", metavar="DIR", help="student folders")
     ap.add_argument("--json", metavar="OUT", help="also write everything as JSON")
@@ -704,6 +741,11 @@ def main() -> None:
         big, _ = load_sentences(args.encode_lines)
         write_lines(tmp / "big.txt", big)
         ctx.update(big_sentences=str(tmp / "big.txt"), big_count=len(big))
+        from ltd_bert.runtime.base import SIZES
+
+        ctx["encode_sizes"] = [x for x in args.encode_sizes.split(",") if x]
+        if set(ctx["encode_sizes"]) - set(SIZES):
+            ap.error(f"--encode-sizes: one of {', '.join(SIZES)}")
     ctx["teacher_h5"] = str(tmp / "teacher.h5")
     table, results = Table(), {}
     t_start = time.perf_counter()
