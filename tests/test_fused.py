@@ -65,15 +65,22 @@ def test_fused_fp32_equals_nn_lstm(layers, hidden, output_dim):
     assert np.abs(bf - want).max() > 0  # it did round
 
 
-def test_student_uses_fused_and_follows_weight_changes(tiny_idf, tmp_path):
+def _fused_and_plain(tiny_idf, folder, seed: int) -> tuple[Student, Student]:
+    """A small random model folder loaded twice in fp32: through the fused loop, and through
+    the module's own forward."""
     vocab = ["<pad>", "<unk>", *"今天气很好不错的是"]
-    torch.manual_seed(1)
+    torch.manual_seed(seed)
     model = BiLSTMStudent(StudentConfig(len(vocab), 8, 6, output_dim=12)).eval()
-    save_model_folder(tmp_path / "m", model, vocab, str(tiny_idf), {"eps": 1.0})
-    student = Student.load(tmp_path / "m", precision="fp32")
+    save_model_folder(folder, model, vocab, str(tiny_idf), {"eps": 1.0})
+    student = Student.load(folder, precision="fp32")
+    plain = Student.load(folder, precision="fp32")
+    plain.fused = False  # the module's forward (torch.lstm per direction)
+    return student, plain
+
+
+def test_student_uses_fused_and_follows_weight_changes(tiny_idf, tmp_path):
+    student, plain = _fused_and_plain(tiny_idf, tmp_path / "m", seed=1)
     assert student.precision == "fp32"
-    plain = Student.load(tmp_path / "m", precision="fp32")
-    plain.fused = False  # nn.LSTM over packed sequences
     assert np.abs(student.encode(SENTS) - plain.encode(SENTS)).max() < 1e-5
     first = student.fused_network()
     assert student.fused_network() is first  # prepared once
@@ -86,13 +93,7 @@ def test_student_uses_fused_and_follows_weight_changes(tiny_idf, tmp_path):
 
 
 def test_empty_and_long_rows(tiny_idf, tmp_path):
-    vocab = ["<pad>", "<unk>", *"今天气很好不错的是"]
-    torch.manual_seed(2)
-    model = BiLSTMStudent(StudentConfig(len(vocab), 8, 6, output_dim=12)).eval()
-    save_model_folder(tmp_path / "m", model, vocab, str(tiny_idf), {"eps": 1.0})
-    student = Student.load(tmp_path / "m", precision="fp32")
-    plain = Student.load(tmp_path / "m", precision="fp32")
-    plain.fused = False
+    student, plain = _fused_and_plain(tiny_idf, tmp_path / "m", seed=2)
     sents = ["", "今天天气很好" * 40, "好", "", "x"]
     got = student.encode(sents, space="centred")
     assert np.abs(got - plain.encode(sents, space="centred")).max() < 1e-5

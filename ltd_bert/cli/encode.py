@@ -119,27 +119,27 @@ def encode(
     path = resolve_model(ctx, model)
     if onnx_path and workers > 1:
         raise click.UsageError("--onnx runs in one process: drop --workers (use --threads)")
-    if runtime == "auto":
-        small = sentences == "-" or (count_lines([sentences]) or 0) <= BLOCK
-        runtime = "numpy" if small and workers == 1 and not threads else "torch"
     if threads or onnx_path:
         runtime = "torch"
+    elif runtime == "auto":  # counts at most one block's lines
+        small = workers == 1 and (count_lines([sentences], stop_after=BLOCK) or 0) <= BLOCK
+        runtime = "numpy" if small else "torch"
+    loader = Loader(str(path), runtime if runtime == "numpy" else None, precision, segmenter)
     if workers > 1:
         student = load_light(path)  # the output's settings; the workers load their own
-        kind = None if runtime == "torch" or student.meta.get("quantized") else "numpy"
-        loader = Loader(str(path), kind, precision, segmenter)
-    elif runtime == "numpy":
-        student = load_light(path)  # float32 in numpy: no torch import, folded first layer
-        loader = None
-    else:
+    elif onnx_path:
         from ltd_bert.student.model import Student
         from ltd_bert.teacher.model import set_threads
 
         set_threads(threads)
-        onnx = {"runtime": "onnx", "onnx_path": onnx_path, "threads": threads} if onnx_path else {}
-        student = Student.load(path, precision=precision, **onnx)
-        loader = None
-    student.use_segmenter(segmenter)
+        student = Student.load(path, runtime="onnx", onnx_path=onnx_path, threads=threads)
+        student.use_segmenter(segmenter)
+    else:
+        if runtime == "torch":
+            from ltd_bert.teacher.model import set_threads
+
+            set_threads(threads)
+        student = loader.load()  # numpy: float32 without torch, folded first layer
     n, out = encode_file(
         student,
         sentences,

@@ -147,13 +147,18 @@ def output_tempfile(output: str | Path, suffix: str = ".partial") -> tuple[int, 
         raise InputError(f"{output}: cannot write there ({exc.strerror or exc})") from None
 
 
-def count_lines(paths: list[str]) -> int | None:
-    """Lines of plain files (fast byte count), or None for stdin/gzip."""
+def count_lines(paths: list[str], stop_after: int | None = None) -> int | None:
+    """Lines of plain files (fast byte count), or None for stdin/gzip. With `stop_after`,
+    reading stops once more lines than that are counted (the count returned is then only
+    known to exceed it)."""
     total = 0
     for p in paths:
         if p == "-" or p.endswith(".gz"):
             return None
         check_readable(p)
         with open(p, "rb") as fh:
-            total += sum(buf.count(b"\n") for buf in iter(lambda: fh.read(1 << 24), b""))
+            for buf in iter(lambda: fh.read(1 << 24 if stop_after is None else 1 << 20), b""):
+                total += buf.count(b"\n")
+                if stop_after is not None and total > stop_after:
+                    return total
     return total

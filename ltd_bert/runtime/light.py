@@ -61,24 +61,8 @@ class LightStudent(Encoder):
         self.weighter = weighter
         self.meta = meta
         self.max_chars = int(meta.get("max_chars", 1024))
-        H = config.hidden_size
-        # i, f and o rows halved: tanh of the halved pre-activation gives their sigmoid
-        half = np.ones(4 * H, dtype=np.float32)
-        half[: 2 * H] = 0.5
-        half[3 * H :] = 0.5
         self._embedding = tensors["embedding.weight"].astype(np.float32)
-        self._ih, self._bias, self._hh = [], [], []
-        for layer in range(config.num_layers):
-            ih, bias, hh = [], [], []
-            for d in DIRECTIONS:
-                k = f"l{layer}{d}"
-                ih.append(np.ascontiguousarray((tensors[f"lstm.weight_ih_{k}"] * half[:, None]).T))
-                b = tensors[f"lstm.bias_ih_{k}"] + tensors[f"lstm.bias_hh_{k}"]
-                bias.append((b * half).astype(np.float32))
-                hh.append(np.ascontiguousarray((tensors[f"lstm.weight_hh_{k}"] * half[:, None]).T))
-            self._ih.append(ih)
-            self._bias.append(bias)
-            self._hh.append(hh)
+        self._ih, self._bias, self._hh = gate_weights(tensors, config)
         self._proj = tensors.get("proj.weight")
         self._proj_bias = tensors.get("proj.bias")
         self._mean = tensors["mean"].astype(np.float32)
@@ -132,8 +116,7 @@ class LightStudent(Encoder):
     def fold(self) -> None:
         """Build the first layer's per-character gate table (both directions)."""
         if self._table is None:
-            e = self._embedding
-            self._table = [e @ ih + b for ih, b in zip(self._ih[0], self._bias[0], strict=True)]
+            self._table = first_layer_table(self._embedding, self._ih, self._bias)
 
     def encode_prepared(
         self, texts: Sequence[str], weights: Sequence[np.ndarray], batch_size: int = 256
@@ -176,6 +159,42 @@ class LightStudent(Encoder):
         if self._proj is not None:
             return pooled @ self._proj.T + self._proj_bias
         return pooled
+
+
+def gate_weights(tensors: dict[str, np.ndarray], config: StudentConfig):
+    """The LSTM's weights as the inference loops use them, per layer and direction (forward,
+    backward): W_ih^T, b_ih + b_hh and W_hh^T (float32, contiguous), the rows of the sigmoid
+    gates (i, f, o) halved, so that one `tanh` of the gate sums gives all four gates
+    (sigmoid(x) = 0.5 tanh(x / 2) + 0.5; halving is exact in floating point). `tensors`: the
+    model's state dict as numpy arrays."""
+    H = config.hidden_size
+    half = np.ones(4 * H, dtype=np.float32)
+    half[: 2 * H] = 0.5
+    half[3 * H :] = 0.5
+
+    def halved_t(name: str) -> np.ndarray:
+        return np.ascontiguousarray((tensors[name] * half[:, None]).T)
+
+    ih, bias, hh = [], [], []
+    for layer in range(config.num_layers):
+        keys = [f"l{layer}{d}" for d in DIRECTIONS]
+        ih.append([halved_t(f"lstm.weight_ih_{k}") for k in keys])
+        hh.append([halved_t(f"lstm.weight_hh_{k}") for k in keys])
+        bias.append(
+            [
+                ((tensors[f"lstm.bias_ih_{k}"] + tensors[f"lstm.bias_hh_{k}"]) * half).astype(
+                    np.float32
+                )
+                for k in keys
+            ]
+        )
+    return ih, bias, hh
+
+
+def first_layer_table(embedding: np.ndarray, ih, bias) -> list[np.ndarray]:
+    """Per direction, every character's first-layer gate inputs: embedding @ W_ih^T + biases
+    (`gate_weights`' halved rows), so a character's gate inputs are one row lookup."""
+    return [embedding @ w + b for w, b in zip(ih[0], bias[0], strict=True)]
 
 
 def _recur(

@@ -1,8 +1,9 @@
 """ONNX export of the student, and `OnnxStudent`, which encodes with onnxruntime.
 
 Packed sequences do not export, and a bidirectional LSTM run over padded input is wrong
-for the backward direction (it reads the padding before the sentence). `ExportableStudent`
-computes the same thing with plain tensors:
+for the backward direction (it reads the padding before the sentence). `BiLSTMStudent`
+(`token_states`) computes the same thing with plain tensors, which exports as it is
+(`ExportableStudent` checks the model and holds it in evaluation mode):
 
 - forward direction: a unidirectional LSTM over the padded input (padding comes after the
   characters, so every real position is exact);
@@ -49,50 +50,24 @@ ONNX_NAME = "model.onnx"  # where `ltd export` writes by default, inside the mod
 
 
 class ExportableStudent(nn.Module):
-    """The student without packed sequences: equal to BiLSTMStudent (to float rounding) on
-    padded batches, and exportable. Shares the embedding and projection of `model`."""
+    """The float32 student as the exporter takes it. `BiLSTMStudent` itself runs without
+    packed sequences (see the module's docstring), so this only refuses an int8 model and
+    holds the model in evaluation mode; it shares all of the model's weights."""
 
     def __init__(self, model: BiLSTMStudent):
         super().__init__()
         if not isinstance(model.lstm, nn.LSTM) or not isinstance(model.embedding, nn.Embedding):
             raise ModelError("only a float32 model can be exported (not an int8-quantised one)")
-        cfg = model.config
-        self.config = cfg
-        self.embedding = model.embedding
-        self.proj = model.proj
-        self.forward_lstms = nn.ModuleList()
-        self.backward_lstms = nn.ModuleList()
-        for layer in range(cfg.num_layers):
-            size = cfg.embedding_dim if layer == 0 else 2 * cfg.hidden_size
-            for suffix, group in (("", self.forward_lstms), ("_reverse", self.backward_lstms)):
-                lstm = nn.LSTM(size, cfg.hidden_size, batch_first=True)
-                with torch.no_grad():
-                    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                        src = getattr(model.lstm, f"{name}_l{layer}{suffix}")
-                        getattr(lstm, f"{name}_l0").copy_(src)
-                group.append(lstm)
+        self.config = model.config
+        self.model = model
         self.eval()
 
     def token_states(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(B, T, 2H), equal to BiLSTMStudent.token_states (0 at padding positions)."""
-        x = self.embedding(ids)  # (B, T, E)
-        t = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)  # (1, T)
-        n = lengths.clamp(min=1).unsqueeze(1)  # (B, 1), as the packed model clamps
-        real = t < n  # (B, T)
-        rev = torch.where(real, n - 1 - t, t)  # reverses each sequence within its length
-        mask = real.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
-        for fwd, bwd in zip(self.forward_lstms, self.backward_lstms, strict=True):
-            ahead, _ = fwd(x)  # (B, T, H)
-            idx = rev.unsqueeze(-1).expand(-1, -1, x.shape[2])
-            back, _ = bwd(torch.gather(x, 1, idx))
-            back = torch.gather(back, 1, rev.unsqueeze(-1).expand(-1, -1, back.shape[2]))
-            x = torch.cat([ahead, back], dim=2) * mask  # (B, T, 2H)
-        return x
+        """(B, T, 2H), 0 at padding positions."""
+        return self.model.token_states(ids, lengths)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor, weights: torch.Tensor):
-        states = self.token_states(ids, lengths)
-        pooled = torch.bmm(weights.unsqueeze(1), states).squeeze(1)  # (B, 2H)
-        return self.proj(pooled) if self.proj is not None else pooled
+        return self.model(ids, lengths, weights)
 
 
 def _require_onnx():

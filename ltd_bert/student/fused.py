@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ltd_bert.common.cpu import auto_precision
+from ltd_bert.runtime.light import first_layer_table, gate_weights
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -50,30 +51,19 @@ class FusedBiLSTM:
         self.precision = resolve_precision(precision)
         self.mm_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
         c = model.config
-        H = c.hidden_size
-        self.H, self.layers = H, c.num_layers
-        half = torch.ones(4 * H)
-        half[: 2 * H] = 0.5
-        half[3 * H :] = 0.5
-        lstm = model.lstm
+        self.H, self.layers = c.hidden_size, c.num_layers
         with torch.no_grad():
-            self.ih, self.bias, self.hh = [], [], []
-            for layer in range(c.num_layers):
-                ih, bias, hh = [], [], []
-                for d in ("", "_reverse"):
-                    k = f"l{layer}{d}"
-                    ih.append((getattr(lstm, f"weight_ih_{k}") * half[:, None]).T.contiguous())
-                    b = getattr(lstm, f"bias_ih_{k}") + getattr(lstm, f"bias_hh_{k}")
-                    bias.append(b * half)
-                    hh.append((getattr(lstm, f"weight_hh_{k}") * half[:, None]).T)
-                self.ih.append(ih)
-                self.bias.append(bias)
-                self.hh.append(torch.stack(hh).to(self.mm_dtype).contiguous())  # (2, H, 4H)
-            e = model.embedding.weight
+            tensors = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+            ih, bias, hh = gate_weights(tensors, c)
+            self.ih = [[torch.from_numpy(w) for w in layer] for layer in ih]
+            self.bias = [[torch.from_numpy(b) for b in layer] for layer in bias]
+            # both directions' recurrent weights stacked: (2, H, 4H) per layer
+            self.hh = [torch.from_numpy(np.stack(layer)).to(self.mm_dtype) for layer in hh]
+            e = tensors["embedding.weight"]
             # both directions' first-layer gate inputs per character: rows [0, V) forward,
             # [V, 2V) backward
-            table = torch.cat([e @ self.ih[0][d] + self.bias[0][d] for d in range(2)])
-            self.table = table.to(self.mm_dtype)
+            table = np.concatenate(first_layer_table(e, ih, bias))
+            self.table = torch.from_numpy(table).to(self.mm_dtype)
             self.vocab_size = e.shape[0]
             self.proj_w = None if model.proj is None else model.proj.weight.T.contiguous()
             self.proj_b = None if model.proj is None else model.proj.bias.clone()
@@ -85,7 +75,6 @@ class FusedBiLSTM:
             back = np.empty_like(order)
             back[order] = np.arange(len(order))
             return self.forward(ids[order], lengths[order], weights[order])[back]
-        lengths = np.maximum(lengths, 0)
         V = self.vocab_size
         x2 = None  # a later layer's gate inputs (2, B, T, 4H)
         for layer in range(self.layers):

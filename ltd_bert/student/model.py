@@ -101,15 +101,17 @@ class BiLSTMStudent(nn.Module):
         layers = self.config.num_layers
         for layer in range(layers):
             ahead = self._direction(x, layer, "")
-            back = self._direction(torch.gather(x, 1, rev.expand(-1, -1, x.shape[2])), layer)
+            reversed_x = torch.gather(x, 1, rev.expand(-1, -1, x.shape[2]))
+            back = self._direction(reversed_x, layer, "_reverse")
             back = torch.gather(back, 1, rev.expand(-1, -1, back.shape[2]))
             x = torch.cat([ahead, back], dim=2) * mask  # (B, T, 2H)
             if layer < layers - 1 and self.training and self.lstm.dropout:
                 x = nn.functional.dropout(x, self.lstm.dropout, True)
         return self.dropout(x)
 
-    def _direction(self, x: torch.Tensor, layer: int, suffix: str = "_reverse") -> torch.Tensor:
-        """One direction of one layer of `self.lstm` over `x` (B, T, in): (B, T, H)."""
+    def _direction(self, x: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:
+        """One direction (`suffix` "" or "_reverse") of one layer of `self.lstm` over `x`
+        (B, T, in): (B, T, H)."""
         lstm = self.lstm
         params = [getattr(lstm, f"{k}_l{layer}{suffix}") for k in LSTM_PARAMS]
         zeros = x.new_zeros(1, x.shape[0], lstm.hidden_size)
@@ -357,20 +359,18 @@ class Student(Encoder):
         self, texts: Sequence[str], weights: Sequence[np.ndarray], batch_size: int = 256
     ) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if self.fused:
-            net = self.fused_network()
-            for idx in length_batches(texts, batch_size, self.max_chars):
-                ids, lengths, w = batch_arrays(
-                    [texts[i] for i in idx], [weights[i] for i in idx], self.index, self.max_chars
-                )
-                out[idx] = net.forward(ids, lengths, w)
-            return out
+        forward = self.fused_network().forward if self.fused else self._model_forward
         for idx in length_batches(texts, batch_size, self.max_chars):
-            ids, lengths, w = batch_tensors(
+            ids, lengths, w = batch_arrays(
                 [texts[i] for i in idx], [weights[i] for i in idx], self.index, self.max_chars
             )
-            out[idx] = self.model(ids, lengths, w).numpy()
+            out[idx] = forward(ids, lengths, w)
         return out
+
+    def _model_forward(self, ids: np.ndarray, lengths: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """The module's own forward on one padded batch (the int8 model's quantised one)."""
+        tensors = (torch.from_numpy(a) for a in (ids, lengths, w))
+        return self.model(*tensors).numpy()
 
     @property
     def similarity_map(self) -> np.ndarray:

@@ -62,7 +62,7 @@ def encoded_blocks(
 
 @dataclass(frozen=True)
 class Loader:
-    """How a worker process loads the model: `Student.load(path, runtime, precision)`."""
+    """How `ltd encode` (and each of its worker processes) loads the model."""
 
     path: str
     runtime: str | None = None
@@ -70,14 +70,17 @@ class Loader:
     segmenter: str | None = None  # None: the model's
 
     def load(self) -> Encoder:
-        if self.runtime == "numpy":
-            from ltd_bert.runtime.light import LightStudent
+        """`runtime="numpy"` runs a float32 folder without torch (`LightStudent`) and falls
+        back to `Student.load` for what numpy does not run (an int8 folder)."""
+        from ltd_bert.runtime.light import LightStudent
 
+        if self.runtime == "numpy" and LightStudent.can_load(self.path):
             student = LightStudent.load(self.path)
         else:
             from ltd_bert.student.model import Student
 
-            student = Student.load(self.path, runtime=self.runtime, precision=self.precision)
+            runtime = None if self.runtime == "numpy" else self.runtime
+            student = Student.load(self.path, runtime=runtime, precision=self.precision)
         student.use_segmenter(self.segmenter)
         return student
 
