@@ -1,13 +1,16 @@
-"""Character weights with jieba and with `--segmenter fast` (rjieba) on the same lines:
-sentences/s with a cold and a warm cache (median of interleaved rounds), and how many
-lines get different weights.
+"""Character weights with jieba itself and with `FastJieba` (rjieba's route, jieba's HMM:
+what `jieba` runs where rjieba is installed) on the same lines: sentences/s with a cold and a
+warm cache (median of interleaved rounds), and how many lines are cut differently.
 
     .venv/bin/python benchmarks/segmenters.py [-m zh-small] [--sentences 2000] [--repeats 3]
+    .venv/bin/python benchmarks/segmenters.py --compare-only --sentences 100000 \\
+        [--file ../shared/data/corpus/zh_docs.txt] [--skip 100000]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import sys
@@ -24,6 +27,11 @@ def main() -> None:
     ap.add_argument("-m", "--model", default="zh-small")
     ap.add_argument("--sentences", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--file", help="lines from this file (default: the benchmark corpus)")
+    ap.add_argument("--skip", type=int, default=0, help="lines skipped first")
+    ap.add_argument(
+        "--compare-only", action="store_true", help="only count the lines cut differently"
+    )
     args = ap.parse_args()
 
     import numpy as np
@@ -31,18 +39,40 @@ def main() -> None:
 
     from ltd_bert.models import model_path
     from ltd_bert.text import segment
+    from ltd_bert.text.clean import clean_text
     from ltd_bert.text.idf import load_idf
     from ltd_bert.text.weights import Weighter
 
-    lines, src = load_sentences(args.sentences)
+    if args.file:
+        src = Path(args.file)
+        with open(src, encoding="utf-8", errors="replace") as fh:
+            rows = itertools.islice(fh, args.skip, args.skip + args.sentences)
+            lines = [x.rstrip("\r\n") for x in rows]
+    else:
+        lines, src = load_sentences(args.skip + args.sentences)
+        lines = lines[args.skip :]
+    python = segment.get_segmenter(load=True)
+    python = python.jieba if isinstance(python, segment.FastJieba) else python
+    if args.compare_only:
+        fast = segment.FastJieba(python)
+        differ = 0
+        for i, line in enumerate(lines):
+            text = clean_text(line)
+            a, b = python.lcut(text, HMM=True), fast.lcut(text, HMM=True)
+            if a != b:
+                differ += 1
+                print(f"line {args.skip + i + 1}: jieba {'/'.join(a)[:200]}")
+                print(f"{' ' * len(str(args.skip + i + 1))}       fast  {'/'.join(b)[:200]}")
+        print(f"{len(lines):,} lines of {src.name} from line {args.skip + 1:,}: {differ} cut differently")
+        return
+
     idf = load_idf(model_path(args.model) / "idf.tsv.gz")
-    segment.get_segmenter(load=True)
-    times: dict[str, list[tuple[float, float]]] = {"jieba": [], "fast": []}
+    times: dict[str, list[tuple[float, float]]] = {"jieba": [], "FastJieba": []}
     outputs = {}
     for _ in range(args.repeats):
         for kind in times:
-            segment._segmenters.pop((None, kind), None)  # a cold block cache for `fast`
-            w = Weighter(idf, 1.0, segmenter=kind)
+            w = Weighter(idf, 1.0)
+            w._seg = python if kind == "jieba" else segment.FastJieba(python)  # cold caches
             t = time.perf_counter()
             outputs[kind] = [w(s)[1] for s in lines]
             cold = time.perf_counter() - t

@@ -100,6 +100,23 @@ from ltd_bert.cli.base import CONTEXT, cli, workdir
     help="Characters of a text the student reads (longer ones are cut); batches of long "
     "documents are split into parts whose gradients add up.",
 )
+@click.option(
+    "--lexicon",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Give the student a word path of this many words (the training texts' most "
+    "frequent): a vector per word, summed with the character weights (docs/quality.md). "
+    "Added to an --init-from model without one, it starts fitted to that model's errors. "
+    "0: none (an --init-from model keeps its own).",
+)
+@click.option(
+    "--lexicon-dim",
+    type=click.IntRange(min=1),
+    default=128,
+    show_default=True,
+    help="The word vectors' size (stored as float16: 2 bytes × words × size).",
+)
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
     "--device",
@@ -148,6 +165,8 @@ def train(
     init_from,
     keep_mean,
     max_chars,
+    lexicon,
+    lexicon_dim,
     seed,
     device,
     checkpoint_every,
@@ -193,6 +212,8 @@ def train(
         init_from=init_from,
         keep_mean=keep_mean,
         max_chars=max_chars,
+        lexicon=lexicon,
+        lexicon_dim=lexicon_dim,
         seed=seed,
         device=device,
         checkpoint_every=checkpoint_every,

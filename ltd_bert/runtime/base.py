@@ -24,7 +24,7 @@ from ltd_bert.common.version import __version__
 DEFAULT_SCALE = 1.0
 
 PAD, UNK = 0, 1
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the optional word path (lexicon.json, lexicon.safetensors)
 MODEL_FILES = ("config.json", "model.safetensors", "vocab.json", "idf.tsv.gz")
 #: what `Student.encode` returns: see its docstring
 SPACES = ("similarity", "teacher", "centred")
@@ -82,6 +82,8 @@ class StudentConfig:
     num_layers: int = 1  # stacked BiLSTM layers
     dropout: float = 0.1  # on embeddings and LSTM outputs while training
     output_dim: int = 384  # the teacher's dimension
+    lexicon_size: int = 0  # words of the word path (runtime/lexicon.py); 0: none
+    lexicon_dim: int = 0  # their vectors' size
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StudentConfig:
@@ -96,6 +98,9 @@ class Encoder:
 
     weighter: Any
     meta: dict[str, Any]
+    #: the model's word path (`runtime.lexicon.Lexicon`), None for a model without one
+    lexicon: Any = None
+    max_chars: int = 1024
 
     @property
     def dim(self) -> int:
@@ -113,7 +118,23 @@ class Encoder:
     def encode_prepared(
         self, texts: Sequence[str], weights: Sequence[np.ndarray], batch_size: int = 256
     ) -> np.ndarray:
+        """The predictions (N, D) of cleaned texts with their character weights (`prepare`):
+        the network's, plus the word path's where the model has one."""
+        out = self.network_prepared(texts, weights, batch_size)
+        lexicon = self.current_lexicon()
+        if lexicon is not None:
+            out += lexicon.pooled(texts, weights, self.weighter.words, self.max_chars)
+        return out
+
+    def network_prepared(
+        self, texts: Sequence[str], weights: Sequence[np.ndarray], batch_size: int = 256
+    ) -> np.ndarray:
+        """The character network's predictions (N, D) alone."""
         raise NotImplementedError
+
+    def current_lexicon(self):
+        """The word path `encode_prepared` adds (the model's, as its weights are now)."""
+        return self.lexicon
 
     def use_segmenter(self, kind: str | None) -> None:
         """Cut words with `kind` ("jieba" or "fast") instead of the segmenter the model

@@ -34,6 +34,7 @@ from ltd_bert.runtime.base import (
     length_batches,
     read_model_folder,
 )
+from ltd_bert.runtime.lexicon import load_lexicon
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,11 @@ class LightStudent(Encoder):
 
         try:
             tensors = load_file(str(p / "model.safetensors"))
-            return cls(tensors, config, vocab, weighter, meta)
+            student = cls(tensors, config, vocab, weighter, meta)
         except Exception as exc:  # safetensors raises several kinds; a missing key KeyError
             raise ModelError(f"{p}/model.safetensors: cannot load ({exc})") from None
+        student.lexicon = load_lexicon(p, config)
+        return student
 
     @staticmethod
     def can_load(path: str | os.PathLike) -> bool:
@@ -118,7 +121,7 @@ class LightStudent(Encoder):
         if self._table is None:
             self._table = first_layer_table(self._embedding, self._ih, self._bias)
 
-    def encode_prepared(
+    def network_prepared(
         self, texts: Sequence[str], weights: Sequence[np.ndarray], batch_size: int = 256
     ) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

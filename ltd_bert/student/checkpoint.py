@@ -77,6 +77,7 @@ class Checkpoints:
             "train_config": asdict(self.cfg),
             "data": self.data_paths,
             "vocab": self.vocab,
+            "lexicon_words": self.lexicon_words,
             "student": asdict(self.model.config),
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),

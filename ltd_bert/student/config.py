@@ -35,6 +35,9 @@ class TrainConfig:
     init_from: str | None = None  # a model folder whose weights (and sizes, vocab) start training
     grow: bool = False  # with init_from: widen it to embedding_dim/hidden_size (0 = keep)
     keep_mean: bool = False  # with init_from: keep its mean (targets centred as it learnt them)
+    lexicon: int = 0  # words of the word path (runtime/lexicon.py); 0: none (or the model's)
+    lexicon_dim: int = 128  # their vectors' size
+    lexicon_fit_rows: int = 65536  # rows whose errors fit the word path added to a trained model
     precision: str = "fp32"  # fp32 | bf16 (autocast; weights and optimiser stay fp32)
     threads: int | None = None
     device: str = "cpu"  # cpu | cuda | cuda:N | auto (CUDA when available)

@@ -250,12 +250,14 @@ class OnnxStudent(Student):
         model = _OnnxModel(
             session, student.model.config, student.model.mean, student.model.similarity
         )
-        return cls(model, student.vocab, student.weighter, student.meta)
+        onnx = cls(model, student.vocab, student.weighter, student.meta)
+        onnx.lexicon = student.current_lexicon()  # the word path runs in numpy
+        return onnx
 
-    def encode_prepared(
+    def network_prepared(
         self, texts: Sequence[str], weights: Sequence[np.ndarray], batch_size: int = 256
     ) -> np.ndarray:
-        """As Student.encode_prepared, but batches also end where the length drops below
+        """As Student.network_prepared, but batches also end where the length drops below
         FILL × the batch's longest: a padded LSTM computes every padding step (a packed one
         skips them), and one long sentence would otherwise make 255 short ones pay for it."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

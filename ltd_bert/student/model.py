@@ -71,6 +71,11 @@ class BiLSTMStudent(nn.Module):
         )
         both = 2 * config.hidden_size
         self.proj = nn.Linear(both, config.output_dim) if both != config.output_dim else None
+        self.lexicon = (
+            LexiconPath(config.lexicon_size, config.lexicon_dim, config.output_dim)
+            if config.lexicon_size
+            else None
+        )
         self.register_buffer("mean", torch.zeros(config.output_dim))
         # the similarity vectors' map (calibrate.py): W·p + mean_scale·mean
         self.register_buffer("similarity", torch.eye(config.output_dim))
@@ -118,14 +123,54 @@ class BiLSTMStudent(nn.Module):
         out, _, _ = torch.lstm(x, (zeros, zeros), params, True, 1, 0.0, self.training, False, True)
         return out
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor, weights: torch.Tensor):
-        """Sentence vectors (B, D): weights (B, T) × states, summed; then projected.
+    def forward(
+        self,
+        ids: torch.Tensor,
+        lengths: torch.Tensor,
+        weights: torch.Tensor,
+        word_ids: torch.Tensor | None = None,
+    ):
+        """Sentence vectors (B, D): weights (B, T) × states, summed; then projected; plus
+        the word path's vectors when the model has one and `word_ids` (B, T) are given
+        (each character's word: `Lexicon.char_ids`; without them, the network alone).
 
         Projecting after pooling equals pooling projected states, as weights sum to 1.
         """
         states = self.token_states(ids, lengths)
         pooled = torch.bmm(weights.unsqueeze(1), states).squeeze(1)  # (B, 2H)
-        return self.proj(pooled) if self.proj is not None else pooled
+        out = self.proj(pooled) if self.proj is not None else pooled
+        if self.lexicon is not None and word_ids is not None:
+            out = out + self.lexicon(word_ids, weights)
+        return out
+
+
+class LexiconPath(nn.Module):
+    """The word path in PyTorch (training): `proj · Σ_t weights_t · embedding[word_t]`,
+    the same sum `runtime.lexicon.Lexicon.pooled` makes per word. Row 0 (a word outside the
+    lexicon) stays zero; the projection starts at zero, so a model given a lexicon starts
+    out computing what it did without one."""
+
+    def __init__(self, size: int, dim: int, out: int):
+        super().__init__()
+        self.embedding = nn.Embedding(size + 1, dim, padding_idx=0)
+        nn.init.normal_(self.embedding.weight, 0.0, 0.1)
+        with torch.no_grad():
+            self.embedding.weight[0] = 0
+        self.proj = nn.Linear(dim, out, bias=False)
+        nn.init.zeros_(self.proj.weight)
+
+    def forward(self, word_ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        rows = self.embedding(word_ids)  # (B, T, dim)
+        return self.proj(torch.bmm(weights.unsqueeze(1).to(rows.dtype), rows).squeeze(1))
+
+    def numpy_lexicon(self, words: Sequence[str]):
+        from ltd_bert.runtime.lexicon import Lexicon
+
+        return Lexicon(
+            words,
+            self.embedding.weight.detach().float().cpu().numpy(),
+            self.proj.weight.detach().float().cpu().numpy(),
+        )
 
 
 @torch.no_grad()
@@ -226,6 +271,15 @@ def batch_tensors(
     return torch.from_numpy(ids), torch.from_numpy(lengths), torch.from_numpy(w)
 
 
+def word_id_tensor(student: Student, texts: Sequence[str], ids: torch.Tensor):
+    """The word ids (B, T) of a padded batch `ids` for the student's word path; None for a
+    model without one (its forward then runs the network alone)."""
+    lexicon = student.lexicon
+    if lexicon is None:
+        return None
+    return torch.from_numpy(lexicon.padded_char_ids(texts, student.weighter.words, ids.shape[1]))
+
+
 class Student(Encoder):
     """A trained student: `Student.load(path).encode(["一句话", ...])` → (N, D) numpy."""
 
@@ -251,6 +305,7 @@ class Student(Encoder):
         self.max_chars = int(meta.get("max_chars", 1024))
         self.precision = resolve_precision(precision)
         self._fused = None  # (the parameters' versions, FusedBiLSTM)
+        self._lexicon = None  # (the word path's parameters' versions, Lexicon)
 
     @property
     def dim(self) -> int:
@@ -331,19 +386,42 @@ class Student(Encoder):
             raise ModelError(f"{p}: an int8 model folder (load it with Student.load)")
         from safetensors.torch import load_file
 
+        from ltd_bert.runtime.lexicon import load_lexicon
+
+        lexicon = load_lexicon(p, config)
         model = BiLSTMStudent(config)
         try:
             state = load_file(str(p / "model.safetensors"))
+            if lexicon is not None:
+                state.update(lexicon_state(lexicon))
             model.load_state_dict(with_default_buffers(state, config))
         except Exception as exc:  # safetensors raises several kinds
             raise ModelError(f"{p}/model.safetensors: cannot load ({exc})") from None
-        return cls(model, vocab, weighter, meta, precision=precision)
+        student = cls(model, vocab, weighter, meta, precision=precision)
+        student.lexicon = lexicon
+        return student
 
     def save(self, path: str | os.PathLike, extra_files: Sequence[Path] = ()) -> None:
         """Write the folder atomically: a temporary sibling, then renamed into place."""
         save_model_folder(
-            path, self.model, self.vocab, self.weighter.idf.source, self.meta, extra_files
+            path,
+            self.model,
+            self.vocab,
+            self.weighter.idf.source,
+            self.meta,
+            extra_files,
+            lexicon=self.current_lexicon(),
         )
+
+    def current_lexicon(self):
+        """The word path as the model's weights are now (rebuilt when they change)."""
+        path = getattr(self.model, "lexicon", None)
+        if not isinstance(path, LexiconPath) or self.lexicon is None:
+            return self.lexicon
+        key = tuple((id(p), p._version) for p in path.parameters())
+        if self._lexicon is None or self._lexicon[0] != key:
+            self._lexicon = (key, path.numpy_lexicon(self.lexicon.words))
+        return self._lexicon[1]
 
     def fused_network(self):
         """The model's `FusedBiLSTM`, prepared again whenever its weights have changed."""
@@ -355,7 +433,7 @@ class Student(Encoder):
         return self._fused[1]
 
     @torch.inference_mode()
-    def encode_prepared(
+    def network_prepared(
         self, texts: Sequence[str], weights: Sequence[np.ndarray], batch_size: int = 256
     ) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -378,6 +456,14 @@ class Student(Encoder):
         return self.model.similarity.cpu().numpy()
 
 
+def lexicon_state(lexicon) -> dict[str, torch.Tensor]:
+    """A `Lexicon`'s arrays as BiLSTMStudent state entries (`lexicon.*`)."""
+    return {
+        "lexicon.embedding.weight": torch.from_numpy(lexicon.embedding.copy()),
+        "lexicon.proj.weight": torch.from_numpy(lexicon.proj_t.T.copy()),
+    }
+
+
 def save_model_folder(
     path: str | os.PathLike,
     model: BiLSTMStudent,
@@ -385,7 +471,11 @@ def save_model_folder(
     idf_file: str,
     meta: dict[str, Any],
     extra_files: Sequence[Path] = (),
+    lexicon=None,
 ) -> None:
+    """The folder, atomically. The word path (`lexicon`, a `runtime.lexicon.Lexicon`, which
+    a model with one must be given) goes to lexicon.json and lexicon.safetensors, the rest
+    of the state to model.safetensors."""
     from safetensors.torch import save_file
 
     from ltd_bert.text.idf import jieba_idf_path
@@ -403,8 +493,16 @@ def save_model_folder(
         (tmp / "config.json").write_text(
             json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8"
         )
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        state = {
+            k: v.detach().cpu().contiguous()
+            for k, v in model.state_dict().items()
+            if not k.startswith("lexicon.")
+        }
         save_file(state, str(tmp / "model.safetensors"))
+        if model.config.lexicon_size:
+            if lexicon is None:
+                raise ValueError("a model with a word path is saved with its lexicon")
+            lexicon.save(tmp)
         (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
         src = jieba_idf_path() if idf_file == "jieba" else Path(idf_file)
         if src.suffix == ".gz":

@@ -19,6 +19,7 @@ import json
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 
 from ltd_bert.common.errors import ModelError
+from ltd_bert.runtime.lexicon import load_lexicon
 from ltd_bert.student.model import (
     BiLSTMStudent,
     Student,
@@ -119,6 +121,7 @@ def build_quantized_model(config: StudentConfig, qstate: dict[str, torch.Tensor]
     """A BiLSTMStudent that computes in int8: Int8Embedding, dynamic-quantised LSTM and Linear."""
     from torch.ao.quantization import quantize_dynamic
 
+    config = replace(config, lexicon_size=0, lexicon_dim=0)  # the word path stays float
     model = BiLSTMStudent(config)
     model.load_state_dict(with_default_buffers(dequantize_state(qstate), config))
     model.embedding = Int8Embedding(
@@ -152,6 +155,7 @@ class QuantizedStudent(Student):
     ):
         super().__init__(build_quantized_model(config, qstate), vocab, weighter, meta)
         self.qstate = qstate  # as stored, so that save() writes the same file
+        self.config = config  # with the word path's sizes (`lexicon`, float: not in the model)
 
     @classmethod
     def handles(cls, path: Path, meta: dict, runtime: str | None) -> bool:
@@ -168,11 +172,12 @@ class QuantizedStudent(Student):
         meta = dict(self.meta, quantized=SCHEME)
         save_model_folder(
             path,
-            _Tensors(self.model.config, self.qstate),
+            _Tensors(self.config, self.qstate),
             self.vocab,
             self.weighter.idf.source,
             meta,
             extra_files,
+            lexicon=self.lexicon,
         )
 
 
@@ -206,9 +211,11 @@ def load_quantized(path: str | os.PathLike) -> QuantizedStudent:
     meta, config, vocab, weighter = _read_folder(p)
     try:
         qstate = load_file(str(p / "model.safetensors"))
-        return QuantizedStudent(qstate, config, vocab, weighter, meta)
+        student = QuantizedStudent(qstate, config, vocab, weighter, meta)
     except Exception as exc:  # safetensors and load_state_dict raise several kinds
         raise ModelError(f"{p}/model.safetensors: cannot load as int8 ({exc})") from None
+    student.lexicon = load_lexicon(p, config)
+    return student
 
 
 def load_any(path: str | os.PathLike) -> Student:
@@ -221,7 +228,9 @@ def quantize_student(student: Student) -> QuantizedStudent:
     if isinstance(student, QuantizedStudent) or student.meta.get("quantized"):
         raise ModelError("the model is already int8-quantised")
     model = student.model
-    qstate = quantize_state({k: v.cpu() for k, v in model.state_dict().items()})
+    qstate = quantize_state(
+        {k: v.cpu() for k, v in model.state_dict().items() if not k.startswith("lexicon.")}
+    )
     meta = dict(
         student.meta,
         quantized=SCHEME,
@@ -232,7 +241,9 @@ def quantize_student(student: Student) -> QuantizedStudent:
             "LSTM and Linear",
         },
     )
-    return QuantizedStudent(qstate, model.config, student.vocab, student.weighter, meta)
+    quantized = QuantizedStudent(qstate, model.config, student.vocab, student.weighter, meta)
+    quantized.lexicon = student.current_lexicon()
+    return quantized
 
 
 def cosine_to_float(student: Student, quantized: Student, n: int = 64, seed: int = 0) -> float:

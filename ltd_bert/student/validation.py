@@ -44,11 +44,14 @@ class Validation:
         order = np.argsort([len(s) for s in sents])
         for i in range(0, len(order), 256):
             idx = order[i : i + 256]
+            texts = [sents[j] for j in idx]
             ids, lengths, w = batch_tensors(
-                [sents[j] for j in idx], [weights[j] for j in idx], index, self.cfg.max_chars
+                texts, [weights[j] for j in idx], index, self.cfg.max_chars
             )
             dev = self.device
-            preds.append((idx, self.model(ids.to(dev), lengths, w.to(dev)).cpu()))
+            word_ids = self.word_ids(texts, ids)
+            word_ids = word_ids.to(dev) if word_ids is not None else None
+            preds.append((idx, self.model(ids.to(dev), lengths, w.to(dev), word_ids).cpu()))
         pred = torch.zeros(vecs.shape, dtype=torch.float32)
         for idx, p in preds:
             pred[torch.from_numpy(idx)] = p

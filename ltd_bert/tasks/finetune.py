@@ -37,7 +37,7 @@ from torch import nn
 
 from ltd_bert.common.errors import InputError, ModelError
 from ltd_bert.common.textio import LineReader
-from ltd_bert.student.model import Student, batch_tensors, save_model_folder
+from ltd_bert.student.model import Student, batch_tensors, save_model_folder, word_id_tensor
 from ltd_bert.text.clean import clean_text
 
 log = logging.getLogger(__name__)
@@ -175,13 +175,12 @@ class Prepared:
         self.texts, self.weights = student.prepare(sentences)
 
     def forward(self, idx: Sequence[int]) -> torch.Tensor:
+        texts = [self.texts[i] for i in idx]
         ids, lengths, w = batch_tensors(
-            [self.texts[i] for i in idx],
-            [self.weights[i] for i in idx],
-            self.student.index,
-            self.student.max_chars,
+            texts, [self.weights[i] for i in idx], self.student.index, self.student.max_chars
         )
-        return self.student.model(ids, lengths, w)  # (B, D)
+        word_ids = word_id_tensor(self.student, texts, ids)
+        return self.student.model(ids, lengths, w, word_ids)  # (B, D)
 
     def encode(self, idx: Sequence[int] | None = None) -> torch.Tensor:
         """Vectors in inference mode (the model's train/eval state is left to the caller)."""
@@ -465,7 +464,13 @@ def save_finetuned(
             if made is not None:
                 extra.append(made)
         save_model_folder(
-            out, student.model, student.vocab, student.weighter.idf.source, meta, extra
+            out,
+            student.model,
+            student.vocab,
+            student.weighter.idf.source,
+            meta,
+            extra,
+            lexicon=student.current_lexicon(),
         )
     return out / made.name if made is not None else None
 

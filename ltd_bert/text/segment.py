@@ -1,5 +1,9 @@
-"""Word segmentation: jieba (the reference) or `fast` (`FastJieba`, rjieba for Chinese-only
-blocks), initialised once per process."""
+"""Word segmentation: jieba's default cut (dictionary, HMM on), initialised once per process.
+
+`jieba` runs it through `FastJieba` (rjieba's route for Chinese-only blocks, jieba's own HMM
+and jieba for the rest: the same words, ~2-4× faster) when rjieba is installed and no user
+dictionary is given, else through jieba itself; `fast` insists on `FastJieba`.
+`LTD_JIEBA=python` forces jieba itself (for comparisons)."""
 
 from __future__ import annotations
 
@@ -20,8 +24,9 @@ _segmenters: dict[tuple[str | None, str], object] = {}
 
 
 def get_segmenter(user_dict: str | None = None, kind: str = "jieba", load: bool = False):
-    """A segmenter, initialised once per process: `jieba` (the reference) or `fast`
-    (`FastJieba`: rjieba for Chinese-only blocks, measured and documented differences).
+    """A segmenter, initialised once per process: `jieba` (`FastJieba` where rjieba is
+    installed and there is no user dictionary, else jieba's own) or `fast` (`FastJieba`;
+    an error without rjieba). Both give jieba's words.
 
     Without a user dictionary, jieba's dictionary starts lazily (`start_lazily`: words read
     from an sqlite copy until a few hundred sentences have been cut, then the whole of it);
@@ -53,8 +58,18 @@ def get_segmenter(user_dict: str | None = None, kind: str = "jieba", load: bool 
         if user_dict is not None:
             raise InputError("--segmenter fast does not take a user dictionary")
         seg = FastJieba(seg)
+    elif user_dict is None and os.environ.get("LTD_JIEBA", "") != "python" and _has_rjieba():
+        seg = FastJieba(seg)
     _segmenters[(user_dict, kind)] = seg
     return seg
+
+
+def _has_rjieba() -> bool:
+    try:
+        import rjieba  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 # --- jieba's dictionary on demand -------------------------------------------------------------
@@ -180,14 +195,19 @@ _NON_HAN_IN_BLOCK = re.compile(r"[a-zA-Z0-9+#&\._%\-]")
 
 
 class FastJieba:
-    """jieba's default segmentation (dictionary, HMM on), nearly word for word, ~3x faster.
+    """jieba's default segmentation (dictionary, HMM on), word for word, ~3x faster.
 
     The text is split into jieba's own blocks; blocks of Chinese characters only are cut by
     rjieba (the same dictionary, DAG and HMM in Rust), blocks with Latin letters, digits or
     symbols by jieba itself (rjieba keeps `24-25` or `nano-NaH` whole, jieba does not);
-    block results are cached. Measured against `jieba.lcut` on 40,006 corpus lines: 1 line
-    differs (an HMM tie: `常在` vs `常 / 在`). So it is not the default: a teacher file and
-    its model record which segmenter made their weights, and always use the same one.
+    block results are cached.
+
+    rjieba's HMM decides near-ties differently (`常在吃`: the paths S·S·S and B·E·S differ by
+    1.5e-7 in log probability; jieba picks the first, rjieba the second), so the HMM's part
+    of each block is jieba's own (`_redo_hmm`): rjieba gives the route (`hmm=False`), whose
+    runs of single characters are exactly the buffers jieba hands its HMM.
+    Measured against `jieba.lcut` (`benchmarks/segmenters.py`, which counts the lines that
+    differ): none of 100,000 zh_big.txt lines (1 did before the HMM was jieba's own).
     """
 
     CACHE = 500_000
@@ -202,6 +222,7 @@ class FastJieba:
             raise InputError("--segmenter fast needs rjieba: pip install rjieba") from None
         self._rust = rjieba.cut
         self._cache: dict[str, list[str]] = {}
+        self._hmm_cache: dict[str, list[str]] = {}
 
     def initialize(self) -> None:
         if not self.jieba.initialized:
@@ -211,11 +232,46 @@ class FastJieba:
         words = self._cache.get(block)
         if words is None:
             if not _NON_HAN_IN_BLOCK.search(block):
-                words = self._rust(block)
+                words = self._redo_hmm(self._rust(block, False))
             else:
                 words = self.jieba.lcut(block, HMM=True)
             if len(self._cache) < self.CACHE:
                 self._cache[block] = words
+        return words
+
+    def _redo_hmm(self, route: list[str]) -> list[str]:
+        """jieba's words from rjieba's route (`cut(block, False)`: the dictionary's best path,
+        one word per step), as jieba's `Tokenizer.__cut_DAG` makes them: every maximal run
+        of single-character steps is a buffer, yielded as is (one character), character by
+        character (a dictionary word) or as its HMM cuts it (`finalseg.cut`)."""
+        out: list[str] = []
+        run: list[str] = []
+        for w in route:
+            if len(w) == 1:
+                run.append(w)
+                continue
+            if run:
+                out.extend(self._hmm_buffer(run))
+                run = []
+            out.append(w)
+        if run:
+            out.extend(self._hmm_buffer(run))
+        return out
+
+    def _hmm_buffer(self, run: list[str]) -> list[str]:
+        if len(run) == 1 and len(run[0]) == 1:
+            return run
+        buf = "".join(run)
+        words = self._hmm_cache.get(buf)
+        if words is None:
+            if self.jieba.FREQ.get(buf):
+                words = list(buf)
+            else:
+                from jieba import finalseg
+
+                words = list(finalseg.cut(buf))
+            if len(self._hmm_cache) < self.CACHE:
+                self._hmm_cache[buf] = words
         return words
 
     def lcut(self, text: str, HMM: bool = True) -> list[str]:  # noqa: N803 (jieba's name)

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 DEFAULT_EPS = 1.0
 
+#: texts whose words `Weighter.words` keeps (more than one encode block)
+WORDS_KEPT = 50_000
+
 
 class Weighter:
     """Character weights of sentences from an IDF table and a smoothing `eps`."""
@@ -52,6 +55,7 @@ class Weighter:
         self.segmenter = segmenter
         self._seg = get_segmenter(user_dict, segmenter)
         self._word_cache: dict[str, tuple[float, ...]] = {}
+        self._words: dict[str, list[str]] = {}  # the words of texts weighed lately
 
     def word_char_weights(self, word: str) -> tuple[float, ...]:
         """Unnormalised weights of the characters of one word (cached per word)."""
@@ -74,8 +78,12 @@ class Weighter:
         if not text:
             return np.zeros(0, dtype=np.float32)
         raw: list[float] = []
-        for word in self._seg.lcut(text, HMM=True):
+        words = self._seg.lcut(text, HMM=True)
+        for word in words:
             raw.extend(self.word_char_weights(word))
+        if len(self._words) >= WORDS_KEPT:
+            self._words.clear()
+        self._words[text] = words
         w = np.asarray(raw, dtype=np.float64)
         total = w.sum()
         if total <= 0:
@@ -83,6 +91,12 @@ class Weighter:
         else:
             w /= total
         return w.astype(np.float32)
+
+    def words(self, text: str) -> list[str]:
+        """The words of an already cleaned text (kept from its `char_weights` when recent:
+        a model's lexicon reads the words its weights were made from)."""
+        words = self._words.get(text)
+        return words if words is not None else self._seg.lcut(text, HMM=True)
 
     def __call__(self, sentence: str) -> tuple[str, np.ndarray]:
         """Clean a raw sentence and weigh its characters: `(clean_text, weights)`."""

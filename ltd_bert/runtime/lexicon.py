@@ -1,0 +1,160 @@
+"""The word path of a student (optional): a vector per frequent word, summed with the
+sentence's weights and added to the BiLSTM's pooled vector.
+
+The teacher's vector is a weighted mean over its tokens, and much of what a character BiLSTM
+gets wrong is which words a text holds: on 98,304 corpus lines the shipped model never saw,
+a linear map from the weighted bag of the 16,000 most frequent words to the model's error
+took the held-out centred fidelity from 0.809 to 0.856 (docs/quality.md). So the student
+may carry a lexicon: words (jieba's, the ones the character weights are made from), each a
+`dim`-vector, projected to the teacher's dimension:
+
+    lexicon(text) = proj · Σ_words (Σ of the word's character weights) · embedding[word]
+
+Words outside the lexicon add nothing. It costs one row lookup per word and one (dim × D)
+product per sentence, against the BiLSTM's 8·H² per character.
+
+In a model folder: `lexicon.json` (the words; row i + 1 of the embedding is word i, row 0
+is zeros) and `lexicon.safetensors` (`embedding` stored as float16, `proj`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+WORDS_FILE = "lexicon.json"
+TENSORS_FILE = "lexicon.safetensors"
+FILES = (WORDS_FILE, TENSORS_FILE)
+
+#: texts whose word rows are gathered at once (memory: their words × dim floats)
+CHUNK = 1024
+
+
+class Lexicon:
+    """A word list with its vectors; `pooled` gives each text's lexicon vector (N, D)."""
+
+    def __init__(self, words: Sequence[str], embedding: np.ndarray, proj: np.ndarray):
+        if embedding.shape[0] != len(words) + 1:
+            raise ValueError(
+                f"lexicon: {len(words)} words but {embedding.shape[0]} embedding rows "
+                "(expected one more: row 0 is the unknown word)"
+            )
+        if proj.shape[1] != embedding.shape[1]:
+            raise ValueError(f"lexicon: proj {proj.shape} does not fit embedding {embedding.shape}")
+        self.words = list(words)
+        self.index = {w: i + 1 for i, w in enumerate(self.words)}
+        self.embedding = np.ascontiguousarray(embedding, dtype=np.float32)
+        self.proj_t = np.ascontiguousarray(proj.T, dtype=np.float32)  # (dim, D)
+
+    @property
+    def dim(self) -> int:
+        return self.embedding.shape[1]
+
+    def char_ids(self, words: Sequence[str]) -> list[int]:
+        """Each character's word id (0: not in the lexicon), in text order."""
+        out: list[int] = []
+        get = self.index.get
+        for w in words:
+            out.extend((get(w, 0),) * len(w))
+        return out
+
+    def padded_char_ids(
+        self, texts: Sequence[str], words_of: Callable[[str], Sequence[str]], width: int
+    ) -> np.ndarray:
+        """(B, width) int64: each character's word id as `batch_arrays` lays the characters
+        out (texts cut to `width`), 0 on padding: what `LexiconPath` reads in training."""
+        out = np.zeros((len(texts), width), dtype=np.int64)
+        for i, text in enumerate(texts):
+            if text:
+                ids = self.char_ids(words_of(text))[:width]
+                out[i, : len(ids)] = ids
+        return out
+
+    def pooled(
+        self,
+        texts: Sequence[str],
+        weights: Sequence[np.ndarray],
+        words_of: Callable[[str], Sequence[str]],
+        max_chars: int,
+    ) -> np.ndarray:
+        """The lexicon vectors (N, D) of `texts` with their character `weights`, words from
+        `words_of(text)`; a text is read to `max_chars` characters as the network reads it
+        (weights renormalised), and an empty text gives zeros."""
+        out = np.zeros((len(texts), self.proj_t.shape[1]), dtype=np.float32)
+        for lo in range(0, len(texts), CHUNK):
+            rows, ids, mass = [], [], []
+            for i in range(lo, min(lo + CHUNK, len(texts))):
+                text = texts[i]
+                if not text:
+                    continue
+                w = np.asarray(weights[i], dtype=np.float64)
+                n = min(len(text), max_chars)
+                if n < len(text):
+                    total = w[:n].sum()
+                    w = w[:n] / total if total > 0 else np.full(n, 1.0 / n)
+                cum = np.concatenate([[0.0], np.cumsum(w)])
+                pos = 0
+                for word in words_of(text):
+                    if pos >= n:
+                        break
+                    k = self.index.get(word)
+                    end = min(pos + len(word), n)
+                    if k is not None:
+                        rows.append(i)
+                        ids.append(k)
+                        mass.append(cum[end] - cum[pos])
+                    pos += len(word)
+            if ids:
+                vecs = self.embedding[np.asarray(ids)] * np.asarray(mass, np.float32)[:, None]
+                r = np.asarray(rows)  # ascending: each text's words are one run
+                starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+                out[r[starts]] = np.add.reduceat(vecs, starts, axis=0) @ self.proj_t
+        return out
+
+    # --- files ----------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        from safetensors.numpy import save_file
+
+        (folder / WORDS_FILE).write_text(json.dumps(self.words, ensure_ascii=False), "utf-8")
+        save_file(
+            {"embedding": self.embedding.astype(np.float16), "proj": self.proj_t.T.copy()},
+            str(folder / TENSORS_FILE),
+        )
+
+    @classmethod
+    def load(cls, folder: Path) -> Lexicon | None:
+        """The folder's lexicon, None when it has none; a `ModelError` for a broken one."""
+        from ltd_bert.common.errors import ModelError
+
+        have = [(folder / f).is_file() for f in FILES]
+        if not any(have):
+            return None
+        if not all(have):
+            missing = [f for f, h in zip(FILES, have, strict=True) if not h]
+            raise ModelError(f"{folder}: model folder is missing {missing[0]}")
+        from safetensors.numpy import load_file
+
+        try:
+            words = json.loads((folder / WORDS_FILE).read_text(encoding="utf-8"))
+            t = load_file(str(folder / TENSORS_FILE))
+            return cls(words, t["embedding"], t["proj"])
+        except Exception as exc:  # json, safetensors, a missing key, a shape
+            raise ModelError(f"{folder}: unreadable lexicon ({exc})") from None
+
+
+def load_lexicon(folder: Path, config) -> Lexicon | None:
+    """A model folder's lexicon, checked against its `StudentConfig` (`lexicon_size`)."""
+    from ltd_bert.common.errors import ModelError
+
+    lexicon = Lexicon.load(folder)
+    size = lexicon and len(lexicon.words)
+    if (size or 0) != config.lexicon_size or (lexicon and lexicon.dim != config.lexicon_dim):
+        raise ModelError(
+            f"{folder}: config.json says a lexicon of {config.lexicon_size} words × "
+            f"{config.lexicon_dim}, {WORDS_FILE} has "
+            + (f"{size} × {lexicon.dim}" if lexicon else "none")
+        )
+    return lexicon

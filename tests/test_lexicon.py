@@ -1,0 +1,162 @@
+"""The word path (`--lexicon`): its sum by hand, the same vectors from every runtime, the
+folder's files, a path added to a trained model fitted to its errors, and bad folders."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_train_config
+
+from ltd_bert.common.errors import ModelError
+from ltd_bert.runtime.lexicon import Lexicon
+from ltd_bert.student.model import LexiconPath, Student
+
+
+def test_pooled_by_hand():
+    # words 我们 (id 1), 公园 (id 2); 去 is outside the lexicon
+    lex = Lexicon(["我们", "公园"], np.array([[0, 0], [1, 0], [0, 2]], float), np.eye(2))
+    text = "我们去公园"
+    w = np.array([0.1, 0.1, 0.2, 0.3, 0.3], np.float32)
+    words = {"我们去公园": ["我们", "去", "公园"]}.get
+    out = lex.pooled([text, ""], [w, np.zeros(0)], words, max_chars=100)
+    np.testing.assert_allclose(out, [[0.2, 1.2], [0, 0]], atol=1e-6)
+    # cut to 3 characters: 我们去, weights renormalised to 0.25 0.25 0.5
+    out = lex.pooled([text], [w], words, max_chars=3)
+    np.testing.assert_allclose(out, [[0.5, 0.0]], atol=1e-6)
+    assert lex.char_ids(["我们", "去", "公园"]) == [1, 1, 0, 2, 2]
+    assert lex.padded_char_ids([text, ""], words, 4).tolist() == [[1, 1, 0, 2], [0, 0, 0, 0]]
+
+
+def test_torch_path_equals_numpy_sum():
+    torch.manual_seed(0)
+    path = LexiconPath(5, 3, 4)
+    torch.nn.init.normal_(path.proj.weight)
+    words = ["甲乙", "丙", "丁戊", "己", "庚"]
+    lex = path.numpy_lexicon(words)
+    texts = ["甲乙丙辛", "丁戊己"]
+    cut = {"甲乙丙辛": ["甲乙", "丙", "辛"], "丁戊己": ["丁戊", "己"]}.get
+    w = [np.array([0.1, 0.2, 0.3, 0.4], np.float32), np.array([0.5, 0.25, 0.25], np.float32)]
+    ids = torch.from_numpy(lex.padded_char_ids(texts, cut, 4))
+    padded = torch.zeros(2, 4)
+    padded[0], padded[1, :3] = torch.from_numpy(w[0]), torch.from_numpy(w[1])
+    with torch.no_grad():
+        got = path(ids, padded).numpy()
+    np.testing.assert_allclose(got, lex.pooled(texts, w, cut, 100), atol=1e-6)
+
+
+def test_zero_projection_adds_nothing():
+    path = LexiconPath(3, 2, 4)
+    ids = torch.tensor([[1, 2, 3, 0]])
+    assert torch.equal(path(ids, torch.full((1, 4), 0.25)), torch.zeros(1, 4))
+
+
+@pytest.fixture(scope="module")
+def lexicon_model(tiny_model, tmp_path_factory):
+    """The tiny model given a word path of 200 words (fitted, then one epoch)."""
+    from ltd_bert.student.train import train
+
+    model, teacher = tiny_model
+    out = tmp_path_factory.mktemp("lexicon") / "model"
+    train(
+        [str(teacher)],
+        out,
+        tiny_train_config(epochs=1, init_from=str(model), lexicon=200, lexicon_dim=6),
+    )
+    return out, model
+
+
+def test_folder_has_the_word_path(lexicon_model):
+    out, _ = lexicon_model
+    words = json.loads((out / "lexicon.json").read_text(encoding="utf-8"))
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert len(words) == 200 == config["student"]["lexicon_size"]
+    assert config["student"]["lexicon_dim"] == 6
+    assert config["format_version"] == 2
+    student = Student.load(out)
+    assert student.lexicon.words == words
+    assert student.lexicon.embedding.shape == (201, 6)
+    assert not student.lexicon.embedding[0].any()  # words outside the lexicon add nothing
+
+
+def test_runtimes_agree_with_the_word_path(lexicon_model, tmp_path):
+    from ltd_bert.runtime.light import LightStudent
+    from ltd_bert.student.quantize import quantize_model
+
+    out, _ = lexicon_model
+    texts = ["我们去公园散步", "今天天气很好", "", "一个很长的句子" * 5]
+    ref = Student.load(out, precision="fp32")
+    with_words = ref.encode(texts, space="centred")
+    assert np.abs(with_words).sum() > 0
+    np.testing.assert_allclose(
+        LightStudent.load(out).encode(texts, space="centred"), with_words, atol=1e-5
+    )
+    texts_c, weights = ref.prepare(texts)
+    network = ref.network_prepared(texts_c, weights)
+    words = ref.lexicon.pooled(texts_c, weights, ref.weighter.words, ref.max_chars)
+    np.testing.assert_allclose(network + words, with_words, atol=1e-6)
+    assert np.abs(words).max() > 1e-4  # the fitted path adds something
+    # save → load keeps it; int8 keeps the word path in float
+    ref.save(tmp_path / "copy")
+    np.testing.assert_allclose(
+        Student.load(tmp_path / "copy", precision="fp32").encode(texts, space="centred"),
+        with_words,
+        atol=1e-6,
+    )
+    quantize_model(out, tmp_path / "int8")
+    q = Student.load(tmp_path / "int8")
+    assert q.lexicon.words == ref.lexicon.words
+    cos = (q.encode(texts[:2]) * ref.encode(texts[:2])).sum(1) / (
+        np.linalg.norm(q.encode(texts[:2]), axis=1) * np.linalg.norm(ref.encode(texts[:2]), axis=1)
+    )
+    assert cos.min() > 0.95
+
+
+def test_added_word_path_starts_fitted(tiny_model, tmp_path):
+    """A path added to a trained model starts at the ridge fit of its errors: before any
+    step, the training rows' fidelity is higher than the model's alone."""
+    from ltd_bert.student.data import Data
+    from ltd_bert.student.train import Trainer
+
+    model, teacher = tiny_model
+    cfg = tiny_train_config(epochs=1, init_from=str(model), lexicon=300, lexicon_dim=8)
+    trainer = Trainer([str(teacher)], tmp_path / "m", cfg)
+    trainer.rank, trainer.world = 0, 1
+    trainer.device = torch.device("cpu")
+    trainer._setup()
+    data = Data([str(teacher)])
+    sents, vecs, weights = data.read(0, 150)
+    target = vecs - trainer.data.mean
+    from ltd_bert.student.model import batch_tensors
+
+    index = {c: i for i, c in enumerate(trainer.vocab)}
+    ids, lengths, w = batch_tensors(sents, weights, index, 4096)
+    trainer.model.eval()
+    with torch.no_grad():
+        alone = trainer.model(ids, lengths, w).numpy()
+        both = trainer.model(ids, lengths, w, trainer.word_ids(sents, ids)).numpy()
+
+    def fidelity(p):
+        return float(
+            ((p * target).sum(1) / np.linalg.norm(p, axis=1) / np.linalg.norm(target, axis=1))
+            .mean()
+        )
+
+    assert fidelity(both) > fidelity(alone) + 0.01
+    data.close()
+    trainer.data.close()
+
+
+def test_broken_lexicon_folders(lexicon_model, tmp_path):
+    out, _ = lexicon_model
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    (broken / "lexicon.safetensors").unlink()
+    with pytest.raises(ModelError, match="missing lexicon.safetensors"):
+        Student.load(broken)
+    shutil.copytree(out, tmp_path / "short")
+    words = json.loads((out / "lexicon.json").read_text(encoding="utf-8"))
+    (tmp_path / "short" / "lexicon.json").write_text(json.dumps(words[:-1]), encoding="utf-8")
+    with pytest.raises(ModelError, match="unreadable lexicon"):
+        Student.load(tmp_path / "short")
