@@ -665,7 +665,8 @@ def bench_student(
 
 
 def bench_encode(ctx: dict, models: list[str], teacher_s, table: Table, results, bert_s=None):
-    """`ltd encode FILE` as a user runs it: one process, then one worker per core."""
+    """`ltd encode FILE` as a user runs it (the default: one worker per core for a big
+    file), and in one process."""
     from ltd_bert.runtime.base import SIZES
 
     targets = "≥ 30× teacher, ≥ 100× BERT-base"
@@ -680,15 +681,15 @@ def bench_encode(ctx: dict, models: list[str], teacher_s, table: Table, results,
             models.append(out)
     for model in models:
         for key, args in (
-            ("encode_1", ["--runtime", "torch"]),
-            ("encode_2", ["--workers", str(ctx["threads"])]),
-            ("encode_2f", ["--workers", str(ctx["threads"]), "--segmenter", "fast"]),
+            ("encode_1", ["--workers", "1", "--runtime", "torch"]),
+            ("encode_default", []),
         ):
             r = results[f"{key}:{model}"] = run_child(
                 key, dict(ctx, model=model, args=args), "encode"
             )
             name = rel(model) if "random-" not in model else Path(model).name + " (random weights)"
-            what = f"`ltd encode` {ctx['big_count']:,} lines, `{name}`, {' '.join(args)}"
+            flags = " ".join(args) or "default flags"
+            what = f"`ltd encode` {ctx['big_count']:,} lines, `{name}`, {flags}"
             if "error" in r:
                 table.add(what, r)
                 continue

@@ -63,7 +63,8 @@ def main() -> None:
                 differ += 1
                 print(f"line {args.skip + i + 1}: jieba {'/'.join(a)[:200]}")
                 print(f"{' ' * len(str(args.skip + i + 1))}       fast  {'/'.join(b)[:200]}")
-        print(f"{len(lines):,} lines of {src.name} from line {args.skip + 1:,}: {differ} cut differently")
+        where = f"{len(lines):,} lines of {src.name} from line {args.skip + 1:,}"
+        print(f"{where}: {differ} cut differently")
         return
 
     idf = load_idf(model_path(args.model) / "idf.tsv.gz")

@@ -187,3 +187,35 @@ def test_encode_segmenter_fast(tiny_model, lines_file, tmp_path):
     student = Student.load(model, precision="fp32")
     student.use_segmenter("fast")
     assert student.weighter.segmenter == "fast"
+
+
+def test_auto_workers(tmp_path, monkeypatch):
+    """`--workers auto` (the default): one per core for more than one block, else one."""
+    from ltd_bert.cli.encode import auto_workers
+    from ltd_bert.tasks.encode import BLOCK
+
+    big, small = tmp_path / "big.txt", tmp_path / "small.txt"
+    big.write_text("句子\n" * (BLOCK + 1), encoding="utf-8")
+    small.write_text("句子\n" * BLOCK, encoding="utf-8")
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert auto_workers(str(big), False) == 3
+    assert auto_workers(str(small), False) == 1
+    assert auto_workers("-", False) == 1
+    assert auto_workers(str(big), True) == 1  # --threads / --onnx: one process
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(32)), raising=False)
+    assert auto_workers(str(big), False) == 8
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)
+    assert auto_workers(str(big), False) == 1
+
+
+def test_workers_option_errors(tmp_path):
+    from click.testing import CliRunner
+
+    from ltd_bert.cli import cli
+
+    f = tmp_path / "s.txt"
+    f.write_text("你好\n", encoding="utf-8")
+    for bad in ("0", "two"):
+        result = CliRunner().invoke(cli, ["encode", str(f), "--workers", bad])
+        assert result.exit_code == 2
+        assert "neither a count of at least 1 nor auto" in result.output

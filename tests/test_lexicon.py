@@ -139,8 +139,9 @@ def test_added_word_path_starts_fitted(tiny_model, tmp_path):
 
     def fidelity(p):
         return float(
-            ((p * target).sum(1) / np.linalg.norm(p, axis=1) / np.linalg.norm(target, axis=1))
-            .mean()
+            (
+                (p * target).sum(1) / np.linalg.norm(p, axis=1) / np.linalg.norm(target, axis=1)
+            ).mean()
         )
 
     assert fidelity(both) > fidelity(alone) + 0.01

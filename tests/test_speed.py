@@ -200,7 +200,8 @@ def test_quantize_round_trip(trained, student, int8, tmp_path):
     out, info, q = int8
     size = (trained / "model.safetensors").stat().st_size
     assert info["bytes_int8"] == (out / "model.safetensors").stat().st_size
-    assert info["ratio"] == size / info["bytes_int8"] >= 3
+    # the float folder stores float16 (2 bytes a weight), int8 1 byte plus a scale per row
+    assert info["ratio"] == size / info["bytes_int8"] >= 1.5
     assert info["cosine"] > 0.99
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["quantized"] == "int8" and cfg["student"]["hidden_size"] == 24

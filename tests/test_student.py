@@ -167,7 +167,8 @@ def test_init_from_continues_the_model(tiny_teacher_file, trained, tmp_path):
     assert json.loads((tmp_path / "again" / "vocab.json").read_text()) == json.loads(
         (out / "vocab.json").read_text()
     )
-    assert again["best"]["val_cos"] == pytest.approx(result["best"]["val_cos"], abs=1e-5)
+    # (the folder stores float16: the loaded model is the trained one to ~1e-4)
+    assert again["best"]["val_cos"] == pytest.approx(result["best"]["val_cos"], abs=2e-4)
 
 
 @pytest.mark.parametrize("layers", [1, 2])
@@ -204,7 +205,8 @@ def test_init_from_grows_the_model(tiny_teacher_file, trained, tmp_path):
     meta = json.loads((tmp_path / "wide" / "config.json").read_text())
     assert meta["student"]["embedding_dim"] == 8 and meta["student"]["hidden_size"] == 20
     # at an almost zero learning rate the wider model still gives the model's vectors
-    assert again["best"]["val_cos"] == pytest.approx(result["best"]["val_cos"], abs=1e-5)
+    # (the folder stores float16: the loaded model is the trained one to ~1e-4)
+    assert again["best"]["val_cos"] == pytest.approx(result["best"]["val_cos"], abs=2e-4)
 
 
 def test_init_from_refuses_other_teacher_vectors(tiny_teacher_file, trained, tmp_path):

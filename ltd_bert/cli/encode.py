@@ -7,6 +7,43 @@ import click
 from ltd_bert.cli.base import CONTEXT, cli, load_light, resolve_model
 
 
+class _Workers(click.ParamType):
+    """`--workers`: a count ≥ 1 or `auto`."""
+
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):
+        if value == "auto" or isinstance(value, int) and value >= 1:
+            return value
+        try:
+            n = int(value)
+        except (TypeError, ValueError):
+            n = 0
+        if n < 1:
+            self.fail(f"{value!r} is neither a count of at least 1 nor auto", param, ctx)
+        return n
+
+
+WORKERS = _Workers()
+MAX_AUTO_WORKERS = 8
+
+
+def auto_workers(sentences: str, one_process: bool) -> int:
+    """One worker per core (at most MAX_AUTO_WORKERS) for a file of more than one block,
+    else 1 (stdin, small files, --threads or --onnx)."""
+    import os
+
+    from ltd_bert.common.textio import count_lines
+    from ltd_bert.tasks.encode import BLOCK
+
+    if one_process or sentences == "-":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if (cores or 1) < 2 or (count_lines([sentences], stop_after=BLOCK) or 0) <= BLOCK:
+        return 1
+    return min(cores, MAX_AUTO_WORKERS)
+
+
 @cli.command(context_settings=CONTEXT)
 @click.argument("sentences", type=click.Path(allow_dash=True))
 @click.option(
@@ -57,11 +94,12 @@ from ltd_bert.cli.base import CONTEXT, cli, load_light, resolve_model
 )
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
-    default=1,
+    type=WORKERS,
+    default="auto",
     show_default=True,
-    help="Processes of one thread each (segmentation included); for big inputs, one per "
-    "core is fastest.",
+    help="Processes of one thread each (segmentation included): for big inputs one per "
+    "core is fastest (docs/speed.md). auto: one per core for an input of more than one "
+    "block (8,192 lines; at most 8), else one.",
 )
 @click.option(
     "--threads",
@@ -117,6 +155,8 @@ def encode(
     from ltd_bert.tasks.encode import BLOCK, Loader, encode_file
 
     path = resolve_model(ctx, model)
+    if workers == "auto":
+        workers = auto_workers(sentences, threads or onnx_path)
     if onnx_path and workers > 1:
         raise click.UsageError("--onnx runs in one process: drop --workers (use --threads)")
     if threads or onnx_path:

@@ -14,7 +14,8 @@ Words outside the lexicon add nothing. It costs one row lookup per word and one 
 product per sentence, against the BiLSTM's 8·H² per character.
 
 In a model folder: `lexicon.json` (the words; row i + 1 of the embedding is word i, row 0
-is zeros) and `lexicon.safetensors` (`embedding` stored as float16, `proj`).
+is zeros) and `lexicon.safetensors`: `embedding` in int8 with one float32 scale per row
+(`embedding.scale`, max|row| / 127: 1 byte per number, a quarter of float32), and `proj`.
 """
 
 from __future__ import annotations
@@ -119,10 +120,16 @@ class Lexicon:
         from safetensors.numpy import save_file
 
         (folder / WORDS_FILE).write_text(json.dumps(self.words, ensure_ascii=False), "utf-8")
+        q, scale = quantize_rows(self.embedding)
         save_file(
-            {"embedding": self.embedding.astype(np.float16), "proj": self.proj_t.T.copy()},
+            {"embedding": q, "embedding.scale": scale, "proj": self.proj_t.T.copy()},
             str(folder / TENSORS_FILE),
         )
+
+    def stored(self) -> Lexicon:
+        """This lexicon as `save` stores it (int8 rows): what a saved folder loads."""
+        q, scale = quantize_rows(self.embedding)
+        return Lexicon(self.words, q * scale[:, None], self.proj_t.T)
 
     @classmethod
     def load(cls, folder: Path) -> Lexicon | None:
@@ -140,9 +147,20 @@ class Lexicon:
         try:
             words = json.loads((folder / WORDS_FILE).read_text(encoding="utf-8"))
             t = load_file(str(folder / TENSORS_FILE))
-            return cls(words, t["embedding"], t["proj"])
+            table = t["embedding"].astype(np.float32)
+            if "embedding.scale" in t:
+                table *= t["embedding.scale"][:, None]
+            return cls(words, table, t["proj"])
         except Exception as exc:  # json, safetensors, a missing key, a shape
             raise ModelError(f"{folder}: unreadable lexicon ({exc})") from None
+
+
+def quantize_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int8 rows and their float32 scales (max|row| / 127; a zero row keeps scale 0)."""
+    scale = (np.abs(table).max(axis=1) / 127.0).astype(np.float32)
+    safe = np.where(scale > 0, scale, 1.0)
+    q = np.clip(np.rint(table / safe[:, None]), -127, 127).astype(np.int8)
+    return q, scale
 
 
 def load_lexicon(folder: Path, config) -> Lexicon | None:

@@ -88,6 +88,9 @@ class LightStudent(Encoder):
 
         try:
             tensors = load_file(str(p / "model.safetensors"))
+            tensors = {  # float16 as stored (student/model.py `stored_float`) → float32
+                k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in tensors.items()
+            }
             student = cls(tensors, config, vocab, weighter, meta)
         except Exception as exc:  # safetensors raises several kinds; a missing key KeyError
             raise ModelError(f"{p}/model.safetensors: cannot load ({exc})") from None

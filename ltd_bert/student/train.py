@@ -45,6 +45,7 @@ from ltd_bert.student.model import (
     batch_tensors,
     build_vocab,
     growth_problem,
+    round_to_stored,
     save_model_folder,
     widen,
     with_default_buffers,
@@ -494,6 +495,7 @@ class Trainer(Checkpoints, Validation):
         if best_path.is_file():
             state = torch.load(best_path, map_location="cpu")
             self.model.load_state_dict(with_default_buffers(state, self.model.config))
+        round_to_stored(self.model)
         pred, vecs = self._val_predictions()
         cal = calibrate(pred.numpy(), vecs, self.data.mean)
         self.model.similarity.copy_(torch.from_numpy(cal.map))
