@@ -161,3 +161,21 @@ def test_broken_lexicon_folders(lexicon_model, tmp_path):
     (tmp_path / "short" / "lexicon.json").write_text(json.dumps(words[:-1]), encoding="utf-8")
     with pytest.raises(ModelError, match="unreadable lexicon"):
         Student.load(tmp_path / "short")
+
+
+def test_onnx_export_keeps_the_word_path(lexicon_model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from ltd_bert.student.export import export_onnx
+
+    out, _ = lexicon_model
+    folder = tmp_path / "m"
+    shutil.copytree(out, folder)
+    export_onnx(folder, folder / "model.onnx")
+    texts = ["我们去公园散步", "今天天气很好", ""]
+    onnx = Student.load(folder, runtime="onnx")
+    assert onnx.lexicon is not None
+    np.testing.assert_allclose(
+        onnx.encode(texts, space="centred"),
+        Student.load(folder, precision="fp32").encode(texts, space="centred"),
+        atol=1e-4,
+    )
