@@ -113,6 +113,23 @@ stage "$LTD_WORKDIR/model11" --init-from "$LTD_WORKDIR/model10" --keep-mean \
   --data "$LTD_WORKDIR/docs2.h5" --data "$LTD_WORKDIR/teacher8.h5" --batch-size 128 \
   --epochs 1 --lr 5e-4 --eval-every 200 --checkpoint-every 100 --patience 4 --seed 49
 $LTD eval suite -m "$LTD_WORKDIR/model11" --calibrate-on data/calib
+# stage 12 (session 7): the word path (`--lexicon`: the 16,000 most frequent words of the
+# training texts, 384-dimensional, fitted to stage 11's errors on the first 65,536 rows),
+# then one epoch over the next 98,304 lines of zh_big.txt with every earlier file of
+# sessions 6 replayed (stage 11's validation rows stay last)
+LIMIT8B="${LIMIT8B:-98304}"
+REST8B="$LTD_WORKDIR/rest8b.txt"
+FROM8B=$((FROM8 + LIMIT8))
+[ -f "$REST8B" ] || { sed -n "$FROM8B,$((FROM8B + LIMIT8B - 1))p" "$DATA/corpus/zh_big.txt" \
+  > "$REST8B.tmp" && mv "$REST8B.tmp" "$REST8B"; }
+$LTD teacher-embed -i "$REST8B" -o "$LTD_WORKDIR/teacher8b.h5" --limit "$LIMIT8B"
+stage "$LTD_WORKDIR/model12" --init-from "$LTD_WORKDIR/model11" --keep-mean \
+  --lexicon 16000 --lexicon-dim 384 --data "$LTD_WORKDIR/teacher8b.h5" \
+  --data "$LTD_WORKDIR/docs.h5" --data "$LTD_WORKDIR/teacher6.h5" \
+  --data "$LTD_WORKDIR/docs2.h5" --data "$LTD_WORKDIR/teacher7.h5" \
+  --data "$LTD_WORKDIR/teacher8.h5" --batch-size 128 --epochs 1 --lr 5e-4 --eval-every 400 \
+  --checkpoint-every 100 --patience 4 --seed 50
+$LTD eval suite -m "$LTD_WORKDIR/model12" --calibrate-on data/calib
 # settings were chosen on the validation splits; the test splits are reported once
 $LTD eval "$E/STS-B/STS-B.test.data" "$E/LCQMC/LCQMC.test.data" --teacher builtin \
   --baselines --max-pairs 3000

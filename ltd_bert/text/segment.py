@@ -65,11 +65,10 @@ def get_segmenter(user_dict: str | None = None, kind: str = "jieba", load: bool 
 
 
 def _has_rjieba() -> bool:
-    try:
-        import rjieba  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether rjieba is installed (without importing it: ~0.3 s)."""
+    import importlib.util
+
+    return importlib.util.find_spec("rjieba") is not None
 
 
 # --- jieba's dictionary on demand -------------------------------------------------------------
@@ -211,16 +210,18 @@ class FastJieba:
     """
 
     CACHE = 500_000
+    #: texts cut by jieba itself before rjieba is imported (~0.3 s, and its dictionary): a
+    #: process that segments a few sentences (`ltd similarity A B`) does not pay for it
+    JIEBA_FIRST = 2_000
 
     def __init__(self, jieba_tokenizer):
         self.jieba = jieba_tokenizer
-        try:
-            import rjieba
-        except ImportError:
+        if not _has_rjieba():
             from ltd_bert.common.errors import InputError
 
-            raise InputError("--segmenter fast needs rjieba: pip install rjieba") from None
-        self._rust = rjieba.cut
+            raise InputError("--segmenter fast needs rjieba: pip install rjieba")
+        self._rust = None
+        self._texts = 0
         self._cache: dict[str, list[str]] = {}
         self._hmm_cache: dict[str, list[str]] = {}
 
@@ -277,6 +278,13 @@ class FastJieba:
     def lcut(self, text: str, HMM: bool = True) -> list[str]:  # noqa: N803 (jieba's name)
         if not HMM:
             return self.jieba.lcut(text, HMM=False)
+        if self._rust is None:
+            self._texts += 1
+            if self._texts <= self.JIEBA_FIRST:
+                return self.jieba.lcut(text, HMM=True)
+            import rjieba
+
+            self._rust = rjieba.cut
         out: list[str] = []
         for i, part in enumerate(_JIEBA_BLOCK.split(text)):
             if not part:
