@@ -30,8 +30,9 @@ WORDS_FILE = "lexicon.json"
 TENSORS_FILE = "lexicon.safetensors"
 FILES = (WORDS_FILE, TENSORS_FILE)
 
-#: texts whose word rows are gathered at once (memory: their words × dim floats)
+#: texts whose words are listed at once, and whose word rows are summed in one product
 CHUNK = 1024
+TEXTS_AT_ONCE = 128
 
 
 class Lexicon:
@@ -85,35 +86,49 @@ class Lexicon:
         `words_of(text)`; a text is read to `max_chars` characters as the network reads it
         (weights renormalised), and an empty text gives zeros."""
         out = np.zeros((len(texts), self.proj_t.shape[1]), dtype=np.float32)
+        get = self.index.get
         for lo in range(0, len(texts), CHUNK):
-            rows, ids, mass = [], [], []
+            rows: list[int] = []
+            ids: list[int] = []
+            mass: list[float] = []
             for i in range(lo, min(lo + CHUNK, len(texts))):
                 text = texts[i]
                 if not text:
                     continue
-                w = np.asarray(weights[i], dtype=np.float64)
+                words = words_of(text)
+                k = [get(w, 0) for w in words]
+                if not any(k):
+                    continue
                 n = min(len(text), max_chars)
+                w = np.asarray(weights[i][:n], dtype=np.float64)
                 if n < len(text):
-                    total = w[:n].sum()
-                    w = w[:n] / total if total > 0 else np.full(n, 1.0 / n)
+                    total = w.sum()
+                    w = w / total if total > 0 else np.full(n, 1.0 / n)
                 cum = np.concatenate([[0.0], np.cumsum(w)])
-                pos = 0
-                for word in words_of(text):
-                    if pos >= n:
-                        break
-                    k = self.index.get(word)
-                    end = min(pos + len(word), n)
-                    if k is not None:
+                ends = np.minimum(np.cumsum([len(x) for x in words]), n)
+                starts = np.r_[0, ends[:-1]]
+                m = cum[ends] - cum[starts]
+                for j, kj in enumerate(k):
+                    if kj and m[j] > 0:
                         rows.append(i)
-                        ids.append(k)
-                        mass.append(cum[end] - cum[pos])
-                    pos += len(word)
+                        ids.append(kj)
+                        mass.append(m[j])
             if ids:
-                vecs = self.embedding[np.asarray(ids)] * np.asarray(mass, np.float32)[:, None]
-                r = np.asarray(rows)  # ascending: each text's words are one run
-                starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
-                out[r[starts]] = np.add.reduceat(vecs, starts, axis=0) @ self.proj_t
+                self._sum_rows(out, np.asarray(rows), np.asarray(ids), np.asarray(mass))
         return out
+
+    def _sum_rows(self, out: np.ndarray, rows, ids, mass) -> None:
+        """out[text] = proj · Σ mass · embedding[id] over each text's (consecutive) words,
+        as products: a block of TEXTS_AT_ONCE texts' words weighted into a (texts × words)
+        matrix times their rows (numpy's reduceat is ~4× slower on rows this wide)."""
+        bounds = np.r_[np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]), len(rows)]
+        for b in range(0, len(bounds) - 1, TEXTS_AT_ONCE):
+            edge = bounds[b : b + TEXTS_AT_ONCE + 1]
+            lo, hi = edge[0], edge[-1]
+            which = np.repeat(np.arange(len(edge) - 1), np.diff(edge))
+            weigh = np.zeros((len(edge) - 1, hi - lo), dtype=np.float32)
+            weigh[which, np.arange(hi - lo)] = mass[lo:hi]
+            out[rows[edge[:-1]]] = (weigh @ self.embedding[ids[lo:hi]]) @ self.proj_t
 
     # --- files ----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
