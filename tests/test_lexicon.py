@@ -179,3 +179,31 @@ def test_onnx_export_keeps_the_word_path(lexicon_model, tmp_path):
         Student.load(folder, precision="fp32").encode(texts, space="centred"),
         atol=1e-4,
     )
+
+
+def test_adapt_keeps_the_word_path(lexicon_model, tiny_bert, tmp_path):
+    """`ltd adapt` of a model with a word path: the adapted model keeps (and trains) it."""
+    from conftest import SAMPLE_CORPUS
+
+    from ltd_bert.tasks.adapt import adapt
+
+    out, model = lexicon_model
+    teacher_file = model.parent / "teacher.h5"
+    lines = SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()
+    domain = tmp_path / "domain.txt"
+    domain.write_text("\n".join(lines[500:600]) + "\n", encoding="utf-8")
+    adapted = tmp_path / "adapted"
+    adapt(
+        out,
+        [str(domain)],
+        adapted,
+        [str(teacher_file)],
+        teacher_name=str(tiny_bert),
+        calib=None,
+        suite=None,
+        epochs=1,
+        batch_size=16,
+    )
+    before, after = Student.load(out), Student.load(adapted)
+    assert after.lexicon.words == before.lexicon.words
+    assert not np.array_equal(after.lexicon.embedding, before.lexicon.embedding)
