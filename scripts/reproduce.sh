@@ -130,6 +130,18 @@ stage "$LTD_WORKDIR/model12" --init-from "$LTD_WORKDIR/model11" --keep-mean \
   --data "$LTD_WORKDIR/teacher8.h5" --batch-size 128 --epochs 1 --lr 5e-4 --eval-every 400 \
   --checkpoint-every 100 --patience 4 --seed 50
 $LTD eval suite -m "$LTD_WORKDIR/model12" --calibrate-on data/calib
+# stage 13 (session 7, shipped): the next 262,144 lines, with the documents replayed
+LIMIT9="${LIMIT9:-262144}"
+REST9="$LTD_WORKDIR/rest9.txt"
+FROM9=$((FROM8B + LIMIT8B))
+[ -f "$REST9" ] || { sed -n "$FROM9,1879999p" "$DATA/corpus/zh_big.txt" \
+  > "$REST9.tmp" && mv "$REST9.tmp" "$REST9"; }
+$LTD teacher-embed -i "$REST9" -o "$LTD_WORKDIR/teacher9.h5" --limit "$LIMIT9"
+stage "$LTD_WORKDIR/model13" --init-from "$LTD_WORKDIR/model12" --keep-mean \
+  --data "$LTD_WORKDIR/docs.h5" --data "$LTD_WORKDIR/docs2.h5" \
+  --data "$LTD_WORKDIR/teacher9.h5" --batch-size 128 --epochs 1 --lr 5e-4 --eval-every 500 \
+  --checkpoint-every 100 --patience 4 --seed 51
+$LTD eval suite -m "$LTD_WORKDIR/model13" --calibrate-on data/calib
 # settings were chosen on the validation splits; the test splits are reported once
 $LTD eval "$E/STS-B/STS-B.test.data" "$E/LCQMC/LCQMC.test.data" --teacher builtin \
   --baselines --max-pairs 3000
