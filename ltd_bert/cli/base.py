@@ -18,6 +18,13 @@ from ltd_bert.common.version import __version__
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+#: `--segmenter`'s help where a file records the segmenter it was made with
+SEGMENTER_HELP = (
+    "jieba, or fast, which insists on rjieba: both cut jieba's words (jieba runs through "
+    "rjieba wherever it is installed; no line of 400,000 differed: docs/speed.md)."
+)
+
+
 class LtdGroup(click.Group):
     """Turns library errors, OS errors and interrupts into one line and an exit code."""
 

@@ -111,8 +111,9 @@ def auto_workers(sentences: str, one_process: bool) -> int:
     "--segmenter",
     type=click.Choice(["jieba", "fast"]),
     default=None,
-    help="Cut words with this instead of the model's segmenter: fast (rjieba) is ~4× "
-    "faster and cuts 1 line in 40,000 differently from jieba.  [default: the model's]",
+    help="Cut words with this instead of the model's segmenter (both give jieba's words; "
+    "fast insists on rjieba, which jieba uses wherever it is installed).  "
+    "[default: the model's]",
 )
 @click.option(
     "--errors",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ltd_bert.cli.base import CONTEXT, cli, resolve_idf, workdir
+from ltd_bert.cli.base import CONTEXT, SEGMENTER_HELP, cli, resolve_idf, workdir
 
 
 # --- idf ------------------------------------------------------------------------------
@@ -37,8 +37,7 @@ def idf():
     type=click.Choice(["jieba", "fast"]),
     default="jieba",
     show_default=True,
-    help="jieba (the reference) or fast (rjieba for Chinese-only "
-    "blocks: ~3x faster, 1 in 40,000 lines segmented differently).",
+    help=SEGMENTER_HELP,
 )
 @click.option(
     "--errors",
@@ -107,8 +106,7 @@ def idf_build(ctx, corpus, output, workers, min_df, user_dict, segmenter, errors
     type=click.Choice(["jieba", "fast"]),
     default="jieba",
     show_default=True,
-    help="jieba (the reference) or fast (rjieba for Chinese-only "
-    "blocks: ~3x faster, 1 in 40,000 lines segmented differently).",
+    help=SEGMENTER_HELP,
 )
 def idf_weights(ctx, sentences, idf_path, eps, segmenter):
     """Show each character of SENTENCES with its weight (what the method does to them)."""

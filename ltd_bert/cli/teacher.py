@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ltd_bert.cli.base import CONTEXT, LtdGroup, cli, workdir
+from ltd_bert.cli.base import CONTEXT, SEGMENTER_HELP, LtdGroup, cli, workdir
 from ltd_bert.common.errors import InputError
 
 
@@ -52,8 +52,7 @@ from ltd_bert.common.errors import InputError
     type=click.Choice(["jieba", "fast"]),
     default="jieba",
     show_default=True,
-    help="jieba (the reference) or fast (rjieba for Chinese-only "
-    "blocks: ~3x faster, 1 in 40,000 lines segmented differently).",
+    help=SEGMENTER_HELP,
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option(

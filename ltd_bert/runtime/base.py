@@ -138,9 +138,9 @@ class Encoder:
 
     def use_segmenter(self, kind: str | None) -> None:
         """Cut words with `kind` ("jieba" or "fast") instead of the segmenter the model
-        records (same IDF table and smoothing). `fast` (rjieba) is ~4× faster and cuts 1 line
-        in 40,000 differently (text/segment.py), so a few vectors differ slightly from the
-        reference; None keeps the model's."""
+        records (same IDF table and smoothing). Both cut jieba's words (`fast` insists on
+        rjieba, which `jieba` uses wherever it is installed: text/segment.py); None keeps
+        the model's."""
         from ltd_bert.text.weights import Weighter
 
         w = self.weighter

@@ -47,7 +47,7 @@ class Lexicon:
         if proj.shape[1] != embedding.shape[1]:
             raise ValueError(f"lexicon: proj {proj.shape} does not fit embedding {embedding.shape}")
         self.words = list(words)
-        self.index = {w: i + 1 for i, w in enumerate(self.words)}
+        self.index = word_index(self.words)
         self.embedding = np.ascontiguousarray(embedding, dtype=np.float32)
         self.proj_t = np.ascontiguousarray(proj.T, dtype=np.float32)  # (dim, D)
 
@@ -57,23 +57,13 @@ class Lexicon:
 
     def char_ids(self, words: Sequence[str]) -> list[int]:
         """Each character's word id (0: not in the lexicon), in text order."""
-        out: list[int] = []
-        get = self.index.get
-        for w in words:
-            out.extend((get(w, 0),) * len(w))
-        return out
+        return char_word_ids(self.index, words)
 
     def padded_char_ids(
         self, texts: Sequence[str], words_of: Callable[[str], Sequence[str]], width: int
     ) -> np.ndarray:
-        """(B, width) int64: each character's word id as `batch_arrays` lays the characters
-        out (texts cut to `width`), 0 on padding: what `LexiconPath` reads in training."""
-        out = np.zeros((len(texts), width), dtype=np.int64)
-        for i, text in enumerate(texts):
-            if text:
-                ids = self.char_ids(words_of(text))[:width]
-                out[i, : len(ids)] = ids
-        return out
+        """`padded_word_ids` with this lexicon's words."""
+        return padded_word_ids(self.index, texts, words_of, width)
 
     def pooled(
         self,
@@ -141,11 +131,6 @@ class Lexicon:
             str(folder / TENSORS_FILE),
         )
 
-    def stored(self) -> Lexicon:
-        """This lexicon as `save` stores it (int8 rows): what a saved folder loads."""
-        q, scale = quantize_rows(self.embedding)
-        return Lexicon(self.words, q * scale[:, None], self.proj_t.T)
-
     @classmethod
     def load(cls, folder: Path) -> Lexicon | None:
         """The folder's lexicon, None when it has none; a `ModelError` for a broken one."""
@@ -168,6 +153,36 @@ class Lexicon:
             return cls(words, table, t["proj"])
         except Exception as exc:  # json, safetensors, a missing key, a shape
             raise ModelError(f"{folder}: unreadable lexicon ({exc})") from None
+
+
+def word_index(words: Sequence[str]) -> dict[str, int]:
+    """word → its id in a lexicon of `words` (row i + 1; 0 is every other word)."""
+    return {w: i + 1 for i, w in enumerate(words)}
+
+
+def char_word_ids(index: dict[str, int], words: Sequence[str]) -> list[int]:
+    """Each character's word id under `index` (0: not in the lexicon), in text order."""
+    out: list[int] = []
+    get = index.get
+    for w in words:
+        out.extend((get(w, 0),) * len(w))
+    return out
+
+
+def padded_word_ids(
+    index: dict[str, int],
+    texts: Sequence[str],
+    words_of: Callable[[str], Sequence[str]],
+    width: int,
+) -> np.ndarray:
+    """(B, width) int64: each character's word id as `batch_arrays` lays the characters out
+    (texts cut to `width`), 0 on padding: what `LexiconPath` reads in training."""
+    out = np.zeros((len(texts), width), dtype=np.int64)
+    for i, text in enumerate(texts):
+        if text:
+            ids = char_word_ids(index, words_of(text))[:width]
+            out[i, : len(ids)] = ids
+    return out
 
 
 def quantize_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

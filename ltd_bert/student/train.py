@@ -33,7 +33,7 @@ import torch
 
 from ltd_bert.common.errors import InputError, LtdError, StoreError
 from ltd_bert.common.version import __version__
-from ltd_bert.runtime.lexicon import Lexicon
+from ltd_bert.runtime.lexicon import padded_word_ids, word_index
 from ltd_bert.student.calibrate import calibrate
 from ltd_bert.student.checkpoint import Checkpoints
 from ltd_bert.student.config import LOSSES, TrainConfig
@@ -186,8 +186,7 @@ class Trainer(Checkpoints, Validation):
                 f"{data_paths[0]} was made with IDF file {self.idf_source}, which is gone or "
                 "has changed since; the model needs the same weights: rerun teacher-embed"
             )
-        self.lexicon_words: list[str] | None = None  # the word path's words
-        self.lexicon_index: Lexicon | None = None
+        self._word_index: dict[str, int] | None = None  # the word path's words → ids
         from ltd_bert.text.segment import get_segmenter
 
         self._segmenter = get_segmenter(None, self.data.settings.get("segmenter", "jieba"))
@@ -287,20 +286,21 @@ class Trainer(Checkpoints, Validation):
         return self._fresh_state()
 
     # --- the word path ------------------------------------------------------------------
-    def _use_lexicon(self, words: list[str] | None) -> None:
-        self.lexicon_words = list(words) if words else None
-        self.lexicon_index = None
-        if words:
-            # only its word index is used here (`padded_char_ids`): placeholder vectors
-            self.lexicon_index = Lexicon(words, np.zeros((len(words) + 1, 1)), np.zeros((1, 1)))
+    @property
+    def lexicon_words(self) -> list[str] | None:
+        """The word path's words, in id order; None without one."""
+        return None if self._word_index is None else list(self._word_index)
 
-    def word_ids(self, texts: list[str], ids: torch.Tensor) -> torch.Tensor | None:
-        """The padded batch's word ids (B, T) for the word path; None without one."""
-        if self.lexicon_index is None:
+    def _use_lexicon(self, words: list[str] | None) -> None:
+        self._word_index = word_index(words) if words else None
+
+    def word_ids(self, texts: list[str], ids: torch.Tensor, device=None) -> torch.Tensor | None:
+        """The padded batch's word ids (B, T) for the word path (on `device`); None without
+        one."""
+        if self._word_index is None:
             return None
-        return torch.from_numpy(
-            self.lexicon_index.padded_char_ids(texts, self._words_of, ids.shape[1])
-        )
+        out = padded_word_ids(self._word_index, texts, self._words_of, ids.shape[1])
+        return torch.from_numpy(out).to(device) if device is not None else torch.from_numpy(out)
 
     def _words_of(self, text: str) -> list[str]:
         return self._segmenter.lcut(text, HMM=True)
@@ -422,9 +422,7 @@ class Trainer(Checkpoints, Validation):
                         ids, lengths, w = batch_tensors(
                             texts, [weights[i] for i in part], index, cfg.max_chars
                         )
-                        word_ids = self.word_ids(texts, ids)
-                        if word_ids is not None:
-                            word_ids = word_ids.to(self.device)
+                        word_ids = self.word_ids(texts, ids, self.device)
                         target = torch.from_numpy(vecs[part] - mean).to(self.device)
                         ids, w = ids.to(self.device), w.to(self.device)  # lengths: CPU
                         with torch.autocast(

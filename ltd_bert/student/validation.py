@@ -49,8 +49,7 @@ class Validation:
                 texts, [weights[j] for j in idx], index, self.cfg.max_chars
             )
             dev = self.device
-            word_ids = self.word_ids(texts, ids)
-            word_ids = word_ids.to(dev) if word_ids is not None else None
+            word_ids = self.word_ids(texts, ids, dev)
             preds.append((idx, self.model(ids.to(dev), lengths, w.to(dev), word_ids).cpu()))
         pred = torch.zeros(vecs.shape, dtype=torch.float32)
         for idx, p in preds:
