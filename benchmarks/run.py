@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -293,11 +294,14 @@ def m_random_model(ctx: dict) -> dict:
 
     src = Student.load(ctx["model"], precision="fp32")
     torch.manual_seed(0)
+    lexicon = src.lexicon  # kept: the word path costs the same at every network size
+    words = (len(lexicon.words), lexicon.dim) if lexicon is not None else (0, 0)
     config = StudentConfig(len(src.vocab), ctx["emb"], ctx["hid"], output_dim=src.dim)
+    config = replace(config, lexicon_size=words[0], lexicon_dim=words[1])
     drop = ("student", "train", "best", "calibration_kinds", "mean_scale_scores", "whiten_scores")
     meta = {k: v for k, v in src.meta.items() if k not in drop}
     model = BiLSTMStudent(config).eval()
-    save_model_folder(ctx["out"], model, src.vocab, src.weighter.idf.source, meta)
+    save_model_folder(ctx["out"], model, src.vocab, src.weighter.idf.source, meta, lexicon=lexicon)
     return {"seconds": 0.0, "items": 0, "params": sum(p.numel() for p in model.parameters())}
 
 
@@ -664,15 +668,27 @@ def bench_student(
         table.add(f"student `{name}: its weights alone (`prepare`)", prep, f"{share:.0%} of encode")
 
 
+def size_pair(size: str) -> tuple[int, int]:
+    """A size preset's (embedding, hidden), or EMBxHID such as 128x64."""
+    from ltd_bert.runtime.base import SIZES
+
+    if size in SIZES:
+        return SIZES[size]
+    try:
+        emb, hid = (int(x) for x in size.split("x"))
+    except ValueError:
+        raise ValueError(f"{size!r}: one of {', '.join(SIZES)} or EMBxHID (128x64)") from None
+    return emb, hid
+
+
 def bench_encode(ctx: dict, models: list[str], teacher_s, table: Table, results, bert_s=None):
     """`ltd encode FILE` as a user runs it (the default: one worker per core for a big
     file), and in one process."""
-    from ltd_bert.runtime.base import SIZES
 
     targets = "≥ 30× teacher, ≥ 100× BERT-base"
     models = models[:1]
     for size in ctx.get("encode_sizes", []):
-        emb, hid = SIZES[size]
+        emb, hid = size_pair(size)
         out = str(Path(ctx["tmp"]) / f"random-{size}")
         r = run_child(
             f"random_{size}", dict(ctx, model=models[0], emb=emb, hid=hid, out=out), "random_model"
@@ -716,8 +732,8 @@ def main() -> None:
     ap.add_argument(
         "--encode-sizes",
         default="",
-        help="comma list of size presets (tiny, small, ...) to add `ltd encode` rows for, "
-        "with random weights and the model's vocabulary",
+        help="comma list of size presets (tiny, small, ...) or EMBxHID (128x64) to add "
+        "`ltd encode` rows for, with random weights and the model's vocabulary and word path",
     )
     ap.add_argument("--model", nargs="+", action="extend", metavar="DIR", help="student folders")
     ap.add_argument("--json", metavar="OUT", help="also write everything as JSON")
@@ -742,11 +758,12 @@ def main() -> None:
         big, _ = load_sentences(args.encode_lines)
         write_lines(tmp / "big.txt", big)
         ctx.update(big_sentences=str(tmp / "big.txt"), big_count=len(big))
-        from ltd_bert.runtime.base import SIZES
-
         ctx["encode_sizes"] = [x for x in args.encode_sizes.split(",") if x]
-        if set(ctx["encode_sizes"]) - set(SIZES):
-            ap.error(f"--encode-sizes: one of {', '.join(SIZES)}")
+        for size in ctx["encode_sizes"]:
+            try:
+                size_pair(size)
+            except ValueError as e:
+                ap.error(f"--encode-sizes: {e}")
     ctx["teacher_h5"] = str(tmp / "teacher.h5")
     table, results = Table(), {}
     t_start = time.perf_counter()

@@ -10,7 +10,7 @@ import torch
 from conftest import tiny_train_config
 
 from ltd_bert.common.errors import ModelError
-from ltd_bert.runtime.lexicon import Lexicon
+from ltd_bert.runtime.lexicon import Lexicon, word_mass
 from ltd_bert.student.model import LexiconPath, Student
 
 
@@ -27,6 +27,21 @@ def test_pooled_by_hand():
     np.testing.assert_allclose(out, [[0.5, 0.0]], atol=1e-6)
     assert lex.char_ids(["我们", "去", "公园"]) == [1, 1, 0, 2, 2]
     assert lex.padded_char_ids([text, ""], words, 4).tolist() == [[1, 1, 0, 2], [0, 0, 0, 0]]
+
+
+def test_word_mass_by_hand():
+    # text 0 whole: 3 characters; text 1 cut from 6 characters to its first 4
+    kept = [np.array([0.5, 0.25, 0.25], np.float32), np.array([0.1, 0.1, 0.2, 0.2], np.float32)]
+    rows, ids, mass = word_mass(
+        [0, 0, 1, 1, 1], [3, 0, 1, 2, 5], [2, 1, 1, 2, 3], kept, [False, True]
+    )
+    assert rows.tolist() == [0, 1, 1, 1]  # the word of id 0 (not in the lexicon) left out
+    assert ids.tolist() == [3, 1, 2, 5]
+    # renormalised over the kept 0.6; the last word keeps its one character inside the cut
+    np.testing.assert_allclose(mass, [0.75, 0.1 / 0.6, 0.3 / 0.6, 0.2 / 0.6], rtol=1e-6)
+    # a cut text whose kept characters weigh nothing: uniform over them
+    _, _, mass = word_mass([0, 0], [1, 2], [1, 3], [np.zeros(2, np.float32)], [True])
+    np.testing.assert_allclose(mass, [0.5, 0.5])
 
 
 def test_torch_path_equals_numpy_sum():

@@ -78,9 +78,14 @@ class Lexicon:
         out = np.zeros((len(texts), self.proj_t.shape[1]), dtype=np.float32)
         get = self.index.get
         for lo in range(0, len(texts), CHUNK):
+            # one flat array of every kept character weight of the chunk, one entry per
+            # word (its text, id, length): each word's mass is a difference of cumulative
+            # sums, computed for the whole chunk at once
             rows: list[int] = []
             ids: list[int] = []
-            mass: list[float] = []
+            lens: list[int] = []
+            kept: list[np.ndarray] = []
+            cut: list[bool] = []
             for i in range(lo, min(lo + CHUNK, len(texts))):
                 text = texts[i]
                 if not text:
@@ -90,21 +95,13 @@ class Lexicon:
                 if not any(k):
                     continue
                 n = min(len(text), max_chars)
-                w = np.asarray(weights[i][:n], dtype=np.float64)
-                if n < len(text):
-                    total = w.sum()
-                    w = w / total if total > 0 else np.full(n, 1.0 / n)
-                cum = np.concatenate([[0.0], np.cumsum(w)])
-                ends = np.minimum(np.cumsum([len(x) for x in words]), n)
-                starts = np.r_[0, ends[:-1]]
-                m = cum[ends] - cum[starts]
-                for j, kj in enumerate(k):
-                    if kj and m[j] > 0:
-                        rows.append(i)
-                        ids.append(kj)
-                        mass.append(m[j])
+                rows.extend([i] * len(k))
+                ids.extend(k)
+                lens.extend(map(len, words))
+                kept.append(weights[i][:n])
+                cut.append(n < len(text))
             if ids:
-                self._sum_rows(out, np.asarray(rows), np.asarray(ids), np.asarray(mass))
+                self._sum_rows(out, *word_mass(rows, ids, lens, kept, cut))
         return out
 
     def _sum_rows(self, out: np.ndarray, rows, ids, mass) -> None:
@@ -153,6 +150,39 @@ class Lexicon:
             return cls(words, table, t["proj"])
         except Exception as exc:  # json, safetensors, a missing key, a shape
             raise ModelError(f"{folder}: unreadable lexicon ({exc})") from None
+
+
+def word_mass(
+    rows: list[int], ids: list[int], lens: list[int], kept: list[np.ndarray], cut: list[bool]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (text, word id, mass) of each lexicon word of some texts, a word's mass the sum
+    of its characters' weights. `rows`, `ids`, `lens`: one entry per word (texts in order,
+    each text's words consecutive); `kept`: each text's weights as the network reads them
+    (its first max_chars); `cut`: whether that dropped characters, in which case the kept
+    weights are renormalised (uniform when none weighs). Words outside the lexicon or of no
+    mass are left out. Vectorised over all the texts (no per-text numpy calls)."""
+    sizes = np.fromiter(map(len, kept), dtype=np.int64, count=len(kept))
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]  # each text's first character in `w`
+    cum = np.r_[0.0, np.cumsum(np.concatenate(kept), dtype=np.float64)]
+    rows_a = np.asarray(rows, dtype=np.int64)
+    lens_a = np.asarray(lens, dtype=np.int64)
+    text = np.r_[0, np.cumsum(rows_a[1:] != rows_a[:-1])]  # each word's text: 0, 1, ...
+    ends = np.cumsum(lens_a)
+    first = np.r_[0, np.flatnonzero(np.diff(text)) + 1]  # each text's first word
+    ends -= np.repeat(ends[first] - lens_a[first], np.diff(np.r_[first, len(text)]))
+    n = sizes[text]
+    begins = np.minimum(ends - lens_a, n)
+    ends = np.minimum(ends, n)
+    mass = cum[starts[text] + ends] - cum[starts[text] + begins]
+    if any(cut):
+        totals = (cum[starts + sizes] - cum[starts])[text]
+        renorm = np.asarray(cut)[text]
+        safe = np.where(totals > 0, totals, 1.0)
+        spread = np.where(totals > 0, mass / safe, (ends - begins) / n)
+        mass = np.where(renorm, spread, mass)
+    ids_a = np.asarray(ids, dtype=np.int64)
+    keep = (ids_a > 0) & (mass > 0)
+    return rows_a[keep], ids_a[keep], mass[keep]
 
 
 def word_index(words: Sequence[str]) -> dict[str, int]:
