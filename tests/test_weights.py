@@ -135,6 +135,31 @@ def test_fast_segmenter_equals_jieba_on_sample_corpus(monkeypatch):
     assert fast._rust is not None  # rjieba did the cutting
 
 
+def test_hmm_cut_equals_jieba_finalseg():
+    """`hmm_cut` is jieba's HMM word for word: ties (常在吃: two paths 1.5e-7 apart), Latin
+    letters, digits and percentages inside a buffer, single characters."""
+    from conftest import SAMPLE_CORPUS
+    from jieba import finalseg
+
+    from ltd_bert.text.segment import hmm_cut
+
+    lines = SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()[:300]
+
+    texts = [
+        "常在吃",
+        "檀健次",
+        "ab12.5%中文x",
+        "x",
+        "他说的确实在理",
+        "3.5%",
+        "，。",
+        "我们常在吃早饭",
+    ]
+    texts += [x for line in lines for x in (line[:6], line[2:9], line)]
+    for text in texts:
+        assert hmm_cut(text) == list(finalseg.cut(text)), text
+
+
 def test_fast_segmenter_starts_with_jieba(monkeypatch):
     """A process that cuts a few texts does not import rjieba (~0.3 s of start-up)."""
     pytest.importorskip("rjieba")
