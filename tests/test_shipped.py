@@ -5,24 +5,30 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from ltd_bert.cli import cli
-from ltd_bert.models import default_model_dir
+from ltd_bert.models import default_model_dir, model_path, shipped_names
 from ltd_bert.student.model import Student
 
 
-def test_shipped_model_is_there_and_small():
-    path = default_model_dir()
-    assert path is not None, "ltd_bert/models/zh-small/ is missing"
+def test_shipped_model_is_there():
+    assert default_model_dir() is not None, "ltd_bert/models/zh-small/ is missing"
+
+
+@pytest.mark.parametrize("name", shipped_names())
+def test_shipped_models_are_small(name):
+    path = model_path(name)
     size = sum(f.stat().st_size for f in path.iterdir())
-    assert size < 25e6
+    assert size <= 22e6  # issue 18: every shipped model ≤ 22 MB on disk
     meta = json.loads((path / "config.json").read_text())
     assert meta["teacher"] == "multilingual-e5-small" and meta["centered"] is True
 
 
-def test_paraphrases_score_higher_than_unrelated():
-    s = Student.load(default_model_dir())
+@pytest.mark.parametrize("name", shipped_names())
+def test_paraphrases_score_higher_than_unrelated(name):
+    s = Student.load(name)
     v = s.encode(
         [
             "今天天气很好，我们去公园散步吧。",
