@@ -131,6 +131,9 @@ def test_fast_segmenter_equals_jieba_on_sample_corpus(monkeypatch):
     fast = FastJieba(python)
     lines = [clean_text(x) for x in SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()]
     lines += ["我们常在吃早饭时聊天", "轮到檀健次的舞台", "24-25赛季 nano-NaH 3.5%"]
+    # Latin letters and digits among Chinese characters (rjieba joins their runs)
+    lines += ["在高速遇到长达10几公里的下坡", "国足U23亚洲杯亚军", "IT之家获悉", "还是4S看下记录"]
+    lines += ["我的QQ号码", "B超检查", "买了T恤衫", "装了个office2007还要激活", "近20年来"]
     assert [fast.lcut(t) for t in lines] == [python.lcut(t, HMM=True) for t in lines]
     assert fast._rust is not None  # rjieba did the cutting
 

@@ -190,7 +190,9 @@ class LazyFreq:
 _JIEBA_BLOCK = re.compile(r"([\u4E00-\u9FD5a-zA-Z0-9+#&\._%\-]+)", re.U)
 
 
-_NON_HAN_IN_BLOCK = re.compile(r"[a-zA-Z0-9+#&\._%\-]")
+_SYMBOL_IN_BLOCK = re.compile(r"[+#&\._%\-]")  # rjieba cuts these differently
+_LATIN_IN_BLOCK = re.compile(r"[a-zA-Z0-9]")
+_LATIN_RUN = re.compile(r"[a-zA-Z0-9]+")
 
 
 class FastJieba:
@@ -232,13 +234,32 @@ class FastJieba:
     def _cut_block(self, block: str) -> list[str]:
         words = self._cache.get(block)
         if words is None:
-            if not _NON_HAN_IN_BLOCK.search(block):
-                words = self._redo_hmm(self._rust(block, False))
-            else:  # jieba's own route (`Tokenizer.__cut_DAG`), the HMM as above
-                words = self._redo_hmm(self._route(block))
+            route = None if _SYMBOL_IN_BLOCK.search(block) else self._rust_route(block)
+            if route is None:  # jieba's own route (`Tokenizer.__cut_DAG`)
+                route = self._route(block)
+            words = self._redo_hmm(route)
             if len(self._cache) < self.CACHE:
                 self._cache[block] = words
         return words
+
+    def _rust_route(self, block: str) -> list[str] | None:
+        """jieba's route through a block of Chinese characters, Latin letters and digits
+        from rjieba's `cut(block, hmm=False)`, which (as jieba's own `__cut_DAG_NO_HMM`)
+        joins runs of single-character Latin or digit steps into one word: those are split
+        back into their steps. None when a joined run is also a dictionary word (it may be
+        one step): the caller takes jieba's route then."""
+        route = self._rust(block, False)
+        if not _LATIN_IN_BLOCK.search(block):
+            return route
+        out: list[str] = []
+        for w in route:
+            if len(w) > 1 and _LATIN_RUN.fullmatch(w):
+                if self.jieba.FREQ.get(w):
+                    return None
+                out.extend(w)
+            else:
+                out.append(w)
+        return out
 
     def _route(self, block: str) -> list[str]:
         """jieba's dictionary route through `block` (its DAG and `calc`), one word per step."""
