@@ -7,7 +7,7 @@ TORCH   := torch==2.13.0
 DEMO    ?= demo_work
 export LTD_WORKDIR ?= $(DEMO)
 
-.PHONY: install test test-fast demo lint fix bench clean reproduce
+.PHONY: install test test-fast demo lint fix bench clean reproduce reproduce-tiny
 
 install: $(STAMP)
 
@@ -44,3 +44,6 @@ clean:
 
 reproduce: $(STAMP)
 	LTD_WORKDIR=repro_work bash scripts/reproduce.sh
+
+reproduce-tiny: $(STAMP)
+	LTD_WORKDIR=repro_work bash scripts/reproduce_tiny.sh

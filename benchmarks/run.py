@@ -686,7 +686,7 @@ def bench_encode(ctx: dict, models: list[str], teacher_s, table: Table, results,
     file), and in one process."""
 
     targets = "≥ 30× teacher, ≥ 100× BERT-base"
-    models = models[:1]
+    models = list(models)  # every --model folder, then the random-weight sizes
     for size in ctx.get("encode_sizes", []):
         emb, hid = size_pair(size)
         out = str(Path(ctx["tmp"]) / f"random-{size}")
@@ -711,9 +711,11 @@ def bench_encode(ctx: dict, models: list[str], teacher_s, table: Table, results,
                 continue
             t = teacher_s * (r["items"] / BENCH_ITEMS[0]) / r["seconds"] if teacher_s else 0
             b = bert_s * (r["items"] / BENCH_ITEMS[0]) / r["seconds"] if bert_s else 0
-            ok = t >= 30 and b >= 100
+            tiny = "tiny" in Path(model).name  # issue 18: a zh-tiny at >= 100x the teacher
+            ok = t >= 100 if tiny else t >= 30 and b >= 100
             ratio = ratios(r["seconds"], teacher_s, bert_s, r["items"])
-            target = goal(targets, ok) if teacher_s and bert_s else "–"
+            goals = "≥ 100× teacher" if tiny else targets
+            target = goal(goals, ok) if teacher_s and bert_s else "–"
             table.add(what + " (wall)", r, ratio, target)
 
 
