@@ -1,4 +1,5 @@
-"""Models shipped inside the package (the distilled default lives in `zh-small/`), and
+"""Models shipped inside the package (the distilled default lives in `zh-small/`, the faster
+`zh-tiny/` beside it), and
 `model_path`: a model by path or by its shipped name."""
 
 from __future__ import annotations
