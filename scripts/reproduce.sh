@@ -22,6 +22,7 @@ SIZE="${SIZE:-base}"         # stages 1-5
 SIZE6="${SIZE6:-large}"      # stage 6: the model widened to this size
 EPOCHS="${EPOCHS:-3}"
 E="$DATA/eval"
+. scripts/lines.sh
 
 [ -f "$LTD_WORKDIR/idf.tsv" ] || $LTD idf build "$DATA/corpus/zh_big.txt"
 $LTD teacher-embed --limit "$LIMIT"
@@ -39,8 +40,7 @@ $LTD teacher-embed --limit "$LIMIT3"
 stage "$LTD_WORKDIR/model3" --init-from "$LTD_WORKDIR/model2" --epochs 1 --lr 1.5e-3 \
   --eval-every 300 --patience 4
 REST="$LTD_WORKDIR/rest.txt"
-[ -f "$REST" ] || { sed -n "$((LIMIT3 + 1)),$((LIMIT3 + LIMIT4))p" "$DATA/corpus/zh_big.txt" \
-  > "$REST.tmp" && mv "$REST.tmp" "$REST"; }
+lines "$DATA/corpus/zh_big.txt" $((LIMIT3 + 1)) $((LIMIT3 + LIMIT4)) "$REST"
 $LTD teacher-embed -i "$REST" -o "$LTD_WORKDIR/teacher4.h5" --limit "$LIMIT4"
 T4="$LTD_WORKDIR/teacher4.h5"
 stage "$LTD_WORKDIR/model4" --init-from "$LTD_WORKDIR/model3" --data "$T4" \
@@ -60,8 +60,7 @@ stage "$LTD_WORKDIR/model8" --init-from "$LTD_WORKDIR/model7" --data "$T4" \
 # stage 9: one epoch over the next LIMIT5 lines only
 REST5="$LTD_WORKDIR/rest5.txt"
 FROM5=$((LIMIT3 + LIMIT4 + 1))
-[ -f "$REST5" ] || { sed -n "$FROM5,$((FROM5 + LIMIT5 - 1))p" "$DATA/corpus/zh_big.txt" \
-  > "$REST5.tmp" && mv "$REST5.tmp" "$REST5"; }
+lines "$DATA/corpus/zh_big.txt" "$FROM5" $((FROM5 + LIMIT5 - 1)) "$REST5"
 $LTD teacher-embed -i "$REST5" -o "$LTD_WORKDIR/teacher5.h5" --limit "$LIMIT5"
 T5="$LTD_WORKDIR/teacher5.h5"
 stage "$LTD_WORKDIR/model" --init-from "$LTD_WORKDIR/model8" --data "$T5" \
@@ -80,15 +79,13 @@ LIMIT7="${LIMIT7:-65536}"    # and the next ones
 LIMITD="${LIMITD:-2048}"     # documents from the start of zh_docs.txt
 REST6="$LTD_WORKDIR/rest6.txt"
 FROM6=$((FROM5 + LIMIT5))
-[ -f "$REST6" ] || { sed -n "$FROM6,1879999p" "$DATA/corpus/zh_big.txt" \
-  > "$REST6.tmp" && mv "$REST6.tmp" "$REST6"; }
+lines "$DATA/corpus/zh_big.txt" "$FROM6" 1879999 "$REST6"
 $LTD teacher-embed -i "$REST6" -o "$LTD_WORKDIR/teacher6.h5" --limit "$LIMIT6"
 REST7="$LTD_WORKDIR/rest7.txt"
-[ -f "$REST7" ] || { sed -n "$((FROM6 + LIMIT6)),$((FROM6 + LIMIT6 + LIMIT7 - 1))p" \
-  "$DATA/corpus/zh_big.txt" > "$REST7.tmp" && mv "$REST7.tmp" "$REST7"; }
+lines "$DATA/corpus/zh_big.txt" $((FROM6 + LIMIT6)) $((FROM6 + LIMIT6 + LIMIT7 - 1)) "$REST7"
 $LTD teacher-embed -i "$REST7" -o "$LTD_WORKDIR/teacher7.h5" --limit "$LIMIT7"
 DOCS="$LTD_WORKDIR/docs_train.txt"
-[ -f "$DOCS" ] || { head -56133 "$DATA/corpus/zh_docs.txt" > "$DOCS.tmp" && mv "$DOCS.tmp" "$DOCS"; }
+lines "$DATA/corpus/zh_docs.txt" 1 56133 "$DOCS"
 $LTD teacher-embed -i "$DOCS" -o "$LTD_WORKDIR/docs.h5" --limit "$LIMITD" --batch-size 32 \
   --chunk-size 256
 stage "$LTD_WORKDIR/model10" --init-from "$LTD_WORKDIR/model" --keep-mean \
@@ -102,12 +99,10 @@ LIMIT8="${LIMIT8:-98304}"
 LIMITD2="${LIMITD2:-6144}"
 REST8="$LTD_WORKDIR/rest8.txt"
 FROM8=$((FROM6 + LIMIT6 + LIMIT7))
-[ -f "$REST8" ] || { sed -n "$FROM8,$((FROM8 + LIMIT8 - 1))p" "$DATA/corpus/zh_big.txt" \
-  > "$REST8.tmp" && mv "$REST8.tmp" "$REST8"; }
+lines "$DATA/corpus/zh_big.txt" "$FROM8" $((FROM8 + LIMIT8 - 1)) "$REST8"
 $LTD teacher-embed -i "$REST8" -o "$LTD_WORKDIR/teacher8.h5" --limit "$LIMIT8"
 DOCS2="$LTD_WORKDIR/docs2_train.txt"
-[ -f "$DOCS2" ] || { sed -n "$((LIMITD + 1)),$((LIMITD + LIMITD2))p" "$DATA/corpus/zh_docs.txt" \
-  > "$DOCS2.tmp" && mv "$DOCS2.tmp" "$DOCS2"; }
+lines "$DATA/corpus/zh_docs.txt" $((LIMITD + 1)) $((LIMITD + LIMITD2)) "$DOCS2"
 $LTD teacher-embed -i "$DOCS2" -o "$LTD_WORKDIR/docs2.h5" --batch-size 32 --chunk-size 512
 stage "$LTD_WORKDIR/model11" --init-from "$LTD_WORKDIR/model10" --keep-mean \
   --data "$LTD_WORKDIR/docs2.h5" --data "$LTD_WORKDIR/teacher8.h5" --batch-size 128 \
@@ -120,8 +115,7 @@ $LTD eval suite -m "$LTD_WORKDIR/model11" --calibrate-on data/calib
 LIMIT8B="${LIMIT8B:-98304}"
 REST8B="$LTD_WORKDIR/rest8b.txt"
 FROM8B=$((FROM8 + LIMIT8))
-[ -f "$REST8B" ] || { sed -n "$FROM8B,$((FROM8B + LIMIT8B - 1))p" "$DATA/corpus/zh_big.txt" \
-  > "$REST8B.tmp" && mv "$REST8B.tmp" "$REST8B"; }
+lines "$DATA/corpus/zh_big.txt" "$FROM8B" $((FROM8B + LIMIT8B - 1)) "$REST8B"
 $LTD teacher-embed -i "$REST8B" -o "$LTD_WORKDIR/teacher8b.h5" --limit "$LIMIT8B"
 stage "$LTD_WORKDIR/model12" --init-from "$LTD_WORKDIR/model11" --keep-mean \
   --lexicon 16000 --lexicon-dim 384 --data "$LTD_WORKDIR/teacher8b.h5" \
@@ -134,8 +128,7 @@ $LTD eval suite -m "$LTD_WORKDIR/model12" --calibrate-on data/calib
 LIMIT9="${LIMIT9:-262144}"
 REST9="$LTD_WORKDIR/rest9.txt"
 FROM9=$((FROM8B + LIMIT8B))
-[ -f "$REST9" ] || { sed -n "$FROM9,1879999p" "$DATA/corpus/zh_big.txt" \
-  > "$REST9.tmp" && mv "$REST9.tmp" "$REST9"; }
+lines "$DATA/corpus/zh_big.txt" "$FROM9" 1879999 "$REST9"
 $LTD teacher-embed -i "$REST9" -o "$LTD_WORKDIR/teacher9.h5" --limit "$LIMIT9"
 stage "$LTD_WORKDIR/model13" --init-from "$LTD_WORKDIR/model12" --keep-mean \
   --data "$LTD_WORKDIR/docs.h5" --data "$LTD_WORKDIR/docs2.h5" \
@@ -145,14 +138,12 @@ $LTD eval suite -m "$LTD_WORKDIR/model13" --calibrate-on data/calib
 # stage 14 (session 8, shipped): the rest of the lines before the held-back ones
 # (1,611,777 to 1,879,999) and the next 12,288 documents, one epoch from stage 13
 REST10="$LTD_WORKDIR/rest10.txt"
-[ -f "$REST10" ] || { sed -n "$((FROM9 + LIMIT9)),1879999p" "$DATA/corpus/zh_big.txt" \
-  > "$REST10.tmp" && mv "$REST10.tmp" "$REST10"; }
+lines "$DATA/corpus/zh_big.txt" $((FROM9 + LIMIT9)) 1879999 "$REST10"
 $LTD teacher-embed -i "$REST10" -o "$LTD_WORKDIR/teacher10.h5"
 LIMITD3="${LIMITD3:-12288}"
 DOCS3="$LTD_WORKDIR/docs3_train.txt"
 FROMD3=$((LIMITD + LIMITD2 + 1))
-[ -f "$DOCS3" ] || { sed -n "$FROMD3,$((FROMD3 + LIMITD3 - 1))p" "$DATA/corpus/zh_docs.txt" \
-  > "$DOCS3.tmp" && mv "$DOCS3.tmp" "$DOCS3"; }
+lines "$DATA/corpus/zh_docs.txt" "$FROMD3" $((FROMD3 + LIMITD3 - 1)) "$DOCS3"
 $LTD teacher-embed -i "$DOCS3" -o "$LTD_WORKDIR/docs3a.h5" --batch-size 32 --chunk-size 512
 stage "$LTD_WORKDIR/model14" --init-from "$LTD_WORKDIR/model13" --keep-mean \
   --data "$LTD_WORKDIR/docs3a.h5" --data "$LTD_WORKDIR/teacher10.h5" --batch-size 128 \

@@ -12,9 +12,7 @@ W="$LTD_WORKDIR/tiny"
 mkdir -p "$W"
 IDF="$W/idf.tsv"  # the shipped zh-small's IDF table (the teacher vectors zh-small learnt)
 [ -f "$IDF" ] || { gunzip -c ltd_bert/models/zh-small/idf.tsv.gz > "$IDF.tmp" && mv "$IDF.tmp" "$IDF"; }
-lines() {  # lines FILE FROM TO OUT: that range of FILE, written once
-  [ -f "$4" ] || { sed -n "$2,$3p" "$1" > "$4.tmp" && mv "$4.tmp" "$4"; }
-}
+. scripts/lines.sh
 lines "$DATA/corpus/zh_big.txt" 1 393216 "$W/head.txt"
 lines "$DATA/corpus/zh_docs.txt" 8193 20480 "$W/docs.txt"
 lines "$DATA/corpus/zh_big.txt" 1611777 1879999 "$W/rest.txt"
