@@ -1,10 +1,11 @@
-"""Character weights with jieba itself and with `FastJieba` (rjieba's route, jieba's HMM:
-what `jieba` runs where rjieba is installed) on the same lines: sentences/s with a cold and a
-warm cache (median of interleaved rounds), and how many lines are cut differently.
+"""Character weights with jieba itself, with `FastJieba` (rjieba's route, jieba's HMM: what
+`jieba` runs where rjieba is installed) and with `RustJieba` (rjieba's own cut: segmenter
+`rjieba`) on the same lines: sentences/s with a cold and a warm cache (median of interleaved
+rounds), and how many lines are cut differently from jieba.
 
     .venv/bin/python benchmarks/segmenters.py [-m zh-small] [--sentences 2000] [--repeats 3]
     .venv/bin/python benchmarks/segmenters.py --compare-only --sentences 100000 \\
-        [--file ../shared/data/corpus/zh_docs.txt] [--skip 100000]
+        [--file ../shared/data/corpus/zh_docs.txt] [--skip 100000] [--segmenter rjieba]
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ def main() -> None:
     ap.add_argument(
         "--compare-only", action="store_true", help="only count the lines cut differently"
     )
+    ap.add_argument(
+        "--segmenter",
+        choices=("fast", "rjieba"),
+        default="fast",
+        help="--compare-only: the segmenter compared with jieba",
+    )
     args = ap.parse_args()
 
     import numpy as np
@@ -54,7 +61,8 @@ def main() -> None:
     python = segment.get_segmenter(load=True)
     python = python.jieba if isinstance(python, segment.FastJieba) else python
     if args.compare_only:
-        fast = segment.FastJieba(python)
+        kind = segment.FastJieba if args.segmenter == "fast" else segment.RustJieba
+        fast = kind(python)
         fast.JIEBA_FIRST = 0  # rjieba from the first line
         differ = 0
         for i, line in enumerate(lines):
@@ -63,18 +71,20 @@ def main() -> None:
             if a != b:
                 differ += 1
                 print(f"line {args.skip + i + 1}: jieba {'/'.join(a)[:200]}")
-                print(f"{' ' * len(str(args.skip + i + 1))}       fast  {'/'.join(b)[:200]}")
+                pad = " " * (len(str(args.skip + i + 1)) + 7)
+                print(f"{pad}{args.segmenter:<6}{'/'.join(b)[:200]}")
         where = f"{len(lines):,} lines of {src.name} from line {args.skip + 1:,}"
-        print(f"{where}: {differ} cut differently")
+        print(f"{where}: {differ} cut differently by {args.segmenter}")
         return
 
     idf = load_idf(model_path(args.model) / "idf.tsv.gz")
-    times: dict[str, list[tuple[float, float]]] = {"jieba": [], "FastJieba": []}
+    kinds = {"jieba": None, "FastJieba": segment.FastJieba, "RustJieba": segment.RustJieba}
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
     outputs = {}
     for _ in range(args.repeats):
         for kind in times:
             w = Weighter(idf, 1.0)
-            w._seg = python if kind == "jieba" else segment.FastJieba(python)  # cold caches
+            w._seg = kinds[kind](python) if kinds[kind] else python  # cold caches
             w._seg.JIEBA_FIRST = 0
             t = time.perf_counter()
             outputs[kind] = [w(s)[1] for s in lines]
@@ -83,13 +93,17 @@ def main() -> None:
             for s in lines:
                 w(s)
             times[kind].append((cold, time.perf_counter() - t))
-    differ = sum(not np.array_equal(a, b) for a, b in zip(*outputs.values(), strict=True))
     print(f"{len(lines):,} lines of {src.name}; load avg {os.getloadavg()[0]:.2f}")
     for kind, v in times.items():
         cold = statistics.median(c for c, _ in v)
         warm = statistics.median(x for _, x in v)
-        print(f"{kind}: cold {len(lines) / cold:,.0f}/s, warm {len(lines) / warm:,.0f}/s")
-    print(f"lines with different weights: {differ}")
+        differ = sum(
+            not np.array_equal(a, b) for a, b in zip(outputs["jieba"], outputs[kind], strict=True)
+        )
+        print(
+            f"{kind}: cold {len(lines) / cold:,.0f}/s, warm {len(lines) / warm:,.0f}/s, "
+            f"lines weighed differently from jieba: {differ}"
+        )
 
 
 if __name__ == "__main__":

@@ -141,6 +141,26 @@ def test_teacher_files_that_do_not_belong_together(teacher_file, tmp_path, chang
     assert_one_error(result, message)
 
 
+def test_segmenters_of_jieba_words_agree(teacher_file, tmp_path):
+    """Teacher files cut by jieba and by rjieba (the same words but for HMM near-ties) train
+    together, a segmenter of other words does not; `--segmenter` is what the model encodes
+    with."""
+    assert store.same_setting("segmenter", "rjieba", "jieba")
+    assert store.same_setting("segmenter", "fast", "rjieba")
+    assert not store.same_setting("segmenter", "jieba", "pkuseg")
+    other = copy_with(teacher_file, tmp_path / "other.h5", segmenter="rjieba")
+    result = run_train(
+        "--data", teacher_file, "--data", other, "-o", tmp_path / "m", "--segmenter", "rjieba"
+    )
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "m" / "config.json").read_text(encoding="utf-8"))
+    assert meta["segmenter"] == "rjieba"
+    assert Student.load(tmp_path / "m").weighter.segmenter == "rjieba"
+    foreign = copy_with(teacher_file, tmp_path / "foreign.h5", segmenter="pkuseg")
+    result = run_train("--data", teacher_file, "--data", foreign, "-o", tmp_path / "m2")
+    assert_one_error(result, "differ in segmenter: 'pkuseg' vs 'jieba'")
+
+
 def test_idf_file_gone_or_changed(teacher_file, tiny_idf, tmp_path):
     moved = copy_with(teacher_file, tmp_path / "t.h5", idf_source=str(tmp_path / "gone.tsv"))
     result = run_train("--data", moved, "-o", tmp_path / "model")

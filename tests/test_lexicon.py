@@ -3,6 +3,7 @@ folder's files, a path added to a trained model fitted to its errors, and bad fo
 
 import json
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -14,14 +15,23 @@ from ltd_bert.runtime.lexicon import Lexicon, word_mass
 from ltd_bert.student.model import LexiconPath, Student
 
 
-def test_pooled_by_hand():
+@pytest.mark.parametrize("path", ["torch", "numpy"])
+def test_pooled_by_hand(path, monkeypatch):
+    """The sums by hand, through `embedding_bag` (torch loaded) and numpy's products."""
+    if path == "numpy":
+        monkeypatch.delitem(sys.modules, "torch")
     # words 我们 (id 1), 公园 (id 2); 去 is outside the lexicon
     lex = Lexicon(["我们", "公园"], np.array([[0, 0], [1, 0], [0, 2]], float), np.eye(2))
     text = "我们去公园"
     w = np.array([0.1, 0.1, 0.2, 0.3, 0.3], np.float32)
-    words = {"我们去公园": ["我们", "去", "公园"]}.get
+    words = {"我们去公园": ["我们", "去", "公园"], "去": ["去"]}.get
     out = lex.pooled([text, ""], [w, np.zeros(0)], words, max_chars=100)
     np.testing.assert_allclose(out, [[0.2, 1.2], [0, 0]], atol=1e-6)
+    # texts without lexicon words before, between and after
+    texts = ["", "去", text, "", text, "去"]
+    weights = [np.zeros(0), np.ones(1, np.float32), w, np.zeros(0), w, np.ones(1, np.float32)]
+    out = lex.pooled(texts, weights, words, max_chars=100)
+    np.testing.assert_allclose(out, [[0, 0], [0, 0], [0.2, 1.2], [0, 0], [0.2, 1.2], [0, 0]])
     # cut to 3 characters: 我们去, weights renormalised to 0.25 0.25 0.5
     out = lex.pooled([text], [w], words, max_chars=3)
     np.testing.assert_allclose(out, [[0.5, 0.0]], atol=1e-6)

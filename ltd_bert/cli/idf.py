@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ltd_bert.cli.base import CONTEXT, SEGMENTER_HELP, cli, resolve_idf, workdir
+from ltd_bert.cli.base import CONTEXT, SEGMENTER_HELP, SEGMENTERS, cli, resolve_idf, workdir
 
 
 # --- idf ------------------------------------------------------------------------------
@@ -34,7 +34,7 @@ def idf():
 @click.option("--user-dict", type=click.Path(dir_okay=False), help="A jieba user dictionary.")
 @click.option(
     "--segmenter",
-    type=click.Choice(["jieba", "fast"]),
+    type=click.Choice(SEGMENTERS),
     default="jieba",
     show_default=True,
     help=SEGMENTER_HELP,
@@ -103,7 +103,7 @@ def idf_build(ctx, corpus, output, workers, min_df, user_dict, segmenter, errors
 @click.pass_context
 @click.option(
     "--segmenter",
-    type=click.Choice(["jieba", "fast"]),
+    type=click.Choice(SEGMENTERS),
     default="jieba",
     show_default=True,
     help=SEGMENTER_HELP,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ltd_bert.cli.base import CONTEXT, SEGMENTER_HELP, LtdGroup, cli, workdir
+from ltd_bert.cli.base import CONTEXT, SEGMENTER_HELP, SEGMENTERS, LtdGroup, cli, workdir
 from ltd_bert.common.errors import InputError
 
 
@@ -49,7 +49,7 @@ from ltd_bert.common.errors import InputError
 @click.option("--eps", type=click.FloatRange(min=0), default=1.0, show_default=True)
 @click.option(
     "--segmenter",
-    type=click.Choice(["jieba", "fast"]),
+    type=click.Choice(SEGMENTERS),
     default="jieba",
     show_default=True,
     help=SEGMENTER_HELP,

@@ -21,6 +21,7 @@ is zeros) and `lexicon.safetensors`: `embedding` in int8 with one float32 scale 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class Lexicon:
         self.index = word_index(self.words)
         self.embedding = np.ascontiguousarray(embedding, dtype=np.float32)
         self.proj_t = np.ascontiguousarray(proj.T, dtype=np.float32)  # (dim, D)
+        self._projected = None  # torch: embedding · proj (rows, D), made when first used
 
     @property
     def dim(self) -> int:
@@ -105,9 +107,25 @@ class Lexicon:
         return out
 
     def _sum_rows(self, out: np.ndarray, rows, ids, mass) -> None:
-        """out[text] = proj · Σ mass · embedding[id] over each text's (consecutive) words,
-        as products: a block of TEXTS_AT_ONCE texts' words weighted into a (texts × words)
+        """out[text] = proj · Σ mass · embedding[id] over each text's (consecutive) words.
+        Where PyTorch is loaded already (the torch runtime), one `embedding_bag` of the
+        chunk's words over the projected rows (a weighted sum of rows, one bag per text);
+        otherwise a block of TEXTS_AT_ONCE texts' words weighted into a (texts × words)
         matrix times their rows (numpy's reduceat is ~4× slower on rows this wide)."""
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            if self._projected is None:  # every row times proj, once (~0.05 s at 16,000)
+                self._projected = torch.from_numpy(self.embedding) @ torch.from_numpy(self.proj_t)
+            lo, hi = int(rows[0]), int(rows[-1]) + 1
+            starts = np.searchsorted(rows, np.arange(lo, hi))  # empty bags sum to zeros
+            out[lo:hi] = torch.nn.functional.embedding_bag(
+                torch.from_numpy(ids),
+                self._projected,
+                torch.from_numpy(starts),
+                mode="sum",
+                per_sample_weights=torch.from_numpy(mass.astype(np.float32)),
+            ).numpy()
+            return
         bounds = np.r_[np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]]), len(rows)]
         for b in range(0, len(bounds) - 1, TEXTS_AT_ONCE):
             edge = bounds[b : b + TEXTS_AT_ONCE + 1]

@@ -10,7 +10,7 @@ import numpy as np
 
 from ltd_bert.common.errors import InputError, StoreError
 from ltd_bert.student.config import TrainConfig
-from ltd_bert.teacher.store import TARGET_KEYS, TeacherFile, setting
+from ltd_bert.teacher.store import TARGET_KEYS, TeacherFile, same_setting, setting
 
 
 class Data:
@@ -23,7 +23,7 @@ class Data:
         first = self.files[0]
         for tf in self.files[1:]:
             for k in (*TARGET_KEYS, "dim"):
-                if setting(tf.settings, k) != setting(first.settings, k):
+                if not same_setting(k, setting(tf.settings, k), setting(first.settings, k)):
                     raise StoreError(
                         f"{tf.path} and {first.path} differ in {k}: "
                         f"{setting(tf.settings, k)!r} vs {setting(first.settings, k)!r}"

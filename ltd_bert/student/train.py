@@ -52,7 +52,7 @@ from ltd_bert.student.model import (
 )
 from ltd_bert.student.validation import Validation, loss_fn
 from ltd_bert.teacher import distributed
-from ltd_bert.teacher.store import TARGET_KEYS, setting
+from ltd_bert.teacher.store import TARGET_KEYS, same_setting, setting
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def warm_start(path: str, settings: dict[str, Any], dim: int):
     meta = student.meta
     if meta.get("quantized"):
         raise InputError(f"--init-from {p}: an int8 model cannot be trained; use its float32 one")
-    diff = [k for k in TARGET_KEYS if setting(meta, k) != setting(settings, k)]
+    diff = [k for k in TARGET_KEYS if not same_setting(k, setting(meta, k), setting(settings, k))]
     if diff or student.dim != dim:
         raise InputError(
             f"--init-from {p}: trained on other teacher vectors than the data "
@@ -517,7 +517,7 @@ class Trainer(Checkpoints, Validation):
             "layer": s.get("layer"),
             "prefix": s.get("prefix"),
             "eps": s.get("eps"),
-            "segmenter": s.get("segmenter", "jieba"),
+            "segmenter": self.cfg.segmenter or s.get("segmenter", "jieba"),
             "idf_sha256": s.get("idf_sha256"),
             "max_chars": self.cfg.max_chars,
             "centered": True,

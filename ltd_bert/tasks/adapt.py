@@ -118,7 +118,7 @@ def adapt(
     from ltd_bert.tasks.evaluate import write_calibration
     from ltd_bert.tasks.suite import DEFAULT_CALIB, cache_dir, kind_groups, suite_files
     from ltd_bert.teacher.model import Teacher
-    from ltd_bert.teacher.store import TARGET_KEYS, TeacherFile, setting
+    from ltd_bert.teacher.store import TARGET_KEYS, TeacherFile, same_setting, setting
 
     say = say or (lambda msg: None)
     output = Path(output)
@@ -146,7 +146,11 @@ def adapt(
     for path in replay:  # teacher files are checked before any teacher time is spent
         if path.endswith((".h5", ".hdf5")):
             with TeacherFile(path) as tf:
-                diff = [k for k in TARGET_KEYS if setting(tf.settings, k) != before.meta.get(k)]
+                diff = [
+                    k
+                    for k in TARGET_KEYS
+                    if not same_setting(k, setting(tf.settings, k), setting(before.meta, k))
+                ]
             if diff:
                 raise InputError(
                     f"--replay {path}: made with other teacher settings than the model "

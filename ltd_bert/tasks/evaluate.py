@@ -183,7 +183,7 @@ def held_out(student, data: str | Path, batch_size: int = 256, name: str = "the 
     the first such row."""
     from ltd_bert.student.config import TrainConfig
     from ltd_bert.student.data import Data, split
-    from ltd_bert.teacher.store import TARGET_KEYS, setting
+    from ltd_bert.teacher.store import TARGET_KEYS, same_setting, setting
 
     d = Data([str(data)])
     try:
@@ -191,7 +191,7 @@ def held_out(student, data: str | Path, batch_size: int = 256, name: str = "the 
             raise InputError(f"{data}: vectors of dimension {d.dim}, the model gives {student.dim}")
         for k in TARGET_KEYS:  # other teacher, IDF or eps: other targets, a meaningless score
             ours, theirs = setting(student.meta, k), setting(d.settings, k)
-            if ours is not None and theirs is not None and ours != theirs:
+            if ours is not None and theirs is not None and not same_setting(k, ours, theirs):
                 raise StoreError(
                     f"{data} was made with other settings than {name} ({k}: "
                     f"{theirs!r}, the model's: {ours!r}); use the teacher file it was trained on"

@@ -79,13 +79,16 @@ def cache_dir(student) -> Path:
 def _usable(path: Path, texts: list[str], student) -> bool:
     """The cache file holds the teacher vectors of exactly these texts, made with the model's
     teacher settings and long texts pooled over windows."""
-    from ltd_bert.teacher.store import TARGET_KEYS, TeacherFile, setting
+    from ltd_bert.teacher.store import TARGET_KEYS, TeacherFile, same_setting, setting
 
     if not path.is_file():
         return False
     try:
         with TeacherFile(path) as tf:
-            ok = all(setting(tf.settings, k) == student.meta.get(k) for k in TARGET_KEYS)
+            ok = all(
+                same_setting(k, setting(tf.settings, k), setting(student.meta, k))
+                for k in TARGET_KEYS
+            )
             ok = ok and setting(tf.settings, "long") == "windows" and len(tf) == len(texts)
             return ok and tf.read(0, len(tf))[0] == texts
     except StoreError:

@@ -49,6 +49,19 @@ def setting(settings: dict[str, Any], key: str) -> Any:
     return settings.get(key, SETTING_DEFAULTS.get(key))
 
 
+#: segmenters whose weights (and so teacher vectors) agree: all three cut with jieba's
+#: dictionary and HMM, `fast` word for word, `rjieba` all but HMM near-ties (~1 line in
+#: 50,000: text/segment.py), so a model may encode with another than its teacher files'
+SAME_WORDS = {"fast": "jieba", "rjieba": "jieba"}
+
+
+def same_setting(key: str, ours: Any, theirs: Any) -> bool:
+    """Whether two values of a TARGET_KEYS setting mean the same targets."""
+    if key == "segmenter":
+        return SAME_WORDS.get(ours, ours) == SAME_WORDS.get(theirs, theirs)
+    return ours == theirs
+
+
 _STR = h5py.string_dtype("utf-8")
 _VLEN_F32 = h5py.vlen_dtype(np.float32)
 

@@ -3,7 +3,9 @@
 `jieba` runs it through `FastJieba` (rjieba's route for Chinese-only blocks, jieba's own HMM
 and jieba for the rest: the same words, ~2-4× faster) when rjieba is installed and no user
 dictionary is given, else through jieba itself; `fast` insists on `FastJieba`.
-`LTD_JIEBA=python` forces jieba itself (for comparisons)."""
+`LTD_JIEBA=python` forces jieba itself (for comparisons). `rjieba` (`RustJieba`) is rjieba's
+own cut, HMM included: one call per text, faster again, and not word for word jieba's (about
+one line in 50,000 differs: near-ties of the HMM); a model records which it was made with."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-SEGMENTERS = ("jieba", "fast")
+SEGMENTERS = ("jieba", "fast", "rjieba")
 
 
 _segmenters: dict[tuple[str | None, str], object] = {}
@@ -54,10 +56,14 @@ def get_segmenter(user_dict: str | None = None, kind: str = "jieba", load: bool 
         except ValueError as exc:  # jieba: "dictionary file ... must be utf-8"
             raise InputError(f"{user_dict}: not a usable jieba user dictionary ({exc})") from None
         seg.initialize()
+    if kind in ("fast", "rjieba") and user_dict is not None:
+        raise InputError(f"--segmenter {kind} does not take a user dictionary")
     if kind == "fast":
-        if user_dict is not None:
-            raise InputError("--segmenter fast does not take a user dictionary")
         seg = FastJieba(seg)
+    elif kind == "rjieba" and _has_rjieba():
+        seg = RustJieba(seg)
+    elif kind == "rjieba":  # a model made with rjieba, here without it: jieba's own words
+        log.warning("rjieba is not installed: cutting words with jieba (pip install rjieba)")
     elif user_dict is None and os.environ.get("LTD_JIEBA", "") != "python" and _has_rjieba():
         seg = FastJieba(seg)
     _segmenters[(user_dict, kind)] = seg
@@ -325,6 +331,27 @@ class FastJieba:
             else:  # jieba: white space runs split per character, others char by char
                 out.extend(part)
         return out
+
+
+class RustJieba(FastJieba):
+    """rjieba's own cut (dictionary and HMM in Rust), one call per text; texts with
+    `+ # & . _ % -` go through `FastJieba` (rjieba keeps `24-25` whole, jieba does not).
+
+    Not jieba's words word for word: rjieba's HMM breaks near-ties differently (`常在吃`,
+    see `FastJieba`), which changed 1 of 50,000 zh_big.txt lines (`差差差差`); in exchange
+    no Python runs per block or per HMM buffer (`benchmarks/segmenters.py --segmenter
+    rjieba` counts the lines and times both)."""
+
+    JIEBA_FIRST = 0  # every text the same way, however many the process cuts
+
+    def lcut(self, text: str, HMM: bool = True) -> list[str]:  # noqa: N803 (jieba's name)
+        if self._rust is None:
+            import rjieba
+
+            self._rust = rjieba.cut
+        if not HMM or _SYMBOL_IN_BLOCK.search(text):
+            return super().lcut(text, HMM)
+        return self._rust(text, True)
 
 
 _HMM_HAN = re.compile("([\u4e00-\u9fd5]+)")
