@@ -95,6 +95,23 @@ def test_calibrate_mix_keeps_every_kind_above_its_centred_vectors():
     assert set(entries["calibration_kinds"]) == {"clean", "noisy"}
 
 
+def test_resampled_pairs_tell_a_real_gain_from_noise():
+    """`calibrate_mix`'s check: the share of resampled pairs on which a choice orders a
+    kind's pairs worse than the centred vectors."""
+    from ltd_bert.student.calibrate import _Resampled
+
+    rng = np.random.default_rng(2)
+    teacher = rng.normal(size=400)
+    centred = teacher + rng.normal(size=400)  # Spearman ~0.7
+    r = _Resampled(teacher, centred, seed=0)
+    assert r.worse_share(centred) == 0.0  # never worse than itself
+    assert r.worse_share(teacher + 0.3 * rng.normal(size=400)) == 0.0  # far better
+    assert r.worse_share(teacher + 3 * rng.normal(size=400)) == 1.0  # far worse
+    # as good on this sample, give or take noise: worse on a good share of resamples
+    same = centred + 0.3 * rng.normal(size=400)
+    assert 0.05 < r.worse_share(same) < 0.95
+
+
 def test_calibrate_mix_falls_back_to_centred_when_the_mean_hurts_a_kind():
     rng = np.random.default_rng(1)
     mean = np.ones(6, np.float32) * 5
