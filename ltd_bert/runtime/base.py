@@ -45,20 +45,44 @@ def batch_arrays(
     texts: Sequence[str], weights: Sequence[np.ndarray], index: dict[str, int], max_chars: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Padded ids (B, T), lengths (B,), weights (B, T); long texts are cut to max_chars and
-    their weights renormalised."""
-    lengths = [min(len(t), max_chars) for t in texts]
-    T = max(max(lengths, default=1), 1)
+    their weights renormalised. Characters become ids through one table lookup for the whole
+    batch (`char_table`), not a dictionary lookup each."""
+    lengths = np.fromiter((min(len(t), max_chars) for t in texts), np.int64, len(texts))
+    T = max(int(lengths.max(initial=1)), 1)
+    inside = np.arange(T) < lengths[:, None]
+    cut = lengths.tolist()
+    flat = "".join(t[:n] if n < len(t) else t for t, n in zip(texts, cut, strict=True))
+    codes = np.frombuffer(flat.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    table = char_table(index)
     ids = np.zeros((len(texts), T), dtype=np.int64)
+    ids[inside] = np.where(codes < len(table), table[np.minimum(codes, len(table) - 1)], UNK)
     w = np.zeros((len(texts), T), dtype=np.float32)
-    for i, (t, cw) in enumerate(zip(texts, weights, strict=True)):
-        n = lengths[i]
-        ids[i, :n] = [index.get(c, UNK) for c in t[:n]]
-        w[i, :n] = cw[:n]
+    if len(texts):
+        w[inside] = np.concatenate([cw[:n] for cw, n in zip(weights, cut, strict=True)])
+    for i, (t, n) in enumerate(zip(texts, cut, strict=True)):
         if n < len(t):
             s = w[i, :n].sum()
             if s > 0:
                 w[i, :n] /= s
-    return ids, np.asarray(lengths, dtype=np.int64), w
+    return ids, lengths, w
+
+
+_CHAR_TABLES: dict[int, tuple[dict[str, int], np.ndarray]] = {}
+
+
+def char_table(index: dict[str, int]) -> np.ndarray:
+    """`index` (character → id) as an array over code points up to its highest character,
+    UNK for the others; made once per index."""
+    hit = _CHAR_TABLES.get(id(index))
+    if hit is not None and hit[0] is index:
+        return hit[1]
+    chars = {ord(c): i for c, i in index.items() if len(c) == 1}
+    table = np.full(max(chars, default=0) + 1, UNK, dtype=np.int64)
+    table[list(chars)] = list(chars.values())
+    if len(_CHAR_TABLES) >= 8:
+        _CHAR_TABLES.clear()
+    _CHAR_TABLES[id(index)] = (index, table)
+    return table
 
 
 def length_batches(texts: Sequence[str], batch_size: int, max_chars: int) -> list[list[int]]:

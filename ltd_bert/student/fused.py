@@ -6,8 +6,9 @@ overhead twice; `FusedBiLSTM` runs them together, one (2, n, H) × (2, H, 4H) pr
 step, by feeding the backward direction each sentence reversed within its own length (so at
 step t both directions hold the same rows: those longer than t, sentences sorted longest
 first). The first layer's input projection is folded into a per-character table (exact:
-embedding × W_ih + biases), the sigmoid gates' rows are halved so that one `tanh` gives all
-four gates (`sigmoid(x) = 0.5 tanh(x / 2) + 0.5`), and the last layer is pooled as it runs.
+embedding × W_ih + biases), the gates are reordered (i, f, o, g) so that one `sigmoid_` and
+one `tanh_` give all four (fewer elementwise passes per step than one `tanh` of halved
+rows: ~3 % faster), and the last layer is pooled as it runs.
 
 Precision: "fp32" gives `nn.LSTM`'s vectors to ~1e-6; "bf16" rounds the state to bfloat16
 for the recurrent product only (gate sums, cell and pooling stay float32): on a CPU with
@@ -55,6 +56,15 @@ class FusedBiLSTM:
         with torch.no_grad():
             tensors = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
             ih, bias, hh = gate_weights(tensors, c)
+            # gate_weights halves the sigmoid gates' rows: doubled back (exact), and the
+            # gates reordered from PyTorch's (i, f, g, o) to (i, f, o, g)
+            H = c.hidden_size
+            order = np.r_[0 : 2 * H, 3 * H : 4 * H, 2 * H : 3 * H]
+            twice = np.r_[np.full(3 * H, 2.0), np.ones(H)].astype(np.float32)
+            ih, bias, hh = (
+                [[np.ascontiguousarray(x[..., order] * twice) for x in layer] for layer in w]
+                for w in (ih, bias, hh)
+            )
             self.ih = [[torch.from_numpy(w) for w in layer] for layer in ih]
             self.bias = [[torch.from_numpy(b) for b in layer] for layer in bias]
             # both directions' recurrent weights stacked: (2, H, 4H) per layer
@@ -128,11 +138,11 @@ class FusedBiLSTM:
             g = torch.baddbmm(gates(t, n), h[:, :n], hh)  # a new tensor
             if g.dtype != torch.float32:
                 g = g.float()  # gates, cell and pooling in float32
-            g.tanh_()
-            i, f, gg, o = g[..., :H], g[..., H : 2 * H], g[..., 2 * H : 3 * H], g[..., 3 * H :]
+            sig = g[..., : 3 * H].sigmoid_()
+            gg = g[..., 3 * H :].tanh_()
             cn = c[:, :n]
-            cn.mul_(f.add_(1)).addcmul_(i.add_(1), gg).mul_(0.5)  # sigmoid = (tanh + 1) / 2
-            hn = torch.tanh(cn).mul_(o.add_(1)).mul_(0.5)
+            cn.mul_(sig[..., H : 2 * H]).addcmul_(sig[..., :H], gg)  # f·c + i·g
+            hn = torch.tanh(cn).mul_(sig[..., 2 * H :])  # o·tanh(c)
             h[:, :n] = hn
             if pooled is not None:
                 pooled[:, :n].addcmul_(pool[:, :n, t, None], hn)
