@@ -5,7 +5,7 @@ and jieba for the rest: the same words, ~2-4× faster) when rjieba is installed 
 dictionary is given, else through jieba itself; `fast` insists on `FastJieba`.
 `LTD_JIEBA=python` forces jieba itself (for comparisons). `rjieba` (`RustJieba`) is rjieba's
 own cut, HMM included: one call per text, faster again, and not word for word jieba's (about
-one line in 50,000 differs: near-ties of the HMM); a model records which it was made with."""
+4 lines in 100,000 differ: HMM near-ties, rare characters); a model records which it cuts with."""
 
 from __future__ import annotations
 
@@ -338,7 +338,8 @@ class RustJieba(FastJieba):
     `+ # & . _ % -` go through `FastJieba` (rjieba keeps `24-25` whole, jieba does not).
 
     Not jieba's words word for word: rjieba's HMM breaks near-ties differently (`常在吃`,
-    see `FastJieba`), which changed 1 of 50,000 zh_big.txt lines (`差差差差`); in exchange
+    see `FastJieba`), and it joins characters past jieba's Han range (`𬸚𬸦`): 4 of 100,000
+    zh_big.txt lines are cut differently (`--compare-only --segmenter rjieba`); in exchange
     no Python runs per block or per HMM buffer (`benchmarks/segmenters.py --segmenter
     rjieba` counts the lines and times both)."""
 
