@@ -339,9 +339,9 @@ class RustJieba(FastJieba):
 
     Not jieba's words word for word: rjieba's HMM breaks near-ties differently (`常在吃`,
     see `FastJieba`), and it joins characters past jieba's Han range (`𬸚𬸦`): 4 of 100,000
-    zh_big.txt lines are cut differently (`--compare-only --segmenter rjieba`); in exchange
-    no Python runs per block or per HMM buffer (`benchmarks/segmenters.py --segmenter
-    rjieba` counts the lines and times both)."""
+    zh_big.txt lines are cut differently (`benchmarks/segmenters.py --compare-only
+    --segmenter rjieba`); in exchange no Python runs per block or per HMM buffer
+    (`benchmarks/segmenters.py` without `--compare-only` times jieba, FastJieba and this)."""
 
     JIEBA_FIRST = 0  # every text the same way, however many the process cuts
 
