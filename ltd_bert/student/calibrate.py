@@ -204,15 +204,16 @@ class _Resampled:
     def __init__(self, teacher_cos: np.ndarray, centred_cos: np.ndarray, seed: int):
         n = len(teacher_cos)
         self.rows = np.random.default_rng(seed).integers(0, n, (RESAMPLES, n))
-        self.teacher = rankdata(teacher_cos)[self.rows]
+        y = rankdata(teacher_cos)[self.rows]
+        self.teacher = y - y.mean(1, keepdims=True)  # centred per resample, once
+        self.teacher_ss = (self.teacher**2).sum(1)
         self.centred = self._corr(rankdata(centred_cos))
 
     def _corr(self, ranks: np.ndarray) -> np.ndarray:
-        x, y = ranks[self.rows], self.teacher
+        x = ranks[self.rows]
         x = x - x.mean(1, keepdims=True)
-        y = y - y.mean(1, keepdims=True)
-        denom = np.sqrt((x**2).sum(1) * (y**2).sum(1))
-        return (x * y).sum(1) / np.where(denom > 0, denom, 1.0)
+        denom = np.sqrt((x**2).sum(1) * self.teacher_ss)
+        return (x * self.teacher).sum(1) / np.where(denom > 0, denom, 1.0)
 
     def worse_share(self, cos: np.ndarray) -> float:
         """The share of resamples on which `cos` orders the pairs worse than centred."""
@@ -241,11 +242,11 @@ def calibrate_mix(
     axes = principal_axes(pred_all)
     pairs = {k: neighbour_pairs(t, neighbours, seed) for k, (_, t) in groups.items()}
     teacher = {k: cosines(t[i], t[j]) for k, (_, t) in groups.items() for i, j in [pairs[k]]}
-    resampled = {
-        k: _Resampled(teacher[k], pair_cosines(p, mean, 0.0, pairs[k]), seed + n)
-        for n, (k, (p, _)) in enumerate(groups.items())
-    }
-    maps, per_kind, cosines_of = {}, {}, {}
+    centred = {k: pair_cosines(p, mean, 0.0, pairs[k]) for k, (p, _) in groups.items()}
+    floor = {k: 100 * spearman(c, teacher[k]) for k, c in centred.items()}
+    resampled = {k: _Resampled(teacher[k], centred[k], seed + n) for n, k in enumerate(groups)}
+    maps, per_kind = {}, {}
+    scores: dict[float, dict[float, float]] = {}
     for a in alphas:
         maps[float(a)] = w = (
             whitening(pred_all, float(a), axes) if a else np.eye(d, dtype=np.float32)
@@ -254,17 +255,12 @@ def calibrate_mix(
         for s in scales:
             key = float(a), float(s)
             cos = {k: pair_cosines(mapped[k], mean, float(s), pairs[k]) for k in groups}
-            per_kind[key] = {k: 100 * spearman(c, teacher[k]) for k, c in cos.items()}
-            cosines_of[key] = cos
-    floor = per_kind[0.0, 0.0]
-    scores: dict[float, dict[float, float]] = {}
-    for (a, s), by_kind in per_kind.items():
-        cos = cosines_of[a, s]
-        if all(
-            by_kind[k] >= floor[k] and resampled[k].worse_share(cos[k]) <= WORSE_SHARE
-            for k in by_kind
-        ):
-            scores.setdefault(a, {})[s] = float(np.mean(list(by_kind.values())))
+            per_kind[key] = by_kind = {k: 100 * spearman(c, teacher[k]) for k, c in cos.items()}
+            if all(
+                by_kind[k] >= floor[k] and resampled[k].worse_share(cos[k]) <= WORSE_SHARE
+                for k in by_kind
+            ):
+                scores.setdefault(key[0], {})[key[1]] = float(np.mean(list(by_kind.values())))
     best = max(
         ((a, s) for a, t in scores.items() for s in t),
         key=lambda k: (scores[k[0]][k[1]], -k[0], -abs(k[1] - DEFAULT_SCALE)),
