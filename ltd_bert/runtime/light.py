@@ -167,30 +167,37 @@ class LightStudent(Encoder):
         return pooled
 
 
-def gate_weights(tensors: dict[str, np.ndarray], config: StudentConfig):
+def gate_weights(tensors: dict[str, np.ndarray], config: StudentConfig, sigmoid_first=False):
     """The LSTM's weights as the inference loops use them, per layer and direction (forward,
-    backward): W_ih^T, b_ih + b_hh and W_hh^T (float32, contiguous), the rows of the sigmoid
-    gates (i, f, o) halved, so that one `tanh` of the gate sums gives all four gates
-    (sigmoid(x) = 0.5 tanh(x / 2) + 0.5; halving is exact in floating point). `tensors`: the
-    model's state dict as numpy arrays."""
+    backward): W_ih^T, b_ih + b_hh and W_hh^T (float32, contiguous). By default in
+    PyTorch's gate order (i, f, g, o) with the rows of the sigmoid gates (i, f, o) halved, so
+    that one `tanh` of the gate sums gives all four gates (sigmoid(x) = 0.5 tanh(x / 2) +
+    0.5; halving is exact in floating point); `sigmoid_first`: the gates reordered (i, f,
+    o, g) and not halved, for one `sigmoid` of the first three and one `tanh` of the last.
+    `tensors`: the model's state dict as numpy arrays."""
     H = config.hidden_size
-    half = np.ones(4 * H, dtype=np.float32)
-    half[: 2 * H] = 0.5
-    half[3 * H :] = 0.5
+    if sigmoid_first:
+        rows = np.r_[0 : 2 * H, 3 * H : 4 * H, 2 * H : 3 * H]
+        scale = np.ones(4 * H, dtype=np.float32)
+    else:
+        rows = np.arange(4 * H)
+        scale = np.ones(4 * H, dtype=np.float32)
+        scale[: 2 * H] = 0.5
+        scale[3 * H :] = 0.5
 
-    def halved_t(name: str) -> np.ndarray:
-        return np.ascontiguousarray((tensors[name] * half[:, None]).T)
+    def rows_t(name: str) -> np.ndarray:
+        return np.ascontiguousarray((tensors[name][rows] * scale[:, None]).T)
 
     ih, bias, hh = [], [], []
     for layer in range(config.num_layers):
         keys = [f"l{layer}{d}" for d in DIRECTIONS]
-        ih.append([halved_t(f"lstm.weight_ih_{k}") for k in keys])
-        hh.append([halved_t(f"lstm.weight_hh_{k}") for k in keys])
+        ih.append([rows_t(f"lstm.weight_ih_{k}") for k in keys])
+        hh.append([rows_t(f"lstm.weight_hh_{k}") for k in keys])
         bias.append(
             [
-                ((tensors[f"lstm.bias_ih_{k}"] + tensors[f"lstm.bias_hh_{k}"]) * half).astype(
-                    np.float32
-                )
+                (
+                    (tensors[f"lstm.bias_ih_{k}"] + tensors[f"lstm.bias_hh_{k}"])[rows] * scale
+                ).astype(np.float32)
                 for k in keys
             ]
         )
@@ -199,7 +206,7 @@ def gate_weights(tensors: dict[str, np.ndarray], config: StudentConfig):
 
 def first_layer_table(embedding: np.ndarray, ih, bias) -> list[np.ndarray]:
     """Per direction, every character's first-layer gate inputs: embedding @ W_ih^T + biases
-    (`gate_weights`' halved rows), so a character's gate inputs are one row lookup."""
+    (with `gate_weights`' rows), so a character's gate inputs are one row lookup."""
     return [embedding @ w + b for w, b in zip(ih[0], bias[0], strict=True)]
 
 

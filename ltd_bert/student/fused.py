@@ -55,16 +55,7 @@ class FusedBiLSTM:
         self.H, self.layers = c.hidden_size, c.num_layers
         with torch.no_grad():
             tensors = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-            ih, bias, hh = gate_weights(tensors, c)
-            # gate_weights halves the sigmoid gates' rows: doubled back (exact), and the
-            # gates reordered from PyTorch's (i, f, g, o) to (i, f, o, g)
-            H = c.hidden_size
-            order = np.r_[0 : 2 * H, 3 * H : 4 * H, 2 * H : 3 * H]
-            twice = np.r_[np.full(3 * H, 2.0), np.ones(H)].astype(np.float32)
-            ih, bias, hh = (
-                [[np.ascontiguousarray(x[..., order] * twice) for x in layer] for layer in w]
-                for w in (ih, bias, hh)
-            )
+            ih, bias, hh = gate_weights(tensors, c, sigmoid_first=True)  # (i, f, o, g)
             self.ih = [[torch.from_numpy(w) for w in layer] for layer in ih]
             self.bias = [[torch.from_numpy(b) for b in layer] for layer in bias]
             # both directions' recurrent weights stacked: (2, H, 4H) per layer
