@@ -22,7 +22,14 @@ import numpy as np
 from ltd_bert.common.stats import cosines, spearman
 from ltd_bert.student.calibrate import neighbour_pairs, pair_cosines
 from ltd_bert.student.model import Student
-from ltd_bert.tasks.suite import DEFAULT_SUITE, cache_dir, load_kind, suite_files, teacher_vectors
+from ltd_bert.tasks.suite import (
+    DEFAULT_SUITE,
+    cache_dir,
+    kind_groups,
+    load_kind,
+    suite_files,
+    teacher_vectors,
+)
 
 BINS = (0, 17, 65, 200, 300, 400, 510, 700, 1000, 1500, 2500, 4001)
 
@@ -48,8 +55,7 @@ def by_length(student, folder) -> None:
 def resampled(student, folder, scales) -> None:
     rng = np.random.default_rng(0)
     print(f"{folder}: gain over centred ± sd over 200 resamples of the pairs")
-    for kind, texts, t in kinds(student, folder):
-        p = student.encode(texts, space="centred")
+    for kind, (p, t) in kind_groups(student, suite_files(folder)).items():
         pairs = neighbour_pairs(t, 10)
         tc = cosines(t[pairs[0]], t[pairs[1]])
         c0 = pair_cosines(p, student.mean, 0.0, pairs)
