@@ -5,7 +5,8 @@ and jieba for the rest: the same words, ~2-4× faster) when rjieba is installed 
 dictionary is given, else through jieba itself; `fast` insists on `FastJieba`.
 `LTD_JIEBA=python` forces jieba itself (for comparisons). `rjieba` (`RustJieba`) is rjieba's
 own cut, HMM included: one call per text, faster again, and not word for word jieba's (about
-4 lines in 100,000 differ: HMM near-ties, rare characters); a model records which it cuts with."""
+1 line in 100 differs, nearly all runs such as `24-25` kept whole); a model records which it
+cuts with."""
 
 from __future__ import annotations
 
@@ -334,24 +335,26 @@ class FastJieba:
 
 
 class RustJieba(FastJieba):
-    """rjieba's own cut (dictionary and HMM in Rust), one call per text; texts with
-    `+ # & . _ % -` go through `FastJieba` (rjieba keeps `24-25` whole, jieba does not).
+    """rjieba's own cut (dictionary and HMM in Rust), one call per text.
 
-    Not jieba's words word for word: rjieba's HMM breaks near-ties differently (`常在吃`,
-    see `FastJieba`), and it joins characters past jieba's Han range (`𬸚𬸦`): 4 of 100,000
-    zh_big.txt lines are cut differently (`benchmarks/segmenters.py --compare-only
-    --segmenter rjieba`); in exchange no Python runs per block or per HMM buffer
-    (`benchmarks/segmenters.py` without `--compare-only` times jieba, FastJieba and this)."""
+    Not jieba's words word for word, in three ways: rjieba keeps a run joined by `+ # & . _
+    % -` whole (`24-25`, `K-means`, `node.js`: jieba splits them at the symbol, which then
+    weighs nothing), its HMM breaks near-ties differently (`常在吃`, see `FastJieba`), and it
+    joins characters past jieba's Han range (`𬸚𬸦`). `benchmarks/segmenters.py
+    --compare-only --segmenter rjieba` counts the lines cut differently (about 1 in 100 of
+    zh_big.txt, nearly all the joined runs). In exchange no Python runs per block or per
+    HMM buffer, and jieba's dictionary is never loaded (`benchmarks/segmenters.py` without
+    `--compare-only` times jieba, FastJieba and this)."""
 
     JIEBA_FIRST = 0  # every text the same way, however many the process cuts
 
     def lcut(self, text: str, HMM: bool = True) -> list[str]:  # noqa: N803 (jieba's name)
+        if not HMM:
+            return super().lcut(text, HMM)
         if self._rust is None:
             import rjieba
 
             self._rust = rjieba.cut
-        if not HMM or _SYMBOL_IN_BLOCK.search(text):
-            return super().lcut(text, HMM)
         return self._rust(text, True)
 
 
