@@ -153,7 +153,7 @@ def encode(
     Empty lines give zero vectors. Inputs larger than memory stream into .h5 and .jsonl.
     """
     from ltd_bert.common.textio import count_lines
-    from ltd_bert.tasks.encode import BLOCK, Loader, encode_file
+    from ltd_bert.tasks.encode import BLOCK, Loader, encode_file, load_parent
 
     path = resolve_model(ctx, model)
     if workers == "auto":
@@ -167,7 +167,9 @@ def encode(
         runtime = "numpy" if small else "torch"
     loader = Loader(str(path), runtime if runtime == "numpy" else None, precision, segmenter)
     if workers > 1:
-        student = load_light(path)  # the output's settings; the workers load their own
+        # loaded once here for forked workers to share, else (spawned workers load their
+        # own) only for the output's settings
+        student = load_parent(loader) or load_light(path)
     elif onnx_path:
         from ltd_bert.student.model import Student
         from ltd_bert.teacher.model import set_threads

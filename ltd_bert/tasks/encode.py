@@ -88,6 +88,9 @@ class Loader:
 #: thread settings a worker process starts with: one thread each, the processes share the cores
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _worker: Encoder | None = None
+#: what a parent encodes once before forking, so that the workers share a warm model (the
+#: segmenter's dictionary, the folded tables) instead of each making its own
+WARM_UP = "今天天气很好。"
 
 
 def _start_worker(loader: Loader) -> None:
@@ -101,6 +104,55 @@ def _encode_block(block: list[str], batch_size: int, normalize: bool, space: str
     return _worker.encode(block, batch_size, normalize, space)
 
 
+def can_fork() -> bool:
+    """Whether the workers can be forked from this process with the model loaded here:
+    on Linux, and only while torch has not run here yet (a process whose OpenMP threads
+    have started must not fork; `ltd encode` imports torch only to load the model)."""
+    import multiprocessing
+
+    return (
+        sys.platform == "linux"
+        and "fork" in multiprocessing.get_all_start_methods()
+        and "torch" not in sys.modules
+    )
+
+
+def load_parent(loader: Loader) -> Encoder | None:
+    """With `can_fork`: the model loaded here (torch at one thread: the parent only reads and
+    writes) and warmed, for the forked workers to share; else None."""
+    global _worker
+    if not can_fork():
+        return None
+    if loader.runtime != "numpy":
+        import torch
+
+        torch.set_num_threads(1)  # no OpenMP threads in the parent, one per worker
+    _worker = loader.load()
+    _worker.encode([WARM_UP])
+    return _worker
+
+
+def _pool(loader: Loader, workers: int):
+    """`workers` processes of one thread each with the model in `_worker`: forked from this
+    one after loading it once (`load_parent`: ~1.5 s of start-up once instead of in every
+    worker, torch's import included), else spawned, each loading its own."""
+    import multiprocessing
+
+    if _worker is not None or load_parent(loader) is not None:
+        return multiprocessing.get_context("fork").Pool(workers)
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch state
+    saved = {k: os.environ.get(k) for k in THREAD_VARS}
+    os.environ.update(dict.fromkeys(THREAD_VARS, "1"))
+    try:
+        return ctx.Pool(workers, _start_worker, (loader,))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def parallel_blocks(
     loader: Loader,
     workers: int,
@@ -112,30 +164,22 @@ def parallel_blocks(
     """As `encoded_blocks`, with `workers` processes of one thread each encoding blocks in
     turn (segmentation included); blocks come back in input order, and at most two per
     worker are read ahead, so memory stays bounded on any input size."""
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch state
-    saved = {k: os.environ.get(k) for k in THREAD_VARS}
-    os.environ.update(dict.fromkeys(THREAD_VARS, "1"))
+    global _worker
+    pool = _pool(loader, workers)
     try:
-        pool = ctx.Pool(workers, _start_worker, (loader,))
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    with pool:
-        pending: deque = deque()
-        for block in line_blocks(reader):
-            args = (block, batch_size, normalize, space)
-            pending.append((block, pool.apply_async(_encode_block, args)))
-            if len(pending) >= 2 * workers:
+        with pool:
+            pending: deque = deque()
+            for block in line_blocks(reader):
+                args = (block, batch_size, normalize, space)
+                pending.append((block, pool.apply_async(_encode_block, args)))
+                if len(pending) >= 2 * workers:
+                    done, result = pending.popleft()
+                    yield done, result.get()
+            while pending:
                 done, result = pending.popleft()
                 yield done, result.get()
-        while pending:
-            done, result = pending.popleft()
-            yield done, result.get()
+    finally:
+        _worker = None
 
 
 def encode_file(
