@@ -129,6 +129,30 @@ def test_encode_workers_give_the_one_process_vectors(tiny_model, lines_file, tmp
     assert not a[7].any()
 
 
+def test_encode_workers_write_npy_rows_skipping_bad_lines(tiny_model, tmp_path, monkeypatch):
+    """Workers write their rows into the .npy themselves; a skipped undecodable line leaves
+    no gap (the file is trimmed to the lines encoded)."""
+    import ltd_bert.tasks.encode as encode_task
+
+    monkeypatch.setattr(encode_task, "BLOCK", 4)
+    model, _ = tiny_model
+    good = [SENTS[i % len(SENTS)] for i in range(11)]
+    src = tmp_path / "in.txt"
+    src.write_bytes(
+        "\n".join(good[:5]).encode() + b"\n\xff\xfe\n" + "\n".join(good[5:]).encode() + b"\n"
+    )
+    (tmp_path / "good.txt").write_text("\n".join(good) + "\n", encoding="utf-8")
+    base = ["encode", "-m", str(model), "-q", "--precision", "fp32", "--errors", "skip"]
+    runner = CliRunner()
+    two = runner.invoke(cli, [*base, str(src), "--workers", "2", "-o", str(tmp_path / "w.npy")])
+    assert two.exit_code == 0, two.output
+    one = runner.invoke(cli, [*base, str(tmp_path / "good.txt"), "-o", str(tmp_path / "o.npy")])
+    assert one.exit_code == 0, one.output
+    w, o = np.load(tmp_path / "w.npy"), np.load(tmp_path / "o.npy")
+    assert w.shape == o.shape == (11, 16)
+    assert np.abs(w - o).max() < 1e-6
+
+
 def test_encode_workers_forked(tiny_model, lines_file, tmp_path):
     """`ltd encode` in a fresh process (torch not imported yet) forks its workers from a
     model loaded once; the vectors are the one-process ones, in input order."""
