@@ -319,3 +319,37 @@ def test_encode_batches_long_texts_by_characters(trained, monkeypatch):
     whole = s.encode(texts)
     monkeypatch.setattr(student_mod, "BATCH_CHARS", 700)  # the 630-char text alone
     np.testing.assert_allclose(s.encode(texts), whole, rtol=1e-5, atol=1e-6)
+
+
+def test_mixed_windows_take_a_share_of_every_file():
+    from ltd_bert.student.data import epoch_plan, mixed_windows, steps_per_epoch
+
+    # two files of 6 and 6 rows, the last 2 rows validation: 10 training rows, windows of 4
+    assert mixed_windows(10, [0, 6, 12], 4) == [
+        ((0, 2), (6, 7)),
+        ((2, 4), (7, 8)),
+        ((4, 6), (8, 10)),
+    ]
+    cfg = tiny_train_config(window=4, batch_size=2, mix_files=True)
+    plan = epoch_plan(10, cfg, 0, [0, 6, 12])
+    rows = sorted(r for w in plan for s, e in w for r in range(s, e))
+    assert rows == list(range(10))  # every training row once, in some window order
+    assert steps_per_epoch(10, cfg, [0, 6, 12]) == 6  # 3 + 3 + 4 rows in batches of 2
+    # one file, or mix_files off: the plain ranges of before
+    plain = tiny_train_config(window=4, batch_size=2)
+    assert sorted(epoch_plan(10, plain, 0, [0, 6, 12])) == [((0, 4),), ((4, 8),), ((8, 10),)]
+    assert sorted(epoch_plan(10, cfg, 0, [0, 12])) == [((0, 4),), ((4, 8),), ((8, 10),)]
+
+
+def test_resume_equals_uninterrupted_mixing_two_files(tiny_teacher_file, tmp_path):
+    data = [str(tiny_teacher_file), str(tiny_teacher_file)]
+    cfg = tiny_train_config(epochs=1, window=60, mix_files=True)
+    whole = train(data, tmp_path / "whole", cfg)
+    with pytest.raises(KeyboardInterrupt):
+        train(data, tmp_path / "resumed", cfg, stop_after_steps=11)
+    assert train(data, tmp_path / "resumed", cfg, resume=True)["resumed"]
+    a = load_file(str(tmp_path / "whole" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert whole["best"]["step"] > 0

@@ -125,6 +125,14 @@ from ltd_bert.cli.base import CONTEXT, SEGMENTERS, cli, workdir
     "differs on ~4 lines in 100,000 (teacher files of any of the three agree).  "
     "[default: the teacher files']",
 )
+@click.option(
+    "--mix-files/--no-mix-files",
+    default=True,
+    show_default=True,
+    help="With several --data files, every window of rows read at once takes its share of "
+    "each file (sentences and documents mixed all along); --no-mix-files reads the files' "
+    "rows in plain ranges, as runs before this option did.",
+)
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
     "--device",
@@ -176,6 +184,7 @@ def train(
     lexicon,
     lexicon_dim,
     segmenter,
+    mix_files,
     seed,
     device,
     checkpoint_every,
@@ -224,6 +233,7 @@ def train(
         lexicon=lexicon,
         lexicon_dim=lexicon_dim,
         segmenter=segmenter,
+        mix_files=mix_files,
         seed=seed,
         device=device,
         checkpoint_every=checkpoint_every,

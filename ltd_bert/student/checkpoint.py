@@ -40,9 +40,12 @@ class Checkpoints:
                 and ckpt["train_config"].get(k, TrainConfig.__dataclass_fields__[k].default) != v
             ]
             if diff or ckpt["data"] != self.data_paths:
+                hint = " (or --no-mix-files: a run from before that option)" * (
+                    diff == ["mix_files"] and cfg.mix_files
+                )
                 raise InputError(
                     f"{ckpt_path}: made with other settings "
-                    f"({', '.join(diff) or 'data files'}); drop --resume to start over"
+                    f"({', '.join(diff) or 'data files'}); drop --resume to start over{hint}"
                 )
             return ckpt
         if self.state_dir.exists():

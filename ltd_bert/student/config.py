@@ -26,6 +26,7 @@ class TrainConfig:
     min_count: int = 2
     max_vocab: int = 12000
     window: int = 50_000  # rows read at once
+    mix_files: bool = False  # each window a share of every --data file (`ltd train`: on)
     max_chars: int = 4096  # characters of a text the student reads (documents included)
     batch_chars: int = 32768  # a batch over this many (padded) characters is split in parts
     clip: float = 1.0

@@ -48,6 +48,15 @@ class Data:
                 weights += w
         return sents, np.concatenate(vecs) if vecs else np.zeros((0, self.dim), np.float32), weights
 
+    def read_window(self, window: Window):
+        """`read` of each range of a window, joined."""
+        parts = [self.read(s, e) for s, e in window]
+        if len(parts) == 1:
+            return parts[0]
+        sents = [t for p in parts for t in p[0]]
+        weights = [w for p in parts for w in p[2]]
+        return sents, np.concatenate([p[1] for p in parts]), weights
+
     def iter_sentences(self):
         for tf in self.files:
             yield from tf.iter_sentences()
@@ -68,8 +77,36 @@ def windows(n_train: int, size: int) -> list[tuple[int, int]]:
     return [(s, min(s + size, n_train)) for s in range(0, n_train, size)]
 
 
-def epoch_plan(n_train: int, cfg: TrainConfig, epoch: int) -> list[tuple[int, int]]:
-    ws = windows(n_train, cfg.window)
+Window = tuple[tuple[int, int], ...]  # row ranges read together
+
+
+def mixed_windows(n_train: int, offsets, size: int) -> list[Window]:
+    """Windows of about `size` rows, the k-th of K taking the k-th K-th of every file's
+    training rows (`offsets`: where each file starts, then the total): each window mixes the
+    files as the whole does, so a run on sentences and documents does not spend a stretch on
+    documents alone and end on whichever file its last window holds."""
+    ends = [min(int(o), n_train) for o in offsets]
+    spans = [(a, b) for a, b in zip(ends, ends[1:], strict=False) if b > a]
+    k_all = max(1, math.ceil(n_train / size))
+    out = []
+    for k in range(k_all):
+        w = tuple((a + (b - a) * k // k_all, a + (b - a) * (k + 1) // k_all) for a, b in spans)
+        w = tuple(r for r in w if r[1] > r[0])
+        if w:
+            out.append(w)
+    return out
+
+
+def plan_windows(n_train: int, cfg: TrainConfig, offsets=None) -> list[Window]:
+    """The windows of an epoch, in file order: mixed (`cfg.mix_files`, several files), else
+    contiguous row ranges."""
+    if cfg.mix_files and offsets is not None and len(offsets) > 2:
+        return mixed_windows(n_train, offsets, cfg.window)
+    return [(w,) for w in windows(n_train, cfg.window)]
+
+
+def epoch_plan(n_train: int, cfg: TrainConfig, epoch: int, offsets=None) -> list[Window]:
+    ws = plan_windows(n_train, cfg, offsets)
     order = np.random.default_rng([cfg.seed, epoch]).permutation(len(ws))
     return [ws[i] for i in order]
 
@@ -83,5 +120,8 @@ def window_batches(lengths: list[int], cfg: TrainConfig, epoch: int, w_start: in
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def steps_per_epoch(n_train: int, cfg: TrainConfig) -> int:
-    return sum(math.ceil((e - s) / cfg.batch_size) for s, e in windows(n_train, cfg.window))
+def steps_per_epoch(n_train: int, cfg: TrainConfig, offsets=None) -> int:
+    return sum(
+        math.ceil(sum(e - s for s, e in w) / cfg.batch_size)
+        for w in plan_windows(n_train, cfg, offsets)
+    )

@@ -386,7 +386,7 @@ class Trainer(Checkpoints, Validation):
             net = DistributedDataParallel(self.model, device_ids=ids, broadcast_buffers=False)
         self._rows = 0  # this rank's rows in its last batch (for the logged loss)
         n_train, n_val = split(self.data.n, cfg)
-        per_epoch = steps_per_epoch(n_train, cfg)
+        per_epoch = steps_per_epoch(n_train, cfg, self.data.offsets)
         total = per_epoch * cfg.epochs
         index = {c: i for i, c in enumerate(self.vocab)}
         self.model.train()
@@ -398,11 +398,11 @@ class Trainer(Checkpoints, Validation):
         done_steps_this_run = 0
         while self.pos["epoch"] < cfg.epochs and not stopped_early:
             epoch = self.pos["epoch"]
-            plan = epoch_plan(n_train, cfg, epoch)
+            plan = epoch_plan(n_train, cfg, epoch, self.data.offsets)
             while self.pos["window"] < len(plan):
-                w_start, w_end = plan[self.pos["window"]]
-                sents, vecs, weights = self.data.read(w_start, w_end)
-                batches = window_batches([len(s) for s in sents], cfg, epoch, w_start)
+                window = plan[self.pos["window"]]
+                sents, vecs, weights = self.data.read_window(window)
+                batches = window_batches([len(s) for s in sents], cfg, epoch, window[0][0])
                 while self.pos["batch"] < len(batches):
                     idx = batches[self.pos["batch"]]
                     rows, share = idx, 1.0
