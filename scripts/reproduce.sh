@@ -30,8 +30,10 @@ stage() {  # stage OUT ARGS...: train into OUT unless it is done; resume if inte
   local out="$1" resume=
   shift
   if [ -d "$out.partial" ]; then resume=--resume; fi
+  # stages 1-18 read their files in plain ranges (they predate --mix-files): a stage that
+  # mixes says --mix-files (the later flag wins)
   [ -f "$out/config.json" ] && [ -z "$resume" ] || \
-    $LTD train -o "$out" --batch-size 256 "$@" $resume
+    $LTD train -o "$out" --batch-size 256 --no-mix-files "$@" $resume
 }
 stage "$LTD_WORKDIR/model1" --size "$SIZE" --epochs "$EPOCHS" --lr 3e-3 --eval-every 400
 stage "$LTD_WORKDIR/model2" --init-from "$LTD_WORKDIR/model1" --epochs "$EPOCHS" --lr 2e-3 \

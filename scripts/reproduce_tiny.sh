@@ -26,7 +26,7 @@ out="$W/zh-tiny" resume=
   $LTD train -o "$out" --embedding-dim 256 --hidden-size 128 --lexicon 16000 \
     --lexicon-dim 384 --data "$W/teacher_a.h5" --data "$W/docs3a.h5" \
     --data "$W/teacher10.h5" --epochs 2 --lr 3e-3 --batch-size 256 --eval-every 500 \
-    --checkpoint-every 100 --patience 4 --seed 60 --segmenter rjieba $resume
+    --checkpoint-every 100 --patience 4 --seed 60 --segmenter rjieba --no-mix-files $resume
 $LTD eval suite -m "$out" --calibrate-on data/calib
 E="$DATA/eval"
 $LTD eval "$E/STS-B/STS-B.test.data" "$E/LCQMC/LCQMC.test.data" -m "$out" \
