@@ -152,6 +152,15 @@ def load_parent(loader: Loader) -> Encoder | None:
     return _worker
 
 
+def _forked_start() -> None:
+    """A forked worker drops the handlers it inherited (`ltd`'s SIGTERM → KeyboardInterrupt):
+    the pool ends its workers with SIGTERM, and the parent handles Ctrl-C for them."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _pool(loader: Loader, workers: int):
     """`workers` processes of one thread each with the model in `_worker`: forked from this
     one after loading it once (`load_parent`: ~1.5 s of start-up once instead of in every
@@ -159,7 +168,7 @@ def _pool(loader: Loader, workers: int):
     import multiprocessing
 
     if _worker is not None or load_parent(loader) is not None:
-        return multiprocessing.get_context("fork").Pool(workers)
+        return multiprocessing.get_context("fork").Pool(workers, _forked_start)
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch state
     saved = {k: os.environ.get(k) for k in THREAD_VARS}
     os.environ.update(dict.fromkeys(THREAD_VARS, "1"))
