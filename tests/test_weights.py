@@ -229,3 +229,16 @@ def test_weights_properties(s):
         assert abs(float(w.sum()) - 1) < 1e-5
     # the word cache (the fast path) gives exactly what a fresh weighter gives
     np.testing.assert_array_equal(w, Weighter(IDF, 1.0).char_weights(text))
+
+
+def test_word_char_weights_by_hand():
+    """A word's characters share its IDF: letters and numbers (the fast path) and words with
+    punctuation or symbols (each character judged) alike."""
+    w = Weighter(IDF, 1.0)  # table default 4.0 for unseen words
+    assert w.word_char_weights("公园") == (4.0, 4.0)  # 6/2 + 1
+    assert w.word_char_weights("iPhone") == (3.0,) * 6  # idf of the lowercased word, 12/6 + 1
+    assert w.word_char_weights("２４") == (3.0, 3.0)  # full-width digits: numbers, content
+    assert w.word_char_weights("24-25") == (2.0, 2.0, 0.0, 2.0, 2.0)  # 4/4 + 1; `-` weighs 0
+    assert w.word_char_weights("😀表") == (3.0, 3.0)  # a symbol is content
+    assert w.word_char_weights("，。") == (0.0, 0.0)
+    assert w.word_char_weights(" ") == (0.0,)
