@@ -242,3 +242,17 @@ def test_word_char_weights_by_hand():
     assert w.word_char_weights("😀表") == (3.0, 3.0)  # a symbol is content
     assert w.word_char_weights("，。") == (0.0, 0.0)
     assert w.word_char_weights(" ") == (0.0,)
+
+
+def test_char_weights_many_equals_one_at_a_time():
+    """The block path gives each text's own weights: empty, punctuation-only (uniform) and
+    ordinary texts side by side."""
+    w = Weighter(IDF, 1.0)
+    texts = ["我们去公园", "", "，。", "我们去散步", "iPhone好", " "]
+    many = w.char_weights_many(texts)
+    assert [len(x) for x in many] == [5, 0, 2, 5, 7, 1]
+    for text, got in zip(texts, many, strict=True):
+        np.testing.assert_array_equal(got, w.char_weights(text))
+    assert many[0].tolist() == pytest.approx([2 / 16, 2 / 16, 4 / 16, 4 / 16, 4 / 16], abs=1e-7)
+    assert many[2].tolist() == [0.5, 0.5]  # no content character: uniform
+    assert many[5].tolist() == [1.0]

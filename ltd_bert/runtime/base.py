@@ -172,12 +172,11 @@ class Encoder:
             self.weighter = Weighter(w.idf, w.eps, w.user_dict, segmenter=kind)
 
     def prepare(self, sentences: Sequence[str]) -> tuple[list[str], list[np.ndarray]]:
-        texts, weights = [], []
-        for s in sentences:
-            t, w = self.weighter(s)
-            texts.append(t)
-            weights.append(w)
-        return texts, weights
+        """The cleaned texts and their character weights (`Weighter`)."""
+        from ltd_bert.text.clean import clean_text
+
+        texts = [clean_text(s) for s in sentences]
+        return texts, self.weighter.char_weights_many(texts)
 
     @property
     def whitening_map(self) -> np.ndarray | None:

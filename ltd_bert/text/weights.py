@@ -20,6 +20,7 @@ Policy (documented in the README):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -78,23 +79,34 @@ class Weighter:
 
     def char_weights(self, text: str) -> np.ndarray:
         """Weights (float32, sum 1) of each character of an already *cleaned* text."""
-        if not text:
-            return np.zeros(0, dtype=np.float32)
-        raw: list[float] = []
-        words = self._seg.lcut(text, HMM=True)
+        return self.char_weights_many([text])[0]
+
+    def char_weights_many(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """`char_weights` of each cleaned text: the words weighed one by one (cached per
+        word), the sums and divisions once for all the texts (~2 us a line less than one
+        text at a time)."""
         cached = self._word_cache.get  # inlined: most words are cached (a call each is ~8 %)
-        for word in words:
-            raw.extend(cached(word) or self.word_char_weights(word))
-        if len(self._words) >= WORDS_KEPT:
-            self._words.clear()
-        self._words[text] = words
-        w = np.asarray(raw, dtype=np.float64)
-        total = w.sum()
-        if total <= 0:
-            w = np.full(len(text), 1.0 / len(text))
-        else:
-            w /= total
-        return w.astype(np.float32)
+        weigh, lcut, kept = self.word_char_weights, self._seg.lcut, self._words
+        pieces: list[tuple[float, ...]] = []
+        for text in texts:
+            if not text:
+                continue
+            words = lcut(text, HMM=True)
+            pieces += [cached(word) or weigh(word) for word in words]
+            if len(kept) >= WORDS_KEPT:
+                kept.clear()
+            kept[text] = words
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        w = np.fromiter(chain.from_iterable(pieces), dtype=np.float64, count=int(lengths.sum()))
+        ends = np.cumsum(lengths)
+        full = lengths > 0
+        totals = np.zeros(len(texts))
+        totals[full] = np.add.reduceat(w, (ends - lengths)[full]) if full.any() else 0.0
+        uniform = full & (totals <= 0)  # no content character: every character the same
+        totals[uniform] = lengths[uniform]
+        w[np.repeat(uniform, lengths)] = 1.0
+        w /= np.repeat(np.where(full, totals, 1.0), lengths)
+        return np.split(w.astype(np.float32), ends[:-1])
 
     def words(self, text: str) -> list[str]:
         """The words of an already cleaned text (kept from its `char_weights` when recent:
