@@ -120,8 +120,8 @@ def _encode_block(
         _outputs.clear()
         _outputs[path] = np.load(path, mmap_mode="r+")
     out = _outputs[path]
-    out[row : row + len(vecs)] = vecs[: max(0, len(out) - row)]  # more lines: caught above
-    return None
+    out[row : row + len(vecs)] = vecs[: max(0, len(out) - row)]  # more lines than counted:
+    return None  # encode_file stops with an error after the last block
 
 
 def can_fork() -> bool:
@@ -230,8 +230,8 @@ def encode_file(
     loader: Loader | None = None,
 ) -> tuple[int, str]:
     """Encode the lines of `source` into `output`. With `workers` > 1, `loader` loads the
-    model in each worker process (`student` then only gives the output's dimension and
-    settings)."""
+    model for the worker processes (`_pool`: once here, or in each; `student` then only
+    gives the output's dimension and settings)."""
     if workers > 1 and loader is None:
         raise ValueError("encode_file: workers > 1 needs a loader")
     fmt = pick_format(output, fmt)
