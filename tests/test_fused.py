@@ -281,3 +281,11 @@ def test_workers_option_errors(tmp_path):
         result = CliRunner().invoke(cli, ["encode", str(f), "--workers", bad])
         assert result.exit_code == 2
         assert "neither a count of at least 1 nor auto" in result.output
+
+
+def test_hold_heap_sets_glibcs_options():
+    import sys
+
+    from ltd_bert.common.cpu import hold_heap
+
+    assert hold_heap() is sys.platform.startswith("linux")  # glibc takes all three

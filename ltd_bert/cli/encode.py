@@ -178,6 +178,9 @@ def encode(
         student = Student.load(path, runtime="onnx", onnx_path=onnx_path, threads=threads)
         student.use_segmenter(segmenter)
     else:
+        from ltd_bert.common.cpu import hold_heap
+
+        hold_heap()
         if runtime == "torch":
             from ltd_bert.teacher.model import set_threads
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ltd_bert.common.cpu import hold_heap
 from ltd_bert.common.errors import InputError
 from ltd_bert.common.progress import bar
 from ltd_bert.common.textio import LineReader, check_output_dir, count_lines, output_tempfile
@@ -95,6 +96,7 @@ WARM_UP = "今天天气很好。"
 
 def _start_worker(loader: Loader) -> None:
     global _worker
+    hold_heap()
     _worker = loader.load()
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
@@ -143,6 +145,7 @@ def load_parent(loader: Loader) -> Encoder | None:
     global _worker
     if not can_fork():
         return None
+    hold_heap()  # the forked workers keep the setting
     if loader.runtime != "numpy":
         import torch
 
