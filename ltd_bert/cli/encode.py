@@ -74,7 +74,14 @@ def auto_workers(sentences: str, one_process: bool) -> int:
     "the share of the teacher's mean chosen at training time); teacher: plus the whole mean, "
     "in the teacher's own space; centred: the prediction alone.",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Texts per network batch (fewer for long ones): 512 runs zh-tiny's loop ~6 % faster "
+    "than 256, zh-small's the same.",
+)
 @click.option(
     "--runtime",
     type=click.Choice(["auto", "numpy", "torch"]),
