@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Rebuild the shipped `zh-tiny` (session 8): three teacher files, one training run, the
+# Rebuild the shipped `zh-tiny` (session 10): five teacher files, three training runs, the
 # similarity map chosen on the calibration mix, then STS-B/LCQMC test. Resumable at every
 # step: rerun after an interruption. Needs ../shared/data. On 2 cores with AMX: ~11 + 8 +
-# 8 minutes of teacher (bf16), ~20 minutes of training.
+# 8 + 12 minutes of teacher (bf16), ~30 + 12 + 12 minutes of training.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LTD=".venv/bin/ltd"
@@ -20,13 +20,32 @@ $LTD teacher-embed -i "$W/head.txt" -o "$W/teacher_a.h5" --idf "$IDF"
 $LTD teacher-embed -i "$W/docs.txt" -o "$W/docs3a.h5" --idf "$IDF" --batch-size 32 \
   --chunk-size 512
 $LTD teacher-embed -i "$W/rest.txt" -o "$W/teacher10.h5" --idf "$IDF"
-out="$W/zh-tiny" resume=
-[ -d "$out.partial" ] && resume=--resume
-[ -f "$out/config.json" ] && [ -z "$resume" ] || \
-  $LTD train -o "$out" --embedding-dim 256 --hidden-size 128 --lexicon 16000 \
-    --lexicon-dim 384 --data "$W/teacher_a.h5" --data "$W/docs3a.h5" \
-    --data "$W/teacher10.h5" --epochs 2 --lr 3e-3 --batch-size 256 --eval-every 500 \
-    --checkpoint-every 100 --patience 4 --seed 60 --segmenter rjieba --no-mix-files $resume
+train() {  # train OUT ARGS...: unless it is done; resume if interrupted
+  local out="$1" resume=
+  shift
+  [ -d "$out.partial" ] && resume=--resume
+  [ -f "$out/config.json" ] && [ -z "$resume" ] || $LTD train -o "$out" "$@" $resume
+}
+# session 10: hidden 64 (zh-tiny's session-8 recipe at half the units), then two more
+# epochs with the paragraphs of zh-small's stage 19 mixed in
+train "$W/tiny64" --embedding-dim 256 --hidden-size 64 --lexicon 16000 \
+  --lexicon-dim 384 --data "$W/teacher_a.h5" --data "$W/docs3a.h5" \
+  --data "$W/teacher10.h5" --epochs 2 --lr 3e-3 --batch-size 256 --eval-every 500 \
+  --checkpoint-every 100 --patience 4 --seed 60 --segmenter rjieba --no-mix-files
+[ -f "$W/paras.txt" ] || .venv/bin/python scripts/paragraphs.py "$DATA/corpus/zh_docs.txt" \
+  20481 56132 "$W/paras.txt" 24576
+[ -f "$W/paras2.txt" ] || .venv/bin/python scripts/paragraphs.py "$DATA/corpus/zh_docs.txt" \
+  1 20480 "$W/paras2.txt" 24576 18
+$LTD teacher-embed -i "$W/paras.txt" -o "$W/paras.h5" --idf "$IDF" --batch-size 32 \
+  --chunk-size 512
+$LTD teacher-embed -i "$W/paras2.txt" -o "$W/paras2.h5" --idf "$IDF" --batch-size 32 \
+  --chunk-size 512
+more=(--keep-mean --data "$W/paras.h5" --data "$W/paras2.h5" --data "$W/docs3a.h5"
+  --data "$W/teacher_a.h5" --data "$W/teacher10.h5" --mix-files --epochs 1 --batch-size 256
+  --eval-every 500 --checkpoint-every 100 --patience 4 --segmenter rjieba)
+train "$W/tiny64b" --init-from "$W/tiny64" "${more[@]}" --lr 1e-3 --seed 62
+out="$W/zh-tiny"
+train "$out" --init-from "$W/tiny64b" "${more[@]}" --lr 5e-4 --seed 63
 $LTD eval suite -m "$out" --calibrate-on data/calib
 E="$DATA/eval"
 $LTD eval "$E/STS-B/STS-B.test.data" "$E/LCQMC/LCQMC.test.data" -m "$out" \
