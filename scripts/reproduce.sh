@@ -148,7 +148,7 @@ FROMD3=$((LIMITD + LIMITD2 + 1))
 lines "$DATA/corpus/zh_docs.txt" "$FROMD3" $((FROMD3 + LIMITD3 - 1)) "$DOCS3"
 $LTD teacher-embed -i "$DOCS3" -o "$LTD_WORKDIR/docs3a.h5" --batch-size 32 --chunk-size 512
 # (session 9: the model cuts words with rjieba's own cut, faster; its teacher files'
-# jieba agrees but for ~4 lines in 100,000)
+# jieba agrees but for ~1 line in 100 since session 10)
 stage "$LTD_WORKDIR/model14" --init-from "$LTD_WORKDIR/model13" --keep-mean \
   --data "$LTD_WORKDIR/docs3a.h5" --data "$LTD_WORKDIR/teacher10.h5" --batch-size 128 \
   --epochs 1 --lr 5e-4 --eval-every 500 --checkpoint-every 100 --patience 4 --seed 52 \

@@ -120,7 +120,7 @@ def auto_workers(sentences: str, one_process: bool) -> int:
     default=None,
     help="Cut words with this instead of the model's segmenter (jieba and fast give jieba's "
     "words, fast insisting on rjieba, which jieba uses wherever it is installed; rjieba is "
-    "rjieba's own cut, ~4 lines in 100,000 differ).  [default: the model's]",
+    "rjieba's own cut, ~1 line in 100 differs).  [default: the model's]",
 )
 @click.option(
     "--errors",

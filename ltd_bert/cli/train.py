@@ -122,7 +122,7 @@ from ltd_bert.cli.base import CONTEXT, SEGMENTERS, cli, workdir
     type=click.Choice(SEGMENTERS),
     default=None,
     help="What the model cuts words with when it encodes: rjieba is faster than jieba and "
-    "differs on ~4 lines in 100,000 (teacher files of any of the three agree).  "
+    "differs on ~1 line in 100 (teacher files of any of the three agree).  "
     "[default: the teacher files']",
 )
 @click.option(

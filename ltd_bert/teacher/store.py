@@ -50,9 +50,9 @@ def setting(settings: dict[str, Any], key: str) -> Any:
 
 
 #: segmenters whose weights (and so teacher vectors) agree: all three cut with jieba's
-#: dictionary and HMM, `fast` word for word, `rjieba` all but HMM near-ties and rare
-#: characters (~4 lines in 100,000: text/segment.py), so a model may encode with another
-#: segmenter than its teacher files'
+#: dictionary and HMM, `fast` word for word, `rjieba` all but runs joined by symbols
+#: (`24-25`), HMM near-ties and rare characters (~1 line in 100: text/segment.py), so a
+#: model may encode with another segmenter than its teacher files'
 SAME_WORDS = {"fast": "jieba", "rjieba": "jieba"}
 
 
