@@ -94,12 +94,19 @@ _worker: Encoder | None = None
 WARM_UP = "今天天气很好。"
 
 
-def _start_worker(loader: Loader) -> None:
+def _start_worker(loader: Loader) -> Encoder:
+    """The model in `_worker`, for a worker of one thread (spawned: in each; forked: in the
+    parent, before the workers are made)."""
     global _worker
     hold_heap()
+    if loader.runtime != "numpy":
+        import torch
+
+        torch.set_num_threads(1)  # one OpenMP thread: the processes share the cores
     _worker = loader.load()
-    if "torch" in sys.modules:
+    if "torch" in sys.modules:  # also where numpy fell back to torch (an int8 folder)
         sys.modules["torch"].set_num_threads(1)
+    return _worker
 
 
 _outputs: dict[str, np.ndarray] = {}  # a worker's memory maps of .npy outputs, by path
@@ -142,17 +149,11 @@ def can_fork() -> bool:
 def load_parent(loader: Loader) -> Encoder | None:
     """With `can_fork`: the model loaded here (torch at one thread: the parent only reads and
     writes) and warmed, for the forked workers to share; else None."""
-    global _worker
     if not can_fork():
         return None
-    hold_heap()  # the forked workers keep the setting
-    if loader.runtime != "numpy":
-        import torch
-
-        torch.set_num_threads(1)  # no OpenMP threads in the parent, one per worker
-    _worker = loader.load()
-    _worker.encode([WARM_UP])
-    return _worker
+    student = _start_worker(loader)  # the forked workers keep its settings
+    student.encode([WARM_UP])
+    return student
 
 
 def _forked_start() -> None:
