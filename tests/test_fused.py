@@ -153,6 +153,52 @@ def test_encode_workers_write_npy_rows_skipping_bad_lines(tiny_model, tmp_path, 
     assert np.abs(w - o).max() < 1e-6
 
 
+def test_npy_rows_blocks_in_any_order_past_the_end_dropped(tmp_path, monkeypatch):
+    """`NpyRows` writes blocks at their rows (any process, any order) into a file `np.load`
+    reads; rows past the end are dropped; every block is dropped from the page cache once
+    written (the hint only, the bytes stay)."""
+    import os
+
+    from ltd_bert.tasks.encode import NpyRows
+
+    hints = []
+    fadvise = getattr(os, "posix_fadvise", None)
+
+    def record(fd, offset, length, advice):
+        hints.append((offset, length))
+        if fadvise:
+            fadvise(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", record, raising=False)
+    path = str(tmp_path / "v.npy")
+    made = NpyRows(path, 7, 3)
+    a = np.arange(9, dtype=np.float64).reshape(3, 3)  # converted to float32
+    b = -np.ones((6, 3), np.float32)  # rows 4..9: the last two dropped
+    other = NpyRows(path)  # a worker's view of the same file
+    other.write(4, b)
+    made.write(0, a)
+    assert (other.rows, other.dim, made.offset) == (7, 3, other.offset)
+    other.close()
+    made.close()
+    got = np.load(path)
+    assert got.dtype == np.float32
+    assert got.tolist() == [*a.tolist(), [0.0] * 3, *([[-1.0] * 3] * 3)]
+    off = made.offset
+    # a write hints its own range (write-back starts) and the one before it (freed);
+    # closing hints the last range written: here one block each, then each close
+    assert hints == [(off + 48, 36), (off, 36), (off + 48, 36), (off, 36)]
+    del hints[:]
+    again = NpyRows(path)
+    for row in (2, 4, 6):  # the last block keeps one row of two
+        again.write(row, np.zeros((2, 3)))
+    again.close()
+    assert hints == [(off + 24, 24), (off + 48, 24), (off + 24, 24), (off + 72, 12)] + [
+        (off + 48, 24),
+        (off + 72, 12),
+    ]
+    assert not np.load(path)[2:].any()
+
+
 def test_encode_workers_forked(tiny_model, lines_file, tmp_path):
     """`ltd encode` in a fresh process (torch not imported yet) forks its workers from a
     model loaded once; the vectors are the one-process ones, in input order."""

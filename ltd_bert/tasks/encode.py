@@ -109,7 +109,59 @@ def _start_worker(loader: Loader) -> Encoder:
     return _worker
 
 
-_outputs: dict[str, np.ndarray] = {}  # a worker's memory maps of .npy outputs, by path
+class NpyRows:
+    """An .npy file of float32 rows written a block at a time with `pwrite` at the block's
+    offset, by any process that opens it. `NpyRows(path, rows, dim)` makes the file (header
+    and size; its pages are only written by the blocks), `NpyRows(path)` opens it.
+
+    A streaming write: each block is dropped from the page cache once written to disk
+    (`posix_fadvise` DONTNEED on the block, which starts its write-back, and again on the
+    block before, written back by then, which frees its pages), so the cache does not grow
+    by the whole output: the pages freed are reused for the next block. 200,000 rows of
+    384 (307 MB) written 0.3 s apart on this machine: 0.12–0.14 s of system time against
+    1.6–2.0 s without (memory new to the process costs ~5 µs a page here), and 0.2–2.5 s
+    through a memory map, whose full disk is a SIGBUS where `pwrite`'s is an OSError."""
+
+    def __init__(self, path: str, rows: int | None = None, dim: int | None = None):
+        if rows is None:
+            head = np.load(path, mmap_mode="r")  # the header: shape and data offset
+        else:
+            head = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, dim))
+            head.flush()
+        self.rows, self.dim = head.shape
+        self.offset = head.offset
+        del head
+        self.fd = os.open(path, os.O_WRONLY)
+        self._last: tuple[int, int] | None = None  # the byte range written last
+
+    def write(self, row: int, vecs: np.ndarray) -> None:
+        """`vecs` at rows row, row+1, …; rows past the end are dropped (more lines than
+        counted: `encode_file` stops with an error after the last block)."""
+        vecs = np.ascontiguousarray(vecs[: max(0, self.rows - row)], dtype=np.float32)
+        buf, start = memoryview(vecs).cast("B"), self.offset + row * self.dim * 4
+        pos = start
+        while buf:
+            done = os.pwrite(self.fd, buf, pos)
+            buf, pos = buf[done:], pos + done
+        self._drop((start, pos - start))
+
+    def _drop(self, written: tuple[int, int] | None) -> None:
+        """Start `written`'s write-back, free the range written before it (`posix_fadvise`
+        where the system has it; a hint: nothing changes in the file)."""
+        if hasattr(os, "posix_fadvise"):
+            for where in (written, self._last):
+                if where and where[1]:
+                    os.posix_fadvise(self.fd, *where, os.POSIX_FADV_DONTNEED)
+        self._last = written
+
+    def close(self) -> None:
+        try:
+            self._drop(None)
+        finally:
+            os.close(self.fd)
+
+
+_outputs: dict[str, NpyRows] = {}  # a worker's open .npy outputs, by path
 
 
 def _encode_block(
@@ -126,11 +178,12 @@ def _encode_block(
         return vecs
     path, row = into
     if path not in _outputs:
+        for old in _outputs.values():
+            old.close()
         _outputs.clear()
-        _outputs[path] = np.load(path, mmap_mode="r+")
-    out = _outputs[path]
-    out[row : row + len(vecs)] = vecs[: max(0, len(out) - row)]  # more lines than counted:
-    return None  # encode_file stops with an error after the last block
+        _outputs[path] = NpyRows(path)
+    _outputs[path].write(row, vecs)
+    return None
 
 
 def can_fork() -> bool:
@@ -314,17 +367,15 @@ def encode_file(
                 with open(tmp, "wb") as fh:
                     np.save(fh, arr)
             else:
-                mm = np.lib.format.open_memmap(
-                    tmp, mode="w+", dtype=np.float32, shape=(total, student.dim)
-                )
-                mm.flush()  # the header on disk: workers write their rows themselves
-                for sents, vecs in encoded(into=tmp):
-                    if vecs is not None:
-                        mm[n : n + len(sents)] = vecs
-                    n += len(sents)
-                    pbar.update(len(sents))
-                mm.flush()
-                del mm
+                rows = NpyRows(tmp, total, student.dim)  # workers write their rows themselves
+                try:
+                    for sents, vecs in encoded(into=tmp):
+                        if vecs is not None:
+                            rows.write(n, vecs)
+                        n += len(sents)
+                        pbar.update(len(sents))
+                finally:
+                    rows.close()
                 if n != total:  # a last line without a newline, or skipped lines
                     arr = np.load(tmp, mmap_mode="r")[:n] if n < total else None
                     if arr is None:
