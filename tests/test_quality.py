@@ -77,6 +77,40 @@ def test_suite_teacher_vectors_are_cached(tiny_model, tiny_bert, suite, tmp_path
     assert changed[0].texts == 25
 
 
+def test_cross_pairs_each_document_with_a_near_sentence():
+    from ltd_bert.tasks.suite import cross_pairs
+
+    docs = np.array([[1, 0], [0, 1]], np.float32)
+    sents = np.array([[0.9, 0.1], [0.1, 0.9], [-1, -1]], np.float32)
+    i, j = cross_pairs(docs, sents, neighbours=1)
+    assert i.tolist() == [0, 1] and j.tolist() == [2, 3]  # indices into [docs; sents]
+    i, j = cross_pairs(docs, sents, neighbours=2, seed=3)  # one of the two nearest
+    assert set(j.tolist()) <= {2, 3} and len(j) == 2
+
+
+def test_cross_row_only_with_documents_and_sentences(tiny_model):
+    from ltd_bert.student.calibrate import pair_fidelity
+    from ltd_bert.tasks.suite import CROSS, KindVectors, cross_pairs, cross_row
+
+    student = Student.load(tiny_model[0])
+    rng = np.random.default_rng(0)
+    d = student.dim
+    kinds = {
+        k: KindVectors(rng.normal(size=(n, d)), rng.normal(size=(n, d)), chars)
+        for k, n, chars in (("docs", 12, 450.0), ("short", 15, 11.0), ("mid", 9, 40.0))
+    }
+    row = cross_row(student, kinds)
+    assert (row.kind, row.texts, row.mean_chars, row.fidelity) == (CROSS, 12, None, None)
+    pred = np.concatenate([kinds[k].pred for k in ("docs", "short", "mid")])
+    targets = np.concatenate([kinds[k].targets for k in ("docs", "short", "mid")])
+    pairs = cross_pairs(targets[:12], targets[12:])
+    assert row.pairs_centred == pytest.approx(
+        pair_fidelity(pred, targets, student.mean, 0.0, pairs)
+    )
+    assert cross_row(student, {"short": kinds["short"], "mid": kinds["mid"]}) is None
+    assert cross_row(student, {"docs": kinds["docs"]}) is None
+
+
 def test_calibrate_mix_keeps_every_kind_above_its_centred_vectors():
     rng = np.random.default_rng(0)
     mean = np.zeros(8, np.float32)
@@ -145,12 +179,31 @@ def test_eval_suite_cli(tiny_model, tiny_bert, suite, tmp_path):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "| a_short | 30 |" in result.output and "| mean of kinds |" in result.output
+    assert "documents × sentences" not in result.output  # no kind of documents here
     result = CliRunner().invoke(cli, [*args, "--json", "--kind", "b_more"])
     assert [r["kind"] for r in json.loads(result.output)] == ["b_more"]
     result = CliRunner().invoke(cli, [*args, "--kind", "nope"])
     assert_one_error(result, "--kind 'nope'", "a_short")
     result = CliRunner().invoke(cli, [*args[:4], "--suite", str(tmp_path / "none")])
     assert_one_error(result, "no suite folder")
+
+
+def test_eval_suite_cli_row_across_kinds(tiny_model, tiny_bert, suite, tmp_path):
+    docs = ["".join(LINES[500 + 20 * i : 520 + 20 * i]) for i in range(12)]
+    assert min(map(len, docs)) >= 200
+    (suite / "c_docs.txt").write_text("\n".join(docs) + "\n", encoding="utf-8")
+    model, _ = tiny_model
+    args = ["eval", "suite", "-m", str(model), "--suite", str(suite), "--teacher", str(tiny_bert)]
+    args += ["--cache", str(tmp_path / "cache"), "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [r["kind"] for r in rows] == ["a_short", "b_more", "c_docs", "documents × sentences"]
+    assert rows[-1]["texts"] == 12 and rows[-1]["fidelity"] is None
+    result = CliRunner().invoke(cli, args[:-1])
+    assert "| documents × sentences (each document with a near sentence) | 12 | | |" in (
+        result.output
+    )
 
 
 def test_eval_suite_calibrate_on_writes_the_map(tiny_model, tiny_bert, suite, tmp_path):

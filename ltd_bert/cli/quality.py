@@ -45,10 +45,12 @@ from ltd_bert.cli.base import CONTEXT, resolve_model
 def eval_suite(ctx, model, suite_dir, kinds, teacher, cache, calibrate_on, as_json):
     """The fidelity suite: per kind of text, the mean centred cosine between the student and
     the teacher (fidelity), and how like the teacher the student orders near-neighbour
-    pairs (Spearman × 100) with plain centred vectors and with the model's default ones.
-    No labels; the teacher's vectors are computed once and cached (resumable)."""
+    pairs (Spearman × 100) with plain centred vectors and with the model's default ones;
+    then, where the suite has documents (kinds of 200+ characters on average) and sentences,
+    the same pair agreement with each document paired with a near sentence. No labels;
+    the teacher's vectors are computed once and cached (resumable)."""
     from ltd_bert.student.model import Student
-    from ltd_bert.tasks.suite import as_dicts, run_suite, table
+    from ltd_bert.tasks.suite import as_dicts, cross_row, run_suite, table
     from ltd_bert.tasks.suite import calibrate_on as calibrate
 
     model_dir = resolve_model(ctx, model)
@@ -63,11 +65,13 @@ def eval_suite(ctx, model, suite_dir, kinds, teacher, cache, calibrate_on, as_js
             f"calibrated on {calibrate_on}: whitening {cal.whiten:g}, mean scale "
             f"{cal.mean_scale:g} (written to {model_dir})"
         )
-    rows = run_suite(Student.load(model_dir), suite_dir, kinds, cache, teacher, say)
+    student, vectors = Student.load(model_dir), {}
+    rows = run_suite(student, suite_dir, kinds, cache, teacher, say, vectors)
+    cross = cross_row(student, vectors)
     if as_json:
-        click.echo(json.dumps(as_dicts(rows), ensure_ascii=False))
+        click.echo(json.dumps(as_dicts(rows + [cross] * bool(cross)), ensure_ascii=False))
         return
-    click.echo(table(rows))
+    click.echo(table(rows, cross))
 
 
 @click.command("adapt", context_settings=CONTEXT)

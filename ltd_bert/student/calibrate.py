@@ -54,11 +54,17 @@ def neighbour_pairs(
         sim = c[start : start + block] @ c.T
         rows = np.arange(sim.shape[0])
         sim[rows, rows + start] = -np.inf  # not itself
-        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        order = np.argsort(-sim[rows[:, None], top], axis=1, kind="stable")
-        top = top[rows[:, None], order]
-        j[start : start + block] = top[rows, pick[start : start + block]]
+        j[start : start + block] = pick_near(sim, k, pick[start : start + block])
     return np.arange(n), j
+
+
+def pick_near(sim: np.ndarray, k: int, pick: np.ndarray) -> np.ndarray:
+    """Per row of the similarities `sim`, the column of its `pick[row]`-th nearest (0: the
+    nearest), `pick` < k."""
+    rows = np.arange(sim.shape[0])
+    top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+    order = np.argsort(-sim[rows[:, None], top], axis=1, kind="stable")
+    return top[rows[:, None], order][rows, pick]
 
 
 def pair_cosines(

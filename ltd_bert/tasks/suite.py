@@ -14,6 +14,11 @@ reports:
   default similarity vectors (its whitening and share of the mean): the label-free stand-in
   for a similarity benchmark of that kind of text.
 
+And one row across kinds (`cross_pairs`), when the suite has both: documents (kinds of
+`DOC_CHARS` characters or more on average) each paired with one of its near-neighbour
+sentences from the other kinds, the stand-in for a search of long documents by short text,
+where the two sides' vectors are not alike in length and the share of the mean weighs most.
+
 The teacher's vectors are computed once per kind with `teacher_embed` (resumable: long
 documents cost the teacher seconds each) and cached under `LTD_HOME/suite/`.
 """
@@ -40,14 +45,32 @@ DEFAULT_SUITE = Path(__file__).resolve().parents[2] / "data" / "suite"
 DEFAULT_CALIB = DEFAULT_SUITE.with_name("calib")
 
 
+#: kinds of at least this many characters on average are documents (`cross_pairs`)
+DOC_CHARS = 200
+#: the row across kinds
+CROSS = "documents × sentences"
+
+
 @dataclass
 class KindResult:
+    """A kind's row; the row across kinds (`CROSS`) has texts = its documents, and no mean
+    length or fidelity of its own."""
+
     kind: str
     texts: int
-    mean_chars: float
-    fidelity: float
+    mean_chars: float | None
+    fidelity: float | None
     pairs_centred: float
     pairs_default: float
+
+
+@dataclass
+class KindVectors:
+    """What `run_suite` measured a kind on, kept for the row across kinds."""
+
+    pred: np.ndarray  # the student's centred vectors
+    targets: np.ndarray  # the teacher's
+    mean_chars: float
 
 
 def suite_files(folder: str | Path | None) -> list[Path]:
@@ -133,18 +156,58 @@ def teacher_vectors(
         return tf.read(0, len(tf))[1]
 
 
-def measure(student, texts: list[str], targets: np.ndarray, neighbours: int = NEIGHBOURS):
-    """(fidelity, centred pair agreement, default pair agreement) of one kind."""
+def measure(
+    student, texts: list[str], targets: np.ndarray, neighbours: int = NEIGHBOURS, pred=None
+):
+    """(fidelity, centred pair agreement, default pair agreement) of one kind; `pred`: the
+    student's centred vectors of `texts`, when already made."""
     from ltd_bert.common.stats import cosines
-    from ltd_bert.student.calibrate import neighbour_pairs, pair_fidelity
+    from ltd_bert.student.calibrate import neighbour_pairs
 
-    pred = student.encode(texts, space="centred")
+    if pred is None:
+        pred = student.encode(texts, space="centred")
+    fid = float(cosines(pred, targets - student.mean).mean())
+    return (fid, *pair_scores(student, pred, targets, neighbour_pairs(targets, neighbours)))
+
+
+def pair_scores(student, pred: np.ndarray, targets: np.ndarray, pairs) -> tuple[float, float]:
+    """The pair agreement of `pairs` with the centred vectors and with the default ones."""
+    from ltd_bert.student.calibrate import pair_fidelity
+
     mean = student.mean
-    fid = float(cosines(pred, targets - mean).mean())
-    pairs = neighbour_pairs(targets, neighbours)
     centred = pair_fidelity(pred, targets, mean, 0.0, pairs)
     default = pair_fidelity(pred, targets, mean, student.mean_scale, pairs, student.whitening_map)
-    return fid, centred, default
+    return centred, default
+
+
+def cross_pairs(
+    docs: np.ndarray, sents: np.ndarray, neighbours: int = NEIGHBOURS, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each document (a row of the teacher's `docs`) paired with one of its `neighbours`
+    nearest sentences (rows of `sents`) by the teacher's cosine, both centred on their joint
+    mean, drawn at random (seeded): (i, j) indices into `[docs; sents]`."""
+    both = np.concatenate([docs, sents]).astype(np.float32)
+    c = both - both.mean(0)
+    c /= np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
+    from ltd_bert.student.calibrate import pick_near
+
+    k = min(neighbours, len(sents))
+    pick = np.random.default_rng(seed).integers(0, k, len(docs))
+    return np.arange(len(docs)), len(docs) + pick_near(c[: len(docs)] @ c[len(docs) :].T, k, pick)
+
+
+def cross_row(student, vectors: dict[str, KindVectors]) -> KindResult | None:
+    """The row across kinds (`CROSS`): documents against sentences of the other kinds, or
+    None when the suite lacks either."""
+    docs = [v for v in vectors.values() if v.mean_chars >= DOC_CHARS]
+    sents = [v for v in vectors.values() if v.mean_chars < DOC_CHARS]
+    if not docs or not sents:
+        return None
+    pred = np.concatenate([v.pred for v in docs + sents])
+    targets = np.concatenate([v.targets for v in docs + sents])
+    d = sum(len(v.targets) for v in docs)
+    pairs = cross_pairs(targets[:d], targets[d:])
+    return KindResult(CROSS, d, None, None, *pair_scores(student, pred, targets, pairs))
 
 
 def load_kind(path: Path) -> list[str]:
@@ -169,8 +232,10 @@ def run_suite(
     cache: str | Path | None = None,
     teacher: str | None = None,
     progress: Callable[[str], None] | None = None,
+    vectors: dict[str, KindVectors] | None = None,
 ) -> list[KindResult]:
-    """The suite's measures for one model, a row per kind (in file-name order)."""
+    """The suite's measures for one model, a row per kind (in file-name order); `vectors`
+    (a dict) gets what each kind was measured on (`cross_row`)."""
     files = suite_files(suite)
     if kinds:
         names = {f.stem: f for f in files}
@@ -183,19 +248,19 @@ def run_suite(
     for f in files:
         texts = load_kind(f)
         targets = teacher_vectors(student, f, texts, cache, teacher, progress)
-        fid, centred, default = measure(student, texts, targets)
-        rows.append(
-            KindResult(
-                f.stem, len(texts), float(np.mean([len(t) for t in texts])), fid, centred, default
-            )
-        )
+        pred = student.encode(texts, space="centred")
+        fid, centred, default = measure(student, texts, targets, pred=pred)
+        chars = float(np.mean([len(t) for t in texts]))
+        rows.append(KindResult(f.stem, len(texts), chars, fid, centred, default))
+        if vectors is not None:
+            vectors[f.stem] = KindVectors(pred, targets, chars)
         if progress:
             progress(f"{f.stem}: fidelity {fid:.3f}")
     return rows
 
 
-def table(rows: Sequence[KindResult]) -> str:
-    """The suite as a Markdown table, with the mean over kinds."""
+def table(rows: Sequence[KindResult], cross: KindResult | None = None) -> str:
+    """The suite as a Markdown table, with the mean over kinds, then the row across kinds."""
     lines = [
         "| kind | texts | mean chars | fidelity | pairs, centred | pairs, default |",
         "|---|--:|--:|--:|--:|--:|",
@@ -210,6 +275,11 @@ def table(rows: Sequence[KindResult]) -> str:
         lines.append(
             f"| mean of kinds | | | {mean('fidelity'):.3f} | {mean('pairs_centred'):.1f} | "
             f"{mean('pairs_default'):.1f} |"
+        )
+    if cross:
+        lines.append(
+            f"| {cross.kind} (each document with a near sentence) | {cross.texts} | | | "
+            f"{cross.pairs_centred:.1f} | {cross.pairs_default:.1f} |"
         )
     return "\n".join(lines)
 
