@@ -1,12 +1,15 @@
 """Write the texts of the fidelity suite (`data/suite/*.txt`) from held-back parts of the
 shared corpora: zh_big.txt lines from 1,900,000 on and zh_docs.txt lines from 60,133 on,
-which no shipped model trains on (scripts/reproduce.sh stops before them).
+which no shipped model trains on (scripts/reproduce.sh stops before them), and news
+headlines: every 16th title of THUCNews test.txt (its classes in turn; the labels unused).
 
 `--calib` writes the calibration mix instead (`data/calib/*.txt`, half as many texts per
 kind): the same kinds from lines 1,880,000-1,899,999 and 56,133-60,132, which no model
-trains on either, so the similarity map is chosen on other texts than the suite reports.
+trains on either, so the similarity map is chosen on other texts than the suite reports
+(no headlines: the shipped models were calibrated without them).
 
-Usage: python scripts/make_suite.py [--calib] [--shared ../shared/data/corpus] [--out DIR]
+Usage: python scripts/make_suite.py [--calib] [--shared ../shared/data/corpus]
+       [--eval ../shared/data/eval] [--out DIR]
 Deterministic: the first texts of each kind in file order.
 """
 
@@ -40,11 +43,20 @@ KINDS = {
     "docs_200_1000": ("docs", lambda t: 200 <= len(t) <= 1000, 500),
     "docs_1000_4000": ("docs", lambda t: 1000 < len(t) <= 4000, 300),
 }
+#: the suite's headlines: every HEADLINE_STEP-th title of THUCNews/test.txt (by class)
+HEADLINES, HEADLINE_STEP = 600, 16
+
+
+def headlines(eval_dir: Path) -> list[str]:
+    with open(eval_dir / "THUCNews" / "test.txt", encoding="utf-8") as fh:
+        titles = [line.split("\t")[0].strip() for line in fh]
+    return [t for t in titles[::HEADLINE_STEP] if t][:HEADLINES]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", default="../shared/data/corpus")
+    ap.add_argument("--eval", default="../shared/data/eval", help="for the headlines")
     ap.add_argument("--out", default=None)
     ap.add_argument("--calib", action="store_true", help="the calibration mix")
     args = ap.parse_args()
@@ -74,6 +86,8 @@ def main() -> None:
                         picked[kind].append(t)
                         taken.add(t)
                         break
+    if not args.calib:
+        picked["headlines"] = headlines(Path(args.eval))
     for kind, texts in picked.items():
         (out / f"{kind}.txt").write_text("".join(t + "\n" for t in texts), encoding="utf-8")
         print(
