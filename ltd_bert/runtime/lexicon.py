@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
+from itertools import chain, repeat
 from pathlib import Path
 
 import numpy as np
@@ -80,30 +81,25 @@ class Lexicon:
         out = np.zeros((len(texts), self.proj_t.shape[1]), dtype=np.float32)
         get = self.index.get
         for lo in range(0, len(texts), CHUNK):
-            # one flat array of every kept character weight of the chunk, one entry per
-            # word (its text, id, length): each word's mass is a difference of cumulative
-            # sums, computed for the whole chunk at once
-            rows: list[int] = []
-            ids: list[int] = []
-            lens: list[int] = []
-            kept: list[np.ndarray] = []
-            cut: list[bool] = []
-            for i in range(lo, min(lo + CHUNK, len(texts))):
-                text = texts[i]
-                if not text:
-                    continue
-                words = words_of(text)
-                k = [get(w, 0) for w in words]
-                if not any(k):
-                    continue
-                n = min(len(text), max_chars)
-                rows.extend([i] * len(k))
-                ids.extend(k)
-                lens.extend(map(len, words))
-                kept.append(weights[i][:n])
-                cut.append(n < len(text))
-            if ids:
-                self._sum_rows(out, *word_mass(rows, ids, lens, kept, cut))
+            # one entry per word of the chunk's texts (its text, id, length), built with
+            # `map` over the flat word list; `word_mass` takes each word's mass from the
+            # cumulative sums of all the kept character weights at once, and leaves out the
+            # words outside the lexicon
+            idx = [i for i in range(lo, min(lo + CHUNK, len(texts))) if texts[i]]
+            if not idx:
+                continue
+            words = [words_of(texts[i]) for i in idx]
+            flat = list(chain.from_iterable(words))
+            ids = np.fromiter(map(get, flat, repeat(0)), np.int64, len(flat))
+            lens = np.fromiter(map(len, flat), np.int64, len(flat))
+            rows = np.repeat(np.asarray(idx), np.fromiter(map(len, words), np.int64, len(idx)))
+            cut = [len(texts[i]) > max_chars for i in idx]
+            kept = [
+                w[:max_chars] if len(w) > max_chars else w for w in map(weights.__getitem__, idx)
+            ]
+            rows, ids, mass = word_mass(rows, ids, lens, kept, cut)
+            if len(rows):
+                self._sum_rows(out, rows, ids, mass)
         return out
 
     def _sum_rows(self, out: np.ndarray, rows, ids, mass) -> None:
@@ -171,7 +167,7 @@ class Lexicon:
 
 
 def word_mass(
-    rows: list[int], ids: list[int], lens: list[int], kept: list[np.ndarray], cut: list[bool]
+    rows: Sequence[int], ids: Sequence[int], lens: Sequence[int], kept: list[np.ndarray], cut
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The (text, word id, mass) of each lexicon word of some texts, a word's mass the sum
     of its characters' weights. `rows`, `ids`, `lens`: one entry per word (texts in order,
