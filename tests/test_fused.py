@@ -197,6 +197,11 @@ def test_npy_rows_blocks_in_any_order_past_the_end_dropped(tmp_path, monkeypatch
         (off + 72, 12),
     ]
     assert not np.load(path)[2:].any()
+    monkeypatch.delattr(os, "pwrite")  # Windows: a seek and a write
+    last = NpyRows(path)
+    last.write(5, np.full((2, 3), 7.0))
+    last.close()
+    assert np.load(path)[5:].tolist() == [[7.0] * 3] * 2 and not np.load(path)[2:5].any()
 
 
 def test_encode_workers_forked(tiny_model, lines_file, tmp_path):

@@ -131,7 +131,7 @@ class NpyRows:
         self.rows, self.dim = head.shape
         self.offset = head.offset
         del head
-        self.fd = os.open(path, os.O_WRONLY)
+        self.fd = os.open(path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
         self._last: tuple[int, int] | None = None  # the byte range written last
 
     def write(self, row: int, vecs: np.ndarray) -> None:
@@ -141,7 +141,7 @@ class NpyRows:
         buf, start = memoryview(vecs).cast("B"), self.offset + row * self.dim * 4
         pos = start
         while buf:
-            done = os.pwrite(self.fd, buf, pos)
+            done = _pwrite(self.fd, buf, pos)
             buf, pos = buf[done:], pos + done
         self._drop((start, pos - start))
 
@@ -159,6 +159,15 @@ class NpyRows:
             self._drop(None)
         finally:
             os.close(self.fd)
+
+
+def _pwrite(fd: int, buf, pos: int) -> int:
+    """`os.pwrite`, or where there is none (Windows) a seek and a write: each process has
+    its own descriptor, so its position is its own."""
+    if hasattr(os, "pwrite"):
+        return os.pwrite(fd, buf, pos)
+    os.lseek(fd, pos, os.SEEK_SET)
+    return os.write(fd, buf)
 
 
 _outputs: dict[str, NpyRows] = {}  # a worker's open .npy outputs, by path
