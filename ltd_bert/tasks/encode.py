@@ -8,6 +8,7 @@ renamed into place.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -151,7 +152,9 @@ class NpyRows:
         if hasattr(os, "posix_fadvise"):
             for where in (written, self._last):
                 if where and where[1]:
-                    os.posix_fadvise(self.fd, *where, os.POSIX_FADV_DONTNEED)
+                    # a file system that takes no advice is only slower
+                    with contextlib.suppress(OSError):
+                        os.posix_fadvise(self.fd, *where, os.POSIX_FADV_DONTNEED)
         self._last = written
 
     def close(self) -> None:
