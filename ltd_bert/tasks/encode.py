@@ -1,9 +1,9 @@
 """`ltd encode`: sentences from a file or stdin → vectors in .npy, .h5, .jsonl or .tsv.
 
 Input is read and encoded in blocks (sorted by length inside each block), so .h5, .jsonl
-and .tsv outputs stream inputs larger than memory; .npy is written through a memory map
-when the line count is known (plain files). Files are written under a temporary name and
-renamed into place.
+and .tsv outputs stream inputs larger than memory; .npy is written a block at a time at
+its rows (`NpyRows`, by the workers themselves) when the line count is known (plain
+files). Files are written under a temporary name and renamed into place.
 """
 
 from __future__ import annotations
