@@ -186,11 +186,11 @@ def cross_pairs(
     """Each document (a row of the teacher's `docs`) paired with one of its `neighbours`
     nearest sentences (rows of `sents`) by the teacher's cosine, both centred on their joint
     mean, drawn at random (seeded): (i, j) indices into `[docs; sents]`."""
+    from ltd_bert.student.calibrate import pick_near
+
     both = np.concatenate([docs, sents]).astype(np.float32)
     c = both - both.mean(0)
     c /= np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
-    from ltd_bert.student.calibrate import pick_near
-
     k = min(neighbours, len(sents))
     pick = np.random.default_rng(seed).integers(0, k, len(docs))
     return np.arange(len(docs)), len(docs) + pick_near(c[: len(docs)] @ c[len(docs) :].T, k, pick)
