@@ -227,7 +227,12 @@ class _Resampled:
 
     def worse_share(self, cos: np.ndarray) -> float:
         """The share of resamples on which `cos` orders the pairs worse than centred."""
-        return float((self.gains(cos) < 0).mean())
+        return worse_share(self.gains(cos))
+
+
+def worse_share(gains: np.ndarray) -> float:
+    """The share of resamples whose gain (`_Resampled.gains`) is below 0."""
+    return float((gains < 0).mean())
 
 
 def pick_choice(
@@ -283,7 +288,7 @@ def calibrate_mix(
             per_kind[key] = by_kind = {k: 100 * spearman(c, teacher[k]) for k, c in cos.items()}
             gains = {k: resampled[k].gains(cos[k]) for k in by_kind}
             if all(
-                by_kind[k] >= floor[k] and (gains[k] < 0).mean() <= WORSE_SHARE for k in by_kind
+                by_kind[k] >= floor[k] and worse_share(gains[k]) <= WORSE_SHARE for k in by_kind
             ):
                 scores.setdefault(key[0], {})[key[1]] = float(np.mean(list(by_kind.values())))
                 kept[key] = min(float(np.quantile(g, WORSE_SHARE)) for g in gains.values())
