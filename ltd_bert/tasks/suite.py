@@ -156,16 +156,12 @@ def teacher_vectors(
         return tf.read(0, len(tf))[1]
 
 
-def measure(
-    student, texts: list[str], targets: np.ndarray, neighbours: int = NEIGHBOURS, pred=None
-):
-    """(fidelity, centred pair agreement, default pair agreement) of one kind; `pred`: the
-    student's centred vectors of `texts`, when already made."""
+def measure(student, pred: np.ndarray, targets: np.ndarray, neighbours: int = NEIGHBOURS):
+    """(fidelity, centred pair agreement, default pair agreement) of one kind from the
+    student's centred vectors `pred` of its texts and the teacher's `targets`."""
     from ltd_bert.common.stats import cosines
     from ltd_bert.student.calibrate import neighbour_pairs
 
-    if pred is None:
-        pred = student.encode(texts, space="centred")
     fid = float(cosines(pred, targets - student.mean).mean())
     return (fid, *pair_scores(student, pred, targets, neighbour_pairs(targets, neighbours)))
 
@@ -249,7 +245,7 @@ def run_suite(
         texts = load_kind(f)
         targets = teacher_vectors(student, f, texts, cache, teacher, progress)
         pred = student.encode(texts, space="centred")
-        fid, centred, default = measure(student, texts, targets, pred=pred)
+        fid, centred, default = measure(student, pred, targets)
         chars = float(np.mean([len(t) for t in texts]))
         rows.append(KindResult(f.stem, len(texts), chars, fid, centred, default))
         if vectors is not None:
