@@ -1,5 +1,6 @@
 """The word path (`--lexicon`): its sum by hand, the same vectors from every runtime, the
-folder's files, a path added to a trained model fitted to its errors, and bad folders."""
+folder's files, a path added to a trained model fitted to its errors, words added to a path,
+and bad folders."""
 
 import json
 import shutil
@@ -232,3 +233,74 @@ def test_adapt_keeps_the_word_path(lexicon_model, tiny_bert, tmp_path):
     before, after = Student.load(out), Student.load(adapted)
     assert after.lexicon.words == before.lexicon.words
     assert not np.array_equal(after.lexicon.embedding, before.lexicon.embedding)
+
+
+def test_words_added_to_a_path_start_fitted(lexicon_model):
+    """`lexicon_add`: the most frequent words of the last training rows that the path lacks
+    join it after its own words, which keep their rows; before any step the new rows lift
+    the fidelity on those rows (the ridge fit of the model's errors, path included)."""
+    from collections import Counter
+
+    from ltd_bert.student.data import split
+    from ltd_bert.student.model import batch_tensors
+    from ltd_bert.student.train import Trainer, lexicon_candidates
+
+    out, model = lexicon_model
+    teacher = model.parent / "teacher.h5"
+    cfg = tiny_train_config(epochs=1, init_from=str(out), lexicon_add=40, lexicon_fit_rows=120)
+    trainer = Trainer([str(teacher)], out.parent / "grown", cfg)
+    trainer.rank, trainer.world = 0, 1
+    trainer.device = torch.device("cpu")
+    trainer._setup()
+    before = Student.load(out)
+    words = trainer.lexicon_words
+    assert words[:200] == before.lexicon.words and len(words) == 240
+    n_train, _ = split(trainer.data.n, cfg)
+    sents, vecs, weights = trainer.data.read(n_train - 120, n_train)
+    counts = Counter(w for t in sents for w in trainer._words_of(t))
+    assert words[200:] == [w for w in lexicon_candidates(counts) if w not in set(words[:200])][:40]
+    lex = trainer.model.lexicon.embedding.weight.detach().numpy()
+    assert np.allclose(lex[:201], before.lexicon.embedding, atol=1e-6)
+    assert np.abs(lex[201:]).sum(1).min() > 0
+    target = vecs - trainer.data.mean
+    index = {c: i for i, c in enumerate(trainer.vocab)}
+    ids, lengths, w = batch_tensors(sents, weights, index, 4096)
+    trainer.model.eval()
+    with torch.no_grad():
+        grown = trainer.model(ids, lengths, w, trainer.word_ids(sents, ids)).numpy()
+        trainer._use_lexicon(words[:200])  # the same model reading only the old words
+        old = trainer.model(ids, lengths, w, trainer.word_ids(sents, ids)).numpy()
+
+    def fidelity(p):
+        cos = (p * target).sum(1) / np.linalg.norm(p, axis=1) / np.linalg.norm(target, axis=1)
+        return float(cos.mean())
+
+    assert fidelity(grown) > fidelity(old) + 0.005
+    trainer.data.close()
+
+
+def test_adapt_adds_new_words(lexicon_model, tiny_bert, tmp_path):
+    """`ltd adapt --new-words`: the adapted model's path holds its old words, then the new."""
+    from conftest import SAMPLE_CORPUS
+
+    from ltd_bert.tasks.adapt import adapt
+
+    out, model = lexicon_model
+    lines = SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()
+    domain = tmp_path / "domain.txt"
+    domain.write_text("\n".join(lines[500:600]) + "\n", encoding="utf-8")
+    report = adapt(
+        out,
+        [str(domain)],
+        tmp_path / "adapted",
+        [str(model.parent / "teacher.h5")],
+        teacher_name=str(tiny_bert),
+        suite=False,
+        epochs=1,
+        batch_size=16,
+        new_words=25,
+    )
+    before, after = Student.load(out), Student.load(tmp_path / "adapted")
+    assert after.lexicon.words[:200] == before.lexicon.words
+    assert 0 < report.words_added == len(after.lexicon.words) - 200 <= 25
+    assert after.encode(["新的词语"]).shape == (1, before.dim)

@@ -284,6 +284,9 @@ def test_adapt_checks_its_folders_before_any_teacher_time(tiny_model, tiny_bert,
     base += ["--teacher", str(tiny_bert), "--replay", str(teacher_file)]
     result = CliRunner().invoke(cli, [*base, "--calib", str(tmp_path / "nowhere")])
     assert_one_error(result, "nowhere", "no suite folder")
+    # new words need a word path to join (the tiny model has none)
+    result = CliRunner().invoke(cli, [*base, "--new-words", "10"])
+    assert_one_error(result, "--new-words", "no word path")
     assert not (tmp_path / "o.work" / "domain.h5").exists()
 
 
@@ -291,8 +294,10 @@ def test_the_project_suite_and_calibration_mix_are_found():
     from ltd_bert.tasks.suite import DEFAULT_CALIB, DEFAULT_SUITE, suite_files
 
     kinds = [f.stem for f in suite_files(None)]
-    assert "short" in kinds and "docs_1000_4000" in kinds and len(kinds) == 9
-    # the calibration mix: the same kinds but the headlines (the shipped maps were chosen
-    # without them)
-    assert [f.stem for f in suite_files(DEFAULT_CALIB)] == [k for k in kinds if k != "headlines"]
+    assert "short" in kinds and "docs_1000_4000" in kinds and len(kinds) == 10
+    # the calibration mix: the same kinds but the headlines and Latin-mixed text (the
+    # shipped maps were chosen without them)
+    assert [f.stem for f in suite_files(DEFAULT_CALIB)] == [
+        k for k in kinds if k not in ("headlines", "latin")
+    ]
     assert DEFAULT_SUITE.parent.name == "data"

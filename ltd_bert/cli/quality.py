@@ -97,6 +97,14 @@ def eval_suite(ctx, model, suite_dir, kinds, teacher, cache, calibrate_on, as_js
 @click.option(
     "--limit", type=click.IntRange(min=1), default=None, help="Read at most N domain lines."
 )
+@click.option(
+    "--new-words",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Words of the domain the model's word path lacks (the most frequent first) added "
+    "to it before training, each fitted to the model's errors on the domain.",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)
@@ -140,6 +148,7 @@ def adapt(
     replay,
     replay_ratio,
     limit,
+    new_words,
     epochs,
     lr,
     batch_size,
@@ -203,6 +212,7 @@ def adapt(
             say,
             embed_progress,
             train_progress,
+            new_words=new_words,
         )
     finally:
         for b in (*bars.values(), tbar):
@@ -210,8 +220,8 @@ def adapt(
     c = report.calibration
     click.echo(
         f"adapt: {report.domain_rows} domain rows, {report.replay_rows} replayed, "
-        f"{report.held_out} held out; similarity map: whitening {c['whiten']:g}, mean scale "
-        f"{c['mean_scale']:g} → {output}"
+        f"{report.held_out} held out, {report.words_added} words added; similarity map: "
+        f"whitening {c['whiten']:g}, mean scale {c['mean_scale']:g} → {output}"
     )
     click.echo(report_table(report))
 

@@ -39,6 +39,9 @@ class TrainConfig:
     lexicon: int = 0  # words of the word path (runtime/lexicon.py); 0: none (or the model's)
     lexicon_dim: int = 128  # their vectors' size
     lexicon_fit_rows: int = 65536  # rows whose errors fit the word path added to a trained model
+    # with init_from: new words for its word path, the most frequent of the last
+    # lexicon_fit_rows training rows that it lacks (`ltd adapt` puts the domain's rows last)
+    lexicon_add: int = 0
     segmenter: str | None = None  # what the model cuts words with (None: its teacher files')
     precision: str = "fp32"  # fp32 | bf16 (autocast; weights and optimiser stay fp32)
     threads: int | None = None

@@ -32,6 +32,7 @@ class AdaptReport:
     domain_rows: int
     replay_rows: int
     held_out: int
+    words_added: int
     train: dict
     calibration: dict
     #: {"before"|"after": {"domain": fidelity, "suite": [KindResult...], "pairs": {...}}}
@@ -105,11 +106,13 @@ def adapt(
     say: Callable[[str], None] | None = None,
     embed_progress: Callable[[str, int], None] | None = None,
     train_progress=None,
+    new_words: int = 0,
 ) -> AdaptReport:
     """Adapt the model at `model_dir` to `corpus` (text files) into `output`; see the module
     docstring. `work` keeps the teacher files (default: OUTPUT.work, reused on a rerun);
     `suite=False` skips the general suite; `pairs` are labelled pair files scored before and
-    after."""
+    after; `new_words` words of the domain join the model's word path
+    (`TrainConfig.lexicon_add`)."""
     from ltd_bert.student.calibrate import calibrate_mix
     from ltd_bert.student.config import TrainConfig
     from ltd_bert.student.data import split
@@ -135,6 +138,8 @@ def adapt(
     before = Student.load(model_dir)
     if before.meta.get("quantized"):
         raise InputError(f"{model_dir}: adapt the float32 model, then quantize the result")
+    if new_words and before.lexicon is None:
+        raise InputError(f"--new-words: {model_dir} has no word path to add words to")
     teacher = None
 
     def get_teacher():
@@ -197,11 +202,13 @@ def adapt(
         init_from=str(model_dir),
         keep_mean=True,
         patience=epochs,
+        lexicon_add=new_words,
     )
     cfg.window = n_domain + n_replay  # one window: domain and replay rows shuffled together
     _, n_val = split(n_domain + n_replay, cfg)
     if n_val >= n_domain:
         raise InputError(f"{', '.join(corpus)}: {n_domain} texts are too few to adapt to")
+    cfg.lexicon_fit_rows = n_domain - n_val  # new words and their fit: the domain's rows
     with TeacherFile(domain_h5) as tf:
         domain_rows = tf.read(len(tf) - n_val, len(tf))
         domain_rows = (domain_rows[0], domain_rows[2], domain_rows[1])  # texts, weights, vectors
@@ -227,7 +234,8 @@ def adapt(
     after = Student.load(output)
     say(f"after: measuring {output}")
     scores["after"] = measure(after, domain_rows, suite, suite_cache, pairs, teacher_name, say)
-    return AdaptReport(n_domain, n_replay, n_val, result, cal.config_entries(), scores)
+    added = len(after.lexicon.words) - len(before.lexicon.words) if new_words else 0
+    return AdaptReport(n_domain, n_replay, n_val, added, result, cal.config_entries(), scores)
 
 
 def report_table(report: AdaptReport) -> str:
