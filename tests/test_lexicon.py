@@ -279,9 +279,12 @@ def test_words_added_to_a_path_start_fitted(lexicon_model):
     trainer.data.close()
 
 
-def test_adapt_adds_new_words(lexicon_model, tiny_bert, tmp_path):
-    """`ltd adapt --new-words`: the adapted model's path holds its old words, then the new."""
+@pytest.mark.parametrize("epochs", [0, 1])
+def test_adapt_adds_new_words(lexicon_model, tiny_bert, tmp_path, epochs):
+    """`ltd adapt --new-words`: the adapted model's path holds its old words, then the new;
+    with no epoch, nothing else changes (the network's weights and the old word rows)."""
     from conftest import SAMPLE_CORPUS
+    from safetensors.numpy import load_file
 
     from ltd_bert.tasks.adapt import adapt
 
@@ -296,7 +299,7 @@ def test_adapt_adds_new_words(lexicon_model, tiny_bert, tmp_path):
         [str(model.parent / "teacher.h5")],
         teacher_name=str(tiny_bert),
         suite=False,
-        epochs=1,
+        epochs=epochs,
         batch_size=16,
         new_words=25,
     )
@@ -304,3 +307,30 @@ def test_adapt_adds_new_words(lexicon_model, tiny_bert, tmp_path):
     assert after.lexicon.words[:200] == before.lexicon.words
     assert 0 < report.words_added == len(after.lexicon.words) - 200 <= 25
     assert after.encode(["新的词语"]).shape == (1, before.dim)
+    net = [load_file(m / "model.safetensors") for m in (out, tmp_path / "adapted")]
+    same = [np.array_equal(net[0][k], net[1][k]) for k in net[0] if k.startswith("lstm.")]
+    old_rows = np.array_equal(after.lexicon.embedding[:201], before.lexicon.embedding)
+    assert all(same) and old_rows if epochs == 0 else not any(same)
+
+
+def test_train_word_options_need_a_trained_model(lexicon_model, tiny_model, tmp_path):
+    from click.testing import CliRunner
+    from conftest import assert_one_error
+
+    from ltd_bert.cli import cli
+
+    model, teacher = tiny_model
+    base = ["train", "--data", str(teacher), "-o", str(tmp_path / "m")]
+    for flags in (["--epochs", "0"], ["--lexicon-add", "5"]):
+        result = CliRunner().invoke(cli, [*base, *flags])
+        assert result.exit_code == 2 and "goes with --init-from" in result.output
+    # a model without a word path has none to add words to (the tiny model)
+    result = CliRunner().invoke(cli, [*base, "--init-from", str(model), "--lexicon-add", "5"])
+    assert_one_error(result, "--lexicon-add", "has no word path")
+    # --epochs 0 with --lexicon-add: the words alone
+    out, _ = lexicon_model
+    grown = tmp_path / "grown"
+    args = ["train", "--data", str(teacher), "-o", str(grown), "--init-from", str(out)]
+    result = CliRunner().invoke(cli, [*args, "--epochs", "0", "--lexicon-add", "7", "-q"])
+    assert result.exit_code == 0, result.output
+    assert len(Student.load(grown).lexicon.words) == 207

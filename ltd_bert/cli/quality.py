@@ -105,7 +105,14 @@ def eval_suite(ctx, model, suite_dir, kinds, teacher, cache, calibrate_on, as_js
     help="Words of the domain the model's word path lacks (the most frequent first) added "
     "to it before training, each fitted to the model's errors on the domain.",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="0 (with --new-words): only the new words, no training step: seconds, and nothing "
+    "the model knew changes.",
+)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)

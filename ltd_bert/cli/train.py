@@ -45,7 +45,14 @@ from ltd_bert.cli.base import CONTEXT, SEGMENTERS, cli, workdir
     help="Distance to the centred teacher vectors.",
 )
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="0 (with --init-from): no training step; the model is saved again, with any "
+    "--lexicon-add words, and its similarity map chosen again.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=0.02, show_default=True)
 @click.option(
@@ -118,6 +125,23 @@ from ltd_bert.cli.base import CONTEXT, SEGMENTERS, cli, workdir
     help="The word vectors' size (stored as float16: 2 bytes × words × size).",
 )
 @click.option(
+    "--lexicon-add",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="With --init-from a model with a word path: add this many words to it, the most "
+    "frequent of the last --lexicon-fit-rows training rows that it lacks, each started as "
+    "the ridge fit of the model's errors there (with --epochs 0 nothing else changes).",
+)
+@click.option(
+    "--lexicon-fit-rows",
+    type=click.IntRange(min=1),
+    default=65536,
+    show_default=True,
+    help="Training rows a new word path (--lexicon) or new words (--lexicon-add) are fitted "
+    "on: the first ones for --lexicon, the last ones for --lexicon-add.",
+)
+@click.option(
     "--segmenter",
     type=click.Choice(SEGMENTERS),
     default=None,
@@ -183,6 +207,8 @@ def train(
     max_chars,
     lexicon,
     lexicon_dim,
+    lexicon_add,
+    lexicon_fit_rows,
     segmenter,
     mix_files,
     seed,
@@ -206,6 +232,9 @@ def train(
     from ltd_bert.student.train import train as run
     from ltd_bert.teacher import distributed
 
+    if not init_from and (epochs == 0 or lexicon_add):
+        flag = "--epochs 0" if epochs == 0 else "--lexicon-add"
+        raise click.UsageError(f"{flag} goes with --init-from (a trained model)")
     wd = workdir(ctx)
     paths = list(data) or [wd.require("teacher")]
     out = Path(output) if output else wd.ensure() / "model"
@@ -232,6 +261,8 @@ def train(
         max_chars=max_chars,
         lexicon=lexicon,
         lexicon_dim=lexicon_dim,
+        lexicon_add=lexicon_add,
+        lexicon_fit_rows=lexicon_fit_rows,
         segmenter=segmenter,
         mix_files=mix_files,
         seed=seed,

@@ -254,8 +254,12 @@ class Trainer(Checkpoints, Validation):
             self.model.load_state_dict(self.warm.model.state_dict(), strict=not add_lexicon)
             if self.warm.lexicon is not None:
                 self._use_lexicon(self.warm.lexicon.words)
-                if cfg.lexicon_add:
+                if cfg.lexicon_add:  # every rank: the model's shape changes
                     self._grow_lexicon(cfg.lexicon_add)
+            elif cfg.lexicon_add:
+                raise InputError(
+                    f"--lexicon-add: {cfg.init_from} has no word path (give it one with --lexicon)"
+                )
             if (cfg.embedding_dim, cfg.hidden_size) != (
                 self.model.config.embedding_dim,
                 self.model.config.hidden_size,

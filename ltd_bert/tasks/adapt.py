@@ -7,6 +7,9 @@
    rows of each).
 3. Training continues from the model (`--init-from`), keeping its mean, for `epochs` over
    the domain and replay rows shuffled together; the domain's last rows are held out.
+   With `new_words`, the domain's most frequent words that the model's word path lacks join
+   it first, each fitted to the model's errors on the domain (with `epochs` 0, that is all:
+   nothing the model knew changes).
 4. The similarity map is chosen again on a mix of kinds (`calibrate_mix`): the general
    calibration kinds plus the domain's held-out rows, so neither kind falls under its
    plain centred vectors.
@@ -140,6 +143,8 @@ def adapt(
         raise InputError(f"{model_dir}: adapt the float32 model, then quantize the result")
     if new_words and before.lexicon is None:
         raise InputError(f"--new-words: {model_dir} has no word path to add words to")
+    if epochs == 0 and not new_words:
+        raise InputError("--epochs 0: give --new-words (no words and no step would change nothing)")
     teacher = None
 
     def get_teacher():
@@ -201,7 +206,7 @@ def adapt(
         threads=threads,
         init_from=str(model_dir),
         keep_mean=True,
-        patience=epochs,
+        patience=max(epochs, 1),
         lexicon_add=new_words,
     )
     cfg.window = n_domain + n_replay  # one window: domain and replay rows shuffled together
