@@ -334,3 +334,5 @@ def test_train_word_options_need_a_trained_model(lexicon_model, tiny_model, tmp_
     result = CliRunner().invoke(cli, [*args, "--epochs", "0", "--lexicon-add", "7", "-q"])
     assert result.exit_code == 0, result.output
     assert len(Student.load(grown).lexicon.words) == 207
+    best = json.loads((grown / "config.json").read_text(encoding="utf-8"))["best"]
+    assert best["step"] == 0 and 0 < best["val_cos"] <= 1  # evaluated as it starts
