@@ -523,7 +523,7 @@ class Trainer(Checkpoints, Validation):
                     stopped_early = self._evaluate_and_log(epoch, float(loss.detach()))
                 self._checkpoint()
         if cfg.epochs == 0:  # no step (e.g. --lexicon-add alone): the model as it starts
-            self._evaluate_and_log(-1, float("nan"))
+            self._evaluate_and_log(-1, None)
         return self._finish(resumed, stopped_early, time.perf_counter() - t0, seen)
 
     def _finish(self, resumed, stopped_early, seconds, seen) -> dict[str, Any]:
