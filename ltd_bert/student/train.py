@@ -326,7 +326,7 @@ class Trainer(Checkpoints, Validation):
         cfg = self.cfg
         n_train, _ = split(self.data.n, cfg)
         rows = min(cfg.lexicon_fit_rows, n_train)
-        solution = self._word_regression(0, rows, 0)  # (k, D)
+        solution = self._word_regression(self.data.read(0, rows), 0)  # (k, D)
         u, s, vt = torch.linalg.svd(solution, full_matrices=False)
         d = min(cfg.lexicon_dim, s.numel())
         lex = self.model.lexicon
@@ -347,9 +347,9 @@ class Trainer(Checkpoints, Validation):
         cfg = self.cfg
         n_train, _ = split(self.data.n, cfg)
         start = max(0, n_train - cfg.lexicon_fit_rows)
-        sents = self.data.read(start, n_train)[0]
+        rows = self.data.read(start, n_train)  # (texts, vectors, weights)
         counts: Counter = Counter()
-        for text in sents:
+        for text in rows[0]:
             counts.update(self._words_of(text))
         known = set(self.lexicon_words)
         new = [w for w in lexicon_candidates(counts) if w not in known][:n]
@@ -365,18 +365,19 @@ class Trainer(Checkpoints, Validation):
         state[key] = torch.cat([state[key], state[key].new_zeros(len(new), state[key].size(1))])
         self.model.load_state_dict(state)
         self._use_lexicon(self.lexicon_words + new)
-        solution = self._word_regression(start, n_train, k0)  # (new, D)
+        solution = self._word_regression(rows, k0)  # (new, D)
         lex = self.model.lexicon
         proj = lex.proj.weight.double()  # (D, dim): a row's vector is row · projᵀ
         lex.embedding.weight[k0 + 1 :] = (solution @ torch.linalg.pinv(proj.T)).float()
         log.info("word path: %d words added, fitted on %d rows", len(new), n_train - start)
 
-    def _word_regression(self, start: int, stop: int, first: int) -> torch.Tensor:
+    def _word_regression(self, rows: tuple, first: int) -> torch.Tensor:
         """Ridge regression (`LEXICON_RIDGE`) of the model's errors (centred target −
-        prediction, the word path included) over training rows start..stop on the weighted
-        bag of the lexicon's words after the `first`: (words, D), float64."""
+        prediction, the word path included) over `rows` (texts, vectors, weights, as
+        `Data.read` gives them) on the weighted bag of the lexicon's words after the
+        `first`: (words, D), float64."""
         cfg = self.cfg
-        sents, vecs, weights = self.data.read(start, stop)
+        sents, vecs, weights = rows
         index = {c: i for i, c in enumerate(self.vocab)}
         self.model.eval()
         k = len(self.lexicon_words) - first
