@@ -93,9 +93,8 @@ def main() -> None:
                 t = line.strip()
                 if not t or t in taken:
                     continue
-                for kind, (src, test, count) in KINDS.items():
-                    if args.calib and kind in NOT_IN_CALIB:
-                        continue
+                for kind in picked:
+                    src, test, count = KINDS[kind]
                     if src == source and len(picked[kind]) < count // share and test(t):
                         picked[kind].append(t)
                         taken.add(t)
