@@ -2,19 +2,22 @@
 # `ltd adapt` on classical verse with the shipped zh-small (docs/quality.md, "Adapting to a
 # domain", session 11): the domain text, 12,288 general lines to replay, and the two runs.
 # Usage: bash scripts/adapt_poetry.sh [OUT_DIR]   (run 2 replays stage 19's paragraphs:
-# PARAS=path/to/paras.h5, made by `make reproduce`'s stage 19 block; ~30 minutes in all)
+# PARAS=path/to/paras.h5, made by `make reproduce`'s stage 19 block; ~30 minutes in all).
+# The documented runs started from stage 19, shipped then: MODEL=repro_work/model19 (`make
+# reproduce`) gives the same start; the default, the shipped zh-small, is stage 20 now.
 set -euo pipefail
 OUT="${1:-adapt_poetry_runs}"
 DATA="${DATA:-../shared/data}"
 PARAS="${PARAS:-}"
+MODEL="${MODEL:-zh-small}"
 LTD="${LTD:-.venv/bin/python -m ltd_bert}"
 mkdir -p "$OUT"
 .venv/bin/python scripts/domain_lines.py poetry "$OUT" --corpus "$DATA/corpus/zh_big.txt" \
   --domain poems4k:4096 --domain poems8k:8192
 PAIRS=(--pairs "$DATA/eval/STS-B/STS-B.test.data" --pairs "$DATA/eval/LCQMC/LCQMC.test.data")
-$LTD adapt "$OUT/poems4k.txt" -m zh-small -o "$OUT/adapt_poetry" --replay "$OUT/general12k.txt" \
+$LTD adapt "$OUT/poems4k.txt" -m "$MODEL" -o "$OUT/adapt_poetry" --replay "$OUT/general12k.txt" \
   "${PAIRS[@]}"
 if [ -n "$PARAS" ]; then
-  $LTD adapt "$OUT/poems8k.txt" -m zh-small -o "$OUT/adapt_poetry2" \
+  $LTD adapt "$OUT/poems8k.txt" -m "$MODEL" -o "$OUT/adapt_poetry2" \
     --replay "$OUT/adapt_poetry.work/replay-0.h5" --replay "$PARAS" --epochs 2 "${PAIRS[@]}"
 fi
