@@ -139,38 +139,44 @@ def test_runtimes_agree_with_the_word_path(lexicon_model, tmp_path):
     assert cos.min() > 0.95
 
 
-def test_added_word_path_starts_fitted(tiny_model, tmp_path):
-    """A path added to a trained model starts at the ridge fit of its errors: before any
-    step, the training rows' fidelity is higher than the model's alone."""
-    from ltd_bert.student.data import Data
+def set_up(teacher, out, cfg):
+    """A one-process CPU `Trainer` with its model built (what `run` does before any step)."""
     from ltd_bert.student.train import Trainer
 
-    model, teacher = tiny_model
-    cfg = tiny_train_config(epochs=1, init_from=str(model), lexicon=300, lexicon_dim=8)
-    trainer = Trainer([str(teacher)], tmp_path / "m", cfg)
+    trainer = Trainer([str(teacher)], out, cfg)
     trainer.rank, trainer.world = 0, 1
     trainer.device = torch.device("cpu")
     trainer._setup()
-    data = Data([str(teacher)])
-    sents, vecs, weights = data.read(0, 150)
-    target = vecs - trainer.data.mean
+    return trainer
+
+
+def fidelity(trainer, sents, vecs, weights, words: bool = True) -> float:
+    """Mean cosine of the trainer's model on rows to their centred targets, with the word
+    path (its words as the trainer has them) or the network alone."""
     from ltd_bert.student.model import batch_tensors
 
     index = {c: i for i, c in enumerate(trainer.vocab)}
     ids, lengths, w = batch_tensors(sents, weights, index, 4096)
     trainer.model.eval()
     with torch.no_grad():
-        alone = trainer.model(ids, lengths, w).numpy()
-        both = trainer.model(ids, lengths, w, trainer.word_ids(sents, ids)).numpy()
+        word_ids = trainer.word_ids(sents, ids) if words else None
+        p = trainer.model(ids, lengths, w, word_ids).numpy()
+    target = vecs - trainer.data.mean
+    cos = (p * target).sum(1) / np.linalg.norm(p, axis=1) / np.linalg.norm(target, axis=1)
+    return float(cos.mean())
 
-    def fidelity(p):
-        return float(
-            (
-                (p * target).sum(1) / np.linalg.norm(p, axis=1) / np.linalg.norm(target, axis=1)
-            ).mean()
-        )
 
-    assert fidelity(both) > fidelity(alone) + 0.01
+def test_added_word_path_starts_fitted(tiny_model, tmp_path):
+    """A path added to a trained model starts at the ridge fit of its errors: before any
+    step, the training rows' fidelity is higher than the model's alone."""
+    from ltd_bert.student.data import Data
+
+    model, teacher = tiny_model
+    cfg = tiny_train_config(epochs=1, init_from=str(model), lexicon=300, lexicon_dim=8)
+    trainer = set_up(teacher, tmp_path / "m", cfg)
+    data = Data([str(teacher)])
+    rows = data.read(0, 150)
+    assert fidelity(trainer, *rows) > fidelity(trainer, *rows, words=False) + 0.01
     data.close()
     trainer.data.close()
 
@@ -242,16 +248,12 @@ def test_words_added_to_a_path_start_fitted(lexicon_model):
     from collections import Counter
 
     from ltd_bert.student.data import split
-    from ltd_bert.student.model import batch_tensors
-    from ltd_bert.student.train import Trainer, lexicon_candidates
+    from ltd_bert.student.train import lexicon_candidates
 
     out, model = lexicon_model
     teacher = model.parent / "teacher.h5"
     cfg = tiny_train_config(epochs=1, init_from=str(out), lexicon_add=40, lexicon_fit_rows=120)
-    trainer = Trainer([str(teacher)], out.parent / "grown", cfg)
-    trainer.rank, trainer.world = 0, 1
-    trainer.device = torch.device("cpu")
-    trainer._setup()
+    trainer = set_up(teacher, out.parent / "grown", cfg)
     before = Student.load(out)
     words = trainer.lexicon_words
     assert words[:200] == before.lexicon.words and len(words) == 240
@@ -262,20 +264,9 @@ def test_words_added_to_a_path_start_fitted(lexicon_model):
     lex = trainer.model.lexicon.embedding.weight.detach().numpy()
     assert np.allclose(lex[:201], before.lexicon.embedding, atol=1e-6)
     assert np.abs(lex[201:]).sum(1).min() > 0
-    target = vecs - trainer.data.mean
-    index = {c: i for i, c in enumerate(trainer.vocab)}
-    ids, lengths, w = batch_tensors(sents, weights, index, 4096)
-    trainer.model.eval()
-    with torch.no_grad():
-        grown = trainer.model(ids, lengths, w, trainer.word_ids(sents, ids)).numpy()
-        trainer._use_lexicon(words[:200])  # the same model reading only the old words
-        old = trainer.model(ids, lengths, w, trainer.word_ids(sents, ids)).numpy()
-
-    def fidelity(p):
-        cos = (p * target).sum(1) / np.linalg.norm(p, axis=1) / np.linalg.norm(target, axis=1)
-        return float(cos.mean())
-
-    assert fidelity(grown) > fidelity(old) + 0.005
+    grown = fidelity(trainer, sents, vecs, weights)
+    trainer._use_lexicon(words[:200])  # the same model reading only the old words
+    assert grown > fidelity(trainer, sents, vecs, weights) + 0.005
     trainer.data.close()
 
 
