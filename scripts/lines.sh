@@ -2,3 +2,20 @@
 lines() {  # lines FILE FROM TO OUT: lines FROM..TO of FILE into OUT, once (atomic)
   [ -f "$4" ] || { sed -n "$2,$3p" "$1" > "$4.tmp" && mv "$4.tmp" "$4"; }
 }
+# add_words TRAIN MODEL OUT DIR [TEACHER-EMBED ARGS...]: session 12's word steps, no training
+# step (docs/quality.md): MODEL's word path grows by the 4,000 most frequent words it lacks in
+# the corpus lines with English in them (DIR/latin.txt, embedded into DIR/latin.h5), into
+# OUTa, then by 6,000 more of DIR/teacher10.h5's lines (stage 14's), into OUT; each word
+# fitted to the model's errors on those rows. TRAIN is the script's train wrapper (resumable).
+add_words() {
+  local train="$1" model="$2" out="$3" dir="$4"
+  shift 4
+  [ -f "$dir/latin.txt" ] || .venv/bin/python scripts/domain_lines.py latin "$dir" \
+    --corpus "$DATA/corpus/zh_big.txt" --from 1 --domain latin:30000 --general 0
+  $LTD teacher-embed -i "$dir/latin.txt" -o "$dir/latin.h5" --segmenter rjieba "$@"
+  local words=(--keep-mean --epochs 0 --segmenter rjieba)
+  "$train" "${out}a" --init-from "$model" --data "$dir/latin.h5" "${words[@]}" \
+    --lexicon-add 4000 --lexicon-fit-rows 30000
+  "$train" "$out" --init-from "${out}a" --data "$dir/teacher10.h5" "${words[@]}" \
+    --lexicon-add 6000 --lexicon-fit-rows 300000
+}

@@ -179,16 +179,9 @@ $LTD eval suite -m "$LTD_WORKDIR/model19" --calibrate-on data/calib
 # 4,000 most frequent words it lacks in the corpus lines with English in them (the suite's
 # `latin` kind: Latin letters >= 30 % of the characters; 20,291 lines of 1-1,880,000), then
 # by 6,000 more of stage 14's lines (teacher10.h5), each word fitted to the model's errors
-# on those rows (`--lexicon-add`); nothing the model knew changes
-[ -f "$LTD_WORKDIR/latin.txt" ] || .venv/bin/python scripts/domain_lines.py latin "$LTD_WORKDIR" \
-  --corpus "$DATA/corpus/zh_big.txt" --from 1 --domain latin:30000 --general 0
-$LTD teacher-embed -i "$LTD_WORKDIR/latin.txt" -o "$LTD_WORKDIR/latin.h5" --segmenter rjieba
-stage "$LTD_WORKDIR/model20a" --init-from "$LTD_WORKDIR/model19" --keep-mean \
-  --data "$LTD_WORKDIR/latin.h5" --epochs 0 --lexicon-add 4000 --lexicon-fit-rows 30000 \
-  --segmenter rjieba
-stage "$LTD_WORKDIR/model20" --init-from "$LTD_WORKDIR/model20a" --keep-mean \
-  --data "$LTD_WORKDIR/teacher10.h5" --epochs 0 --lexicon-add 6000 --lexicon-fit-rows 300000 \
-  --segmenter rjieba
+# on those rows (`--lexicon-add`; `add_words` in scripts/lines.sh); nothing the model knew
+# changes
+add_words stage "$LTD_WORKDIR/model19" "$LTD_WORKDIR/model20" "$LTD_WORKDIR"
 $LTD eval suite -m "$LTD_WORKDIR/model20" --calibrate-on data/calib
 # settings were chosen on the validation splits; the test splits are reported once
 $LTD eval "$E/STS-B/STS-B.test.data" "$E/LCQMC/LCQMC.test.data" -m "$LTD_WORKDIR/model20" \

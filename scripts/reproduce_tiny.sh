@@ -49,15 +49,9 @@ train "$W/zh-tiny" --init-from "$W/tiny64b" "${more[@]}" --lr 5e-4 --seed 63
 $LTD eval suite -m "$W/zh-tiny" --calibrate-on data/calib
 # session 12: words only, as zh-small's stage 20 (scripts/reproduce.sh): 4,000 words of the
 # corpus lines with English in them, then 6,000 of teacher10.h5's lines, no training step
-[ -f "$W/latin.txt" ] || .venv/bin/python scripts/domain_lines.py latin "$W" \
-  --corpus "$DATA/corpus/zh_big.txt" --from 1 --domain latin:30000 --general 0
-$LTD teacher-embed -i "$W/latin.txt" -o "$W/latin.h5" --idf "$IDF" --segmenter rjieba
-words=(--keep-mean --epochs 0 --segmenter rjieba)
-train "$W/zh-tiny20a" --init-from "$W/zh-tiny" --data "$W/latin.h5" "${words[@]}" \
-  --lexicon-add 4000 --lexicon-fit-rows 30000
+# (`add_words` in scripts/lines.sh)
 out="$W/zh-tiny20"  # the shipped zh-tiny
-train "$out" --init-from "$W/zh-tiny20a" --data "$W/teacher10.h5" "${words[@]}" \
-  --lexicon-add 6000 --lexicon-fit-rows 300000
+add_words train "$W/zh-tiny" "$out" "$W" --idf "$IDF"
 $LTD eval suite -m "$out" --calibrate-on data/calib
 E="$DATA/eval"
 $LTD eval "$E/STS-B/STS-B.test.data" "$E/LCQMC/LCQMC.test.data" -m "$out" \
