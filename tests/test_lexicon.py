@@ -312,12 +312,13 @@ def test_train_word_options_need_a_trained_model(lexicon_model, tiny_model, tmp_
 
     model, teacher = tiny_model
     base = ["train", "--data", str(teacher), "-o", str(tmp_path / "m")]
-    for flags in (["--epochs", "0"], ["--lexicon-add", "5"]):
+    for flags in (["--epochs", "0"], ["--lexicon-add", "5"], ["--lexicon-pieces", "5"]):
         result = CliRunner().invoke(cli, [*base, *flags])
         assert result.exit_code == 2 and "goes with --init-from" in result.output
     # a model without a word path has none to add words to (the tiny model)
-    result = CliRunner().invoke(cli, [*base, "--init-from", str(model), "--lexicon-add", "5"])
-    assert_one_error(result, "--lexicon-add", "has no word path")
+    for flag in ("--lexicon-add", "--lexicon-pieces"):
+        result = CliRunner().invoke(cli, [*base, "--init-from", str(model), flag, "5"])
+        assert_one_error(result, flag, "has no word path")
     # --epochs 0 with --lexicon-add: the words alone
     out, _ = lexicon_model
     grown = tmp_path / "grown"
@@ -327,3 +328,93 @@ def test_train_word_options_need_a_trained_model(lexicon_model, tiny_model, tmp_
     assert len(Student.load(grown).lexicon.words) == 207
     best = json.loads((grown / "config.json").read_text(encoding="utf-8"))["best"]
     assert best["step"] == 0 and 0 < best["val_cos"] <= 1  # evaluated as it starts
+
+
+def test_pieces_cut_latin_words_outside_the_lexicon():
+    """`##` entries are pieces: a Latin word outside the lexicon is cut into them, longest
+    first from the left, case aside; words in it, other words, and lexicons without pieces
+    are read as before."""
+    from ltd_bert.runtime.lexicon import char_word_ids, cut_pieces, word_index
+
+    pieces = {"doc": 2, "ker": 3, "do": 4}
+    assert cut_pieces("dockers", pieces, 3) == [(3, 2), (3, 3), (1, 0)]
+    assert cut_pieces("xxdo", pieces, 3) == [(2, 0), (2, 4)]
+    assert cut_pieces("abc", pieces, 3) == [(3, 0)]
+    index = word_index(["我们", "##doc", "##ker", "##do", "docker"])
+    assert index.pieces == {"doc": 2, "ker": 3, "do": 4}
+    words = ["我们", "用", "Dockers", "和", "docker", "12", "日本語"]
+    assert (
+        char_word_ids(index, words) == [1, 1, 0] + [2, 2, 2, 3, 3, 3, 0] + [0] + [5] * 6 + [0] * 5
+    )
+    # without pieces, a word is its own id or 0
+    plain = word_index(["我们", "docker"])
+    assert char_word_ids(plain, words) == [1, 1, 0] + [0] * 7 + [0] + [2] * 6 + [0] * 5
+
+
+@pytest.mark.parametrize("path", ["torch", "numpy"])
+def test_pooled_with_pieces_by_hand(path, monkeypatch):
+    """A cut word's pieces add their rows with their characters' weights, the same sum the
+    training path (`padded_char_ids` into `LexiconPath`) makes."""
+    if path == "numpy":
+        monkeypatch.delitem(sys.modules, "torch")
+    # 我们 (id 1), the pieces ab (id 2) and cd (id 3); ABcdx is cut ab|cd|x
+    lex = Lexicon(
+        ["我们", "##ab", "##cd"], np.array([[0, 0], [1, 0], [0, 1], [1, 1]], float), np.eye(2)
+    )
+    text = "我们ABcdx"
+    w = np.array([0.1, 0.1, 0.2, 0.2, 0.1, 0.1, 0.2], np.float32)
+    words = {text: ["我们", "ABcdx"]}.get
+    out = lex.pooled([text], [w], words, max_chars=100)
+    # 我们: 0.2 × (1, 0); ab: 0.4 × (0, 1); cd: 0.2 × (1, 1); x: nothing
+    np.testing.assert_allclose(out, [[0.4, 0.6]], atol=1e-6)
+    assert lex.padded_char_ids([text], words, 8).tolist() == [[1, 1, 2, 2, 3, 3, 0, 0]]
+
+
+def test_piece_candidates_by_hand():
+    from collections import Counter
+
+    from ltd_bert.student.train import piece_candidates
+
+    counts = Counter({"Abc": 3, "abd": 1, "我们": 9, "42": 5, "xyz": 1, "known": 7})
+    got = piece_candidates(counts, {"known", "##bc"})
+    # characters covered: abc 3×3, ab (3 + 1)×2; bc is known, the rest occur once; 我们 and
+    # 42 are no Latin words
+    assert got == ["##abc", "##ab"]
+    assert piece_candidates(counts, {"known"}, min_count=1)[:3] == ["##abc", "##ab", "##bc"]
+
+
+def test_adapt_adds_pieces(lexicon_model, tiny_bert, tmp_path):
+    """`ltd adapt --new-pieces`: `##` pieces of the domain's Latin words join the path after
+    its words; a Latin word the domain never showed is read through them (the vector
+    changes), and nothing else the model knew does (no epoch)."""
+    from ltd_bert.tasks.adapt import adapt
+    from ltd_bert.tasks.suite import DEFAULT_SUITE
+
+    out, model = lexicon_model
+    lines = (DEFAULT_SUITE / "latin.txt").read_text(encoding="utf-8").splitlines()
+    domain = tmp_path / "domain.txt"
+    domain.write_text("\n".join(lines[:300]) + "\n", encoding="utf-8")
+    report = adapt(
+        out,
+        [str(domain)],
+        tmp_path / "adapted",
+        [str(model.parent / "teacher.h5")],
+        teacher_name=str(tiny_bert),
+        suite=False,
+        epochs=0,
+        batch_size=16,
+        new_pieces=30,
+    )
+    before, after = Student.load(out), Student.load(tmp_path / "adapted")
+    new = after.lexicon.words[200:]
+    assert report.words_added == len(new) == 30 and all(w.startswith("##") for w in new)
+    assert np.array_equal(after.lexicon.embedding[:201], before.lexicon.embedding)
+    unseen = "我们用Zyxstreaming部署"  # cut: the pieces of the unseen word carry its rows
+    assert any(i > 200 for i in after.lexicon.char_ids(after.weighter.words(unseen)))
+
+    def centred(m, text):
+        return m.encode([text], space="centred")  # adapt chose the similarity map again
+
+    assert not np.allclose(centred(after, unseen), centred(before, unseen), atol=1e-6)
+    plain = "我们去公园"  # no Latin word: the same vector
+    np.testing.assert_allclose(centred(after, plain), centred(before, plain), atol=1e-6)

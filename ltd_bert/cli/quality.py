@@ -106,12 +106,21 @@ def eval_suite(ctx, model, suite_dir, kinds, teacher, cache, calibrate_on, as_js
     "to it before training, each fitted to the model's errors on the domain.",
 )
 @click.option(
+    "--new-pieces",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Pieces of the domain's Latin words that the word path lacks (`##piece`; such a "
+    "word is cut into its pieces, longest first) added with the new words and fitted with "
+    "them: words the domain text never showed get rows too.",
+)
+@click.option(
     "--epochs",
     type=click.IntRange(min=0),
     default=1,
     show_default=True,
-    help="0 (with --new-words): only the new words, no training step: seconds, and nothing "
-    "the model knew changes.",
+    help="0 (with --new-words or --new-pieces): only the new words, no training step: "
+    "seconds, and nothing the model knew changes.",
 )
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)
@@ -156,6 +165,7 @@ def adapt(
     replay_ratio,
     limit,
     new_words,
+    new_pieces,
     epochs,
     lr,
     batch_size,
@@ -220,6 +230,7 @@ def adapt(
             embed_progress,
             train_progress,
             new_words=new_words,
+            new_pieces=new_pieces,
         )
     finally:
         for b in (*bars.values(), tbar):
@@ -227,7 +238,7 @@ def adapt(
     c = report.calibration
     click.echo(
         f"adapt: {report.domain_rows} domain rows, {report.replay_rows} replayed, "
-        f"{report.held_out} held out, {report.words_added} words added; similarity map: "
+        f"{report.held_out} held out, {report.words_added} words and pieces added; similarity map: "
         f"whitening {c['whiten']:g}, mean scale {c['mean_scale']:g} → {output}"
     )
     click.echo(report_table(report))

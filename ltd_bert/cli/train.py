@@ -134,6 +134,15 @@ from ltd_bert.cli.base import CONTEXT, SEGMENTERS, cli, workdir
     "the ridge fit of the model's errors there (with --epochs 0 nothing else changes).",
 )
 @click.option(
+    "--lexicon-pieces",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="With --init-from a model with a word path: add this many pieces of the Latin words "
+    "of those rows that it lacks (`##piece`: a Latin word outside the path is cut into its "
+    "pieces, longest first), fitted with the new words.",
+)
+@click.option(
     "--lexicon-fit-rows",
     type=click.IntRange(min=1),
     default=65536,
@@ -208,6 +217,7 @@ def train(
     lexicon,
     lexicon_dim,
     lexicon_add,
+    lexicon_pieces,
     lexicon_fit_rows,
     segmenter,
     mix_files,
@@ -232,8 +242,10 @@ def train(
     from ltd_bert.student.train import train as run
     from ltd_bert.teacher import distributed
 
-    if not init_from and (epochs == 0 or lexicon_add):
-        flag = "--epochs 0" if epochs == 0 else "--lexicon-add"
+    if not init_from and (epochs == 0 or lexicon_add or lexicon_pieces):
+        flag = (
+            "--epochs 0" if epochs == 0 else "--lexicon-add" if lexicon_add else "--lexicon-pieces"
+        )
         raise click.UsageError(f"{flag} goes with --init-from (a trained model)")
     wd = workdir(ctx)
     paths = list(data) or [wd.require("teacher")]
@@ -262,6 +274,7 @@ def train(
         lexicon=lexicon,
         lexicon_dim=lexicon_dim,
         lexicon_add=lexicon_add,
+        lexicon_pieces=lexicon_pieces,
         lexicon_fit_rows=lexicon_fit_rows,
         segmenter=segmenter,
         mix_files=mix_files,

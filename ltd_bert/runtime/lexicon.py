@@ -10,8 +10,11 @@ may carry a lexicon: words (jieba's, the ones the character weights are made fro
 
     lexicon(text) = proj · Σ_words (Σ of the word's character weights) · embedding[word]
 
-Words outside the lexicon add nothing. It costs one row lookup per word and one (dim × D)
-product per sentence, against the BiLSTM's 8·H² per character.
+Words outside the lexicon add nothing, but for Latin ones where the lexicon holds pieces
+(entries `##piece`, `WordIndex`): such a word is cut into its pieces, longest first, and
+each piece adds its row with its characters' weights (a character network spells English
+out letter by letter; docs/quality.md, session 13). It costs one row lookup per word and
+one (dim × D) product per sentence, against the BiLSTM's 8·H² per character.
 
 In a model folder: `lexicon.json` (the words; row i + 1 of the embedding is word i, row 0
 is zeros) and `lexicon.safetensors`: `embedding` in int8 with one float32 scale per row
@@ -93,6 +96,7 @@ class Lexicon:
             ids = np.fromiter(map(get, flat, repeat(0)), np.int64, len(flat))
             lens = np.fromiter(map(len, flat), np.int64, len(flat))
             rows = np.repeat(np.asarray(idx), np.fromiter(map(len, words), np.int64, len(idx)))
+            rows, ids, lens = self.index.with_pieces(flat, rows, ids, lens)
             cut = [len(texts[i]) > max_chars for i in idx]
             kept = [
                 w[:max_chars] if len(w) > max_chars else w for w in map(weights.__getitem__, idx)
@@ -199,14 +203,101 @@ def word_mass(
     return rows_a[keep], ids_a[keep], mass[keep]
 
 
-def word_index(words: Sequence[str]) -> dict[str, int]:
+#: a lexicon entry that starts so is a piece of Latin words, not a word (`WordIndex`)
+PIECE = "##"
+SHORTEST_PIECE = 2
+CUTS_KEPT = 100_000  # cut words remembered by a `WordIndex`
+
+
+def spelled(word: str) -> bool:
+    """Whether a word is one pieces may cut: ASCII letters and digits, a letter among them."""
+    return word.isascii() and word.isalnum() and not word.isdigit()
+
+
+class WordIndex(dict):
+    """word → its id in a lexicon (row i + 1; 0 is every other word), and the lexicon's
+    pieces: entries `##piece` (lower case) stand for that piece of a Latin word outside the
+    lexicon. A character network spells such a word out letter by letter and its word row
+    is missing; its pieces, longest first from the left (as WordPiece cuts), give it rows.
+    A lexicon without pieces cuts nothing."""
+
+    def __init__(self, words: Sequence[str]):
+        super().__init__((w, i + 1) for i, w in enumerate(words))
+        self.pieces = {w[len(PIECE) :]: i for w, i in self.items() if w.startswith(PIECE)}
+        self.longest = max(map(len, self.pieces), default=0)
+        self._cuts: dict[str, list[tuple[int, int]]] = {}
+
+    def segments(self, word: str) -> list[tuple[int, int]]:
+        """(length, id) of the parts of `word`: itself when in the lexicon (or when pieces
+        do not apply), else its pieces, the characters no piece covers as id 0."""
+        i = self.get(word, 0)
+        if i or not self.pieces or not spelled(word):
+            return [(len(word), i)]
+        cut = self._cuts.get(word)
+        if cut is None:
+            if len(self._cuts) >= CUTS_KEPT:  # a server's stream of new words: bounded
+                self._cuts.clear()
+            cut = self._cuts[word] = cut_pieces(word.lower(), self.pieces, self.longest)
+        return cut
+
+    def with_pieces(self, flat: Sequence[str], rows, ids, lens):
+        """`Lexicon.pooled`'s per-word arrays (text, id, length) with each Latin word
+        outside the lexicon replaced by its pieces (unchanged without pieces)."""
+        if not self.pieces:
+            return rows, ids, lens
+        cuts = {}
+        for j in np.flatnonzero(ids == 0):
+            seg = self.segments(flat[j])
+            if len(seg) > 1 or seg[0][1]:
+                cuts[j] = seg
+        if not cuts:
+            return rows, ids, lens
+        counts = np.ones(len(ids), dtype=np.int64)
+        for j, seg in cuts.items():
+            counts[j] = len(seg)
+        rows, ids, lens = (np.repeat(a, counts) for a in (rows, ids, lens))
+        starts = np.cumsum(counts) - counts
+        for j, seg in cuts.items():
+            at = slice(starts[j], starts[j] + len(seg))
+            lens[at], ids[at] = zip(*seg, strict=True)
+        return rows, ids, lens
+
+
+def cut_pieces(word: str, pieces: dict[str, int], longest: int) -> list[tuple[int, int]]:
+    """(length, id) of `word` cut greedily into the longest pieces from the left; runs of
+    characters that no piece starts are one part of id 0."""
+    out: list[tuple[int, int]] = []
+    pos, n = 0, len(word)
+    while pos < n:
+        for size in range(min(longest, n - pos), SHORTEST_PIECE - 1, -1):
+            i = pieces.get(word[pos : pos + size])
+            if i:
+                out.append((size, i))
+                pos += size
+                break
+        else:
+            if out and out[-1][1] == 0:
+                out[-1] = (out[-1][0] + 1, 0)
+            else:
+                out.append((1, 0))
+            pos += 1
+    return out
+
+
+def word_index(words: Sequence[str]) -> WordIndex:
     """word → its id in a lexicon of `words` (row i + 1; 0 is every other word)."""
-    return {w: i + 1 for i, w in enumerate(words)}
+    return WordIndex(words)
 
 
 def char_word_ids(index: dict[str, int], words: Sequence[str]) -> list[int]:
-    """Each character's word id under `index` (0: not in the lexicon), in text order."""
+    """Each character's word id under `index` (0: not in the lexicon), in text order; a
+    `WordIndex` with pieces gives a Latin word outside it its pieces' ids."""
     out: list[int] = []
+    if getattr(index, "pieces", None):
+        for w in words:
+            for size, i in index.segments(w):
+                out.extend((i,) * size)
+        return out
     get = index.get
     for w in words:
         out.extend((get(w, 0),) * len(w))

@@ -42,6 +42,9 @@ class TrainConfig:
     # with init_from: new words for its word path, the most frequent of the last
     # lexicon_fit_rows training rows that it lacks (`ltd adapt` puts the domain's rows last)
     lexicon_add: int = 0
+    # with init_from: pieces of the Latin words of those rows that the word path lacks
+    # (runtime/lexicon.py `WordIndex`), the most frequent first, fitted with the new words
+    lexicon_pieces: int = 0
     segmenter: str | None = None  # what the model cuts words with (None: its teacher files')
     precision: str = "fp32"  # fp32 | bf16 (autocast; weights and optimiser stay fp32)
     threads: int | None = None

@@ -33,7 +33,13 @@ import torch
 
 from ltd_bert.common.errors import InputError, LtdError, StoreError
 from ltd_bert.common.version import __version__
-from ltd_bert.runtime.lexicon import padded_word_ids, word_index
+from ltd_bert.runtime.lexicon import (
+    PIECE,
+    SHORTEST_PIECE,
+    padded_word_ids,
+    spelled,
+    word_index,
+)
 from ltd_bert.student.calibrate import calibrate
 from ltd_bert.student.checkpoint import Checkpoints
 from ltd_bert.student.config import LOSSES, TrainConfig
@@ -78,6 +84,7 @@ def char_parts(rows, lengths: list[int], cfg: TrainConfig) -> list:
 #: the ridge of the word path's first fit (`Trainer._fit_lexicon`): on 78,643 rows, held-out
 #: fidelity was best at 0.1 of 1e-3 … 1
 LEXICON_RIDGE = 0.1
+LONGEST_PIECE = 8  # characters of a piece of a Latin word (`piece_candidates`)
 
 
 def lexicon_words(data: Data, segmenter, size: int, min_count: int = 2) -> list[str]:
@@ -93,9 +100,31 @@ def lexicon_candidates(counts: Counter, min_count: int = 2) -> list[str]:
     frequent first (ties by the word)."""
     from ltd_bert.text.clean import is_content_char
 
-    words = [w for w, n in counts.items() if n >= min_count and any(map(is_content_char, w))]
+    words = [
+        w
+        for w, n in counts.items()
+        if n >= min_count and any(map(is_content_char, w)) and not w.startswith(PIECE)
+    ]
     words.sort(key=lambda w: (-counts[w], w))
     return words
+
+
+def piece_candidates(counts: Counter, known: set[str], min_count: int = 2) -> list[str]:
+    """Lexicon entries (`##piece`) for pieces of the Latin words in `counts` outside `known`
+    (`spelled`, lower-cased): every piece of LONGEST_PIECE characters or fewer, ranked by the
+    characters it covers (occurrences × length; ties by the piece), those occurring at least
+    `min_count` times and not in `known` already."""
+    seen: Counter = Counter()
+    for w, n in counts.items():
+        if w in known or not spelled(w):
+            continue
+        w = w.lower()
+        for a in range(len(w)):
+            for b in range(a + SHORTEST_PIECE, min(a + LONGEST_PIECE, len(w)) + 1):
+                seen[w[a:b]] += n
+    out = [PIECE + p for p, n in seen.items() if n >= min_count and PIECE + p not in known]
+    out.sort(key=lambda e: (-seen[e[len(PIECE) :]] * (len(e) - len(PIECE)), e))
+    return out
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
@@ -254,11 +283,12 @@ class Trainer(Checkpoints, Validation):
             self.model.load_state_dict(self.warm.model.state_dict(), strict=not add_lexicon)
             if self.warm.lexicon is not None:
                 self._use_lexicon(self.warm.lexicon.words)
-                if cfg.lexicon_add:  # every rank: the model's shape changes
-                    self._grow_lexicon(cfg.lexicon_add)
-            elif cfg.lexicon_add:
+                if cfg.lexicon_add or cfg.lexicon_pieces:  # every rank: the shape changes
+                    self._grow_lexicon(cfg.lexicon_add, cfg.lexicon_pieces)
+            elif cfg.lexicon_add or cfg.lexicon_pieces:
+                flag = "--lexicon-add" if cfg.lexicon_add else "--lexicon-pieces"
                 raise InputError(
-                    f"--lexicon-add: {cfg.init_from} has no word path (give it one with --lexicon)"
+                    f"{flag}: {cfg.init_from} has no word path (give it one with --lexicon)"
                 )
             if (cfg.embedding_dim, cfg.hidden_size) != (
                 self.model.config.embedding_dim,
@@ -337,13 +367,14 @@ class Trainer(Checkpoints, Validation):
         log.info("word path: %d words fitted on %d rows (rank %d)", solution.shape[0], rows, d)
 
     @torch.no_grad()
-    def _grow_lexicon(self, n: int) -> None:
+    def _grow_lexicon(self, n: int, pieces: int = 0) -> None:
         """Add up to `n` words to a warm model's word path: the most frequent words of the
         last `lexicon_fit_rows` training rows (the domain's, in `ltd adapt`) that it lacks,
-        each started as the ridge regression of the model's errors there on the new words'
-        masses, through the path's projection (words new to the model are what a character
-        network follows least: the word path of stage 12 lifted held-out fidelity 0.809 →
-        0.856 before any training)."""
+        and up to `pieces` pieces of the Latin words there it still lacks (`lexicon_pieces`),
+        each started as the ridge regression of the model's errors there on the new
+        entries' masses, through the path's projection (words new to the model are what a
+        character network follows least: the word path of stage 12 lifted held-out fidelity
+        0.809 → 0.856 before any training)."""
         cfg = self.cfg
         n_train, _ = split(self.data.n, cfg)
         start = max(0, n_train - cfg.lexicon_fit_rows)
@@ -353,8 +384,10 @@ class Trainer(Checkpoints, Validation):
             counts.update(self._words_of(text))
         known = set(self.lexicon_words)
         new = [w for w in lexicon_candidates(counts) if w not in known][:n]
+        if pieces:
+            new += piece_candidates(counts, known | set(new))[:pieces]
         if not new:
-            log.info("word path: no new words in the last %d training rows", n_train - start)
+            log.info("word path: nothing new in the last %d training rows", n_train - start)
             return
         old = self.model
         k0 = len(known)
@@ -369,7 +402,7 @@ class Trainer(Checkpoints, Validation):
         lex = self.model.lexicon
         proj = lex.proj.weight.double()  # (D, dim): a row's vector is row · projᵀ
         lex.embedding.weight[k0 + 1 :] = (solution @ torch.linalg.pinv(proj.T)).float()
-        log.info("word path: %d words added, fitted on %d rows", len(new), n_train - start)
+        log.info("word path: %d entries added, fitted on %d rows", len(new), n_train - start)
 
     def _word_regression(self, rows: tuple, first: int) -> torch.Tensor:
         """Ridge regression (`LEXICON_RIDGE`) of the model's errors (centred target −

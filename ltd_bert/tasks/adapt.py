@@ -110,12 +110,14 @@ def adapt(
     embed_progress: Callable[[str, int], None] | None = None,
     train_progress=None,
     new_words: int = 0,
+    new_pieces: int = 0,
 ) -> AdaptReport:
     """Adapt the model at `model_dir` to `corpus` (text files) into `output`; see the module
     docstring. `work` keeps the teacher files (default: OUTPUT.work, reused on a rerun);
     `suite=False` skips the general suite; `pairs` are labelled pair files scored before and
     after; `new_words` words of the domain join the model's word path
-    (`TrainConfig.lexicon_add`)."""
+    (`TrainConfig.lexicon_add`), and `new_pieces` pieces of its Latin words
+    (`TrainConfig.lexicon_pieces`)."""
     from ltd_bert.student.calibrate import calibrate_mix
     from ltd_bert.student.config import TrainConfig
     from ltd_bert.student.data import split
@@ -141,10 +143,14 @@ def adapt(
     before = Student.load(model_dir)
     if before.meta.get("quantized"):
         raise InputError(f"{model_dir}: adapt the float32 model, then quantize the result")
-    if new_words and before.lexicon is None:
-        raise InputError(f"--new-words: {model_dir} has no word path to add words to")
-    if epochs == 0 and not new_words:
-        raise InputError("--epochs 0: give --new-words (no words and no step would change nothing)")
+    if (new_words or new_pieces) and before.lexicon is None:
+        flag = "--new-words" if new_words else "--new-pieces"
+        raise InputError(f"{flag}: {model_dir} has no word path to add words to")
+    if epochs == 0 and not (new_words or new_pieces):
+        raise InputError(
+            "--epochs 0: give --new-words or --new-pieces (no words and no step would change "
+            "nothing)"
+        )
     teacher = None
 
     def get_teacher():
@@ -208,6 +214,7 @@ def adapt(
         keep_mean=True,
         patience=max(epochs, 1),
         lexicon_add=new_words,
+        lexicon_pieces=new_pieces,
     )
     cfg.window = n_domain + n_replay  # one window: domain and replay rows shuffled together
     _, n_val = split(n_domain + n_replay, cfg)
@@ -239,7 +246,7 @@ def adapt(
     after = Student.load(output)
     say(f"after: measuring {output}")
     scores["after"] = measure(after, domain_rows, suite, suite_cache, pairs, teacher_name, say)
-    added = len(after.lexicon.words) - len(before.lexicon.words) if new_words else 0
+    added = len(after.lexicon.words) - len(before.lexicon.words) if after.lexicon else 0
     return AdaptReport(n_domain, n_replay, n_val, added, result, cal.config_entries(), scores)
 
 
