@@ -4,7 +4,9 @@
 # model shipped before session 12 (docs/quality.md, session 12): the 20,291 such lines of
 # zh_big.txt 1-1,880,000, replayed beside 12,288 general lines and stage 19's 24,576
 # paragraphs; one epoch; 4,000 new words alone; new words and one epoch; new words and two
-# (~80 minutes in all, most of it training and the measurements before and after).
+# (session 12); all 6,725 words seen twice or more and 3,000 pieces of the Latin words still
+# outside, alone and with one epoch (session 13) (~110 minutes in all, most of it training
+# and the measurements before and after).
 # Usage: MODEL=path/to/stage19 PARAS=path/to/paras.h5 bash scripts/adapt_latin.sh [OUT_DIR]
 # (`make reproduce` makes both: repro_work/model19, repro_work/paras.h5)
 set -euo pipefail
@@ -29,3 +31,5 @@ run epoch1
 run words --new-words 4000 --epochs 0
 run words_epoch1 --new-words 4000
 run words_epoch2 --new-words 4000 --epochs 2
+run words_pieces --new-words 7000 --new-pieces 3000 --epochs 0
+run words_pieces_epoch1 --new-words 7000 --new-pieces 3000
