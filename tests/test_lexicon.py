@@ -387,6 +387,7 @@ def test_adapt_adds_pieces(lexicon_model, tiny_bert, tmp_path):
     """`ltd adapt --new-pieces`: `##` pieces of the domain's Latin words join the path after
     its words; a Latin word the domain never showed is read through them (the vector
     changes), and nothing else the model knew does (no epoch)."""
+    from ltd_bert.runtime.light import LightStudent
     from ltd_bert.tasks.adapt import adapt
     from ltd_bert.tasks.suite import DEFAULT_SUITE
 
@@ -416,5 +417,7 @@ def test_adapt_adds_pieces(lexicon_model, tiny_bert, tmp_path):
         return m.encode([text], space="centred")  # adapt chose the similarity map again
 
     assert not np.allclose(centred(after, unseen), centred(before, unseen), atol=1e-6)
+    light = LightStudent.load(tmp_path / "adapted")  # the numpy runtime reads them too
+    np.testing.assert_allclose(centred(light, unseen), centred(after, unseen), atol=1e-5)
     plain = "我们去公园"  # no Latin word: the same vector
     np.testing.assert_allclose(centred(after, plain), centred(before, plain), atol=1e-6)
