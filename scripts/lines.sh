@@ -19,3 +19,11 @@ add_words() {
   "$train" "$out" --init-from "${out}a" --data "$dir/teacher10.h5" "${words[@]}" \
     --lexicon-add 6000 --lexicon-fit-rows 300000
 }
+# add_pieces TRAIN MODEL OUT DIR: session 13's pieces, no training step (docs/quality.md):
+# MODEL's word path (after add_words) grows by 600 pieces of the Latin words it still lacks
+# in DIR/latin.h5, into OUT, fitted to its errors there; a Latin word outside the path is cut
+# into them (`--lexicon-pieces`). TRAIN is the script's train wrapper (resumable).
+add_pieces() {
+  "$1" "$3" --init-from "$2" --data "$4/latin.h5" --keep-mean --epochs 0 --segmenter rjieba \
+    --lexicon-pieces 600 --lexicon-fit-rows 30000
+}

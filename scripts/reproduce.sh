@@ -175,7 +175,7 @@ stage "$LTD_WORKDIR/model19" --init-from "$LTD_WORKDIR/model14" --keep-mean \
   --data "$LTD_WORKDIR/sent65k.h5" --batch-size 128 --epochs 1 --lr 5e-4 --eval-every 200 \
   --checkpoint-every 100 --patience 4 --seed 56 --segmenter rjieba --mix-files
 $LTD eval suite -m "$LTD_WORKDIR/model19" --calibrate-on data/calib
-# stage 20 (session 12, shipped): words only, no training step. The word path grows by the
+# stage 20 (session 12, shipped in it): words only, no training step. The word path grows by the
 # 4,000 most frequent words it lacks in the corpus lines with English in them (the suite's
 # `latin` kind: Latin letters >= 30 % of the characters; 20,291 lines of 1-1,880,000), then
 # by 6,000 more of stage 14's lines (teacher10.h5), each word fitted to the model's errors
@@ -185,9 +185,9 @@ add_words stage "$LTD_WORKDIR/model19" "$LTD_WORKDIR/model20" "$LTD_WORKDIR"
 $LTD eval suite -m "$LTD_WORKDIR/model20" --calibrate-on data/calib
 # stage 21 (session 13, shipped): 600 pieces (`##piece`) of the Latin words in those lines
 # that stage 20's path still lacks, fitted to its errors there; a Latin word outside the
-# path is cut into them (`--lexicon-pieces`; the folder just under issue 18's 22 MB)
-stage "$LTD_WORKDIR/model21" --init-from "$LTD_WORKDIR/model20" --data "$LTD_WORKDIR/latin.h5" \
-  --keep-mean --epochs 0 --segmenter rjieba --lexicon-pieces 600 --lexicon-fit-rows 30000
+# path is cut into them (`add_pieces` in scripts/lines.sh; the folder just under issue 18's
+# 22 MB)
+add_pieces stage "$LTD_WORKDIR/model20" "$LTD_WORKDIR/model21" "$LTD_WORKDIR"
 $LTD eval suite -m "$LTD_WORKDIR/model21" --calibrate-on data/calib
 # settings were chosen on the validation splits; the test splits are reported once
 $LTD eval "$E/STS-B/STS-B.test.data" "$E/LCQMC/LCQMC.test.data" -m "$LTD_WORKDIR/model21" \
