@@ -213,30 +213,34 @@ def test_onnx_export_keeps_the_word_path(lexicon_model, tmp_path):
     )
 
 
+def adapt_to(lexicon_model, tiny_bert, tmp_path, lines, **kw):
+    """`adapt` of the lexicon model to `lines` (replaying its teacher file) into
+    tmp_path/adapted: (report, the model before, the adapted model)."""
+    from ltd_bert.tasks.adapt import adapt
+
+    out, model = lexicon_model
+    domain = tmp_path / "domain.txt"
+    domain.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = adapt(
+        out,
+        [str(domain)],
+        tmp_path / "adapted",
+        [str(model.parent / "teacher.h5")],
+        teacher_name=str(tiny_bert),
+        batch_size=16,
+        **kw,
+    )
+    return report, Student.load(out), Student.load(tmp_path / "adapted")
+
+
 def test_adapt_keeps_the_word_path(lexicon_model, tiny_bert, tmp_path):
     """`ltd adapt` of a model with a word path: the adapted model keeps (and trains) it."""
     from conftest import SAMPLE_CORPUS
 
-    from ltd_bert.tasks.adapt import adapt
-
-    out, model = lexicon_model
-    teacher_file = model.parent / "teacher.h5"
-    lines = SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()
-    domain = tmp_path / "domain.txt"
-    domain.write_text("\n".join(lines[500:600]) + "\n", encoding="utf-8")
-    adapted = tmp_path / "adapted"
-    adapt(
-        out,
-        [str(domain)],
-        adapted,
-        [str(teacher_file)],
-        teacher_name=str(tiny_bert),
-        calib=None,
-        suite=None,
-        epochs=1,
-        batch_size=16,
+    lines = SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()[500:600]
+    _, before, after = adapt_to(
+        lexicon_model, tiny_bert, tmp_path, lines, calib=None, suite=None, epochs=1
     )
-    before, after = Student.load(out), Student.load(adapted)
     assert after.lexicon.words == before.lexicon.words
     assert not np.array_equal(after.lexicon.embedding, before.lexicon.embedding)
 
@@ -277,24 +281,11 @@ def test_adapt_adds_new_words(lexicon_model, tiny_bert, tmp_path, epochs):
     from conftest import SAMPLE_CORPUS
     from safetensors.numpy import load_file
 
-    from ltd_bert.tasks.adapt import adapt
-
-    out, model = lexicon_model
-    lines = SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()
-    domain = tmp_path / "domain.txt"
-    domain.write_text("\n".join(lines[500:600]) + "\n", encoding="utf-8")
-    report = adapt(
-        out,
-        [str(domain)],
-        tmp_path / "adapted",
-        [str(model.parent / "teacher.h5")],
-        teacher_name=str(tiny_bert),
-        suite=False,
-        epochs=epochs,
-        batch_size=16,
-        new_words=25,
+    out, _ = lexicon_model
+    lines = SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()[500:600]
+    report, before, after = adapt_to(
+        lexicon_model, tiny_bert, tmp_path, lines, suite=False, epochs=epochs, new_words=25
     )
-    before, after = Student.load(out), Student.load(tmp_path / "adapted")
     assert after.lexicon.words[:200] == before.lexicon.words
     assert 0 < report.words_added == len(after.lexicon.words) - 200 <= 25
     assert after.encode(["新的词语"]).shape == (1, before.dim)
@@ -388,25 +379,12 @@ def test_adapt_adds_pieces(lexicon_model, tiny_bert, tmp_path):
     its words; a Latin word the domain never showed is read through them (the vector
     changes), and nothing else the model knew does (no epoch)."""
     from ltd_bert.runtime.light import LightStudent
-    from ltd_bert.tasks.adapt import adapt
     from ltd_bert.tasks.suite import DEFAULT_SUITE
 
-    out, model = lexicon_model
-    lines = (DEFAULT_SUITE / "latin.txt").read_text(encoding="utf-8").splitlines()
-    domain = tmp_path / "domain.txt"
-    domain.write_text("\n".join(lines[:300]) + "\n", encoding="utf-8")
-    report = adapt(
-        out,
-        [str(domain)],
-        tmp_path / "adapted",
-        [str(model.parent / "teacher.h5")],
-        teacher_name=str(tiny_bert),
-        suite=False,
-        epochs=0,
-        batch_size=16,
-        new_pieces=30,
+    lines = (DEFAULT_SUITE / "latin.txt").read_text(encoding="utf-8").splitlines()[:300]
+    report, before, after = adapt_to(
+        lexicon_model, tiny_bert, tmp_path, lines, suite=False, epochs=0, new_pieces=30
     )
-    before, after = Student.load(out), Student.load(tmp_path / "adapted")
     new = after.lexicon.words[200:]
     assert report.words_added == len(new) == 30 and all(w.startswith("##") for w in new)
     assert np.array_equal(after.lexicon.embedding[:201], before.lexicon.embedding)
