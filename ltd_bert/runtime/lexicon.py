@@ -289,11 +289,11 @@ def word_index(words: Sequence[str]) -> WordIndex:
     return WordIndex(words)
 
 
-def char_word_ids(index: dict[str, int], words: Sequence[str]) -> list[int]:
-    """Each character's word id under `index` (0: not in the lexicon), in text order; a
-    `WordIndex` with pieces gives a Latin word outside it its pieces' ids."""
+def char_word_ids(index: WordIndex, words: Sequence[str]) -> list[int]:
+    """Each character's word id under `index` (0: not in the lexicon), in text order; with
+    pieces, a Latin word outside it has its pieces' ids."""
     out: list[int] = []
-    if getattr(index, "pieces", None):
+    if index.pieces:
         for w in words:
             for size, i in index.segments(w):
                 out.extend((i,) * size)
@@ -305,7 +305,7 @@ def char_word_ids(index: dict[str, int], words: Sequence[str]) -> list[int]:
 
 
 def padded_word_ids(
-    index: dict[str, int],
+    index: WordIndex,
     texts: Sequence[str],
     words_of: Callable[[str], Sequence[str]],
     width: int,

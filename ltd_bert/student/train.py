@@ -36,6 +36,7 @@ from ltd_bert.common.version import __version__
 from ltd_bert.runtime.lexicon import (
     PIECE,
     SHORTEST_PIECE,
+    WordIndex,
     padded_word_ids,
     spelled,
     word_index,
@@ -122,9 +123,9 @@ def piece_candidates(counts: Counter, known: set[str], min_count: int = 2) -> li
         for a in range(len(w)):
             for b in range(a + SHORTEST_PIECE, min(a + LONGEST_PIECE, len(w)) + 1):
                 seen[w[a:b]] += n
-    out = [PIECE + p for p, n in seen.items() if n >= min_count and PIECE + p not in known]
-    out.sort(key=lambda e: (-seen[e[len(PIECE) :]] * (len(e) - len(PIECE)), e))
-    return out
+    pieces = [p for p, n in seen.items() if n >= min_count and PIECE + p not in known]
+    pieces.sort(key=lambda p: (-seen[p] * len(p), p))
+    return [PIECE + p for p in pieces]
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
@@ -220,7 +221,7 @@ class Trainer(Checkpoints, Validation):
                 f"{data_paths[0]} was made with IDF file {self.idf_source}, which is gone or "
                 "has changed since; the model needs the same weights: rerun teacher-embed"
             )
-        self._word_index: dict[str, int] | None = None  # the word path's words → ids
+        self._word_index: WordIndex | None = None  # the word path's words → ids
         from ltd_bert.text.segment import get_segmenter
 
         self._segmenter = get_segmenter(None, self.data.settings.get("segmenter", "jieba"))
