@@ -1,4 +1,7 @@
 # Sourced by the reproduce scripts.
+# a word path step with no training step, the model's mean kept, words cut with rjieba
+# (add_words, add_pieces)
+NO_STEP=(--keep-mean --epochs 0 --segmenter rjieba)
 lines() {  # lines FILE FROM TO OUT: lines FROM..TO of FILE into OUT, once (atomic)
   [ -f "$4" ] || { sed -n "$2,$3p" "$1" > "$4.tmp" && mv "$4.tmp" "$4"; }
 }
@@ -13,10 +16,9 @@ add_words() {
   [ -f "$dir/latin.txt" ] || .venv/bin/python scripts/domain_lines.py latin "$dir" \
     --corpus "$DATA/corpus/zh_big.txt" --from 1 --domain latin:30000 --general 0
   $LTD teacher-embed -i "$dir/latin.txt" -o "$dir/latin.h5" --segmenter rjieba "$@"
-  local words=(--keep-mean --epochs 0 --segmenter rjieba)
-  "$train" "${out}a" --init-from "$model" --data "$dir/latin.h5" "${words[@]}" \
+  "$train" "${out}a" --init-from "$model" --data "$dir/latin.h5" "${NO_STEP[@]}" \
     --lexicon-add 4000 --lexicon-fit-rows 30000
-  "$train" "$out" --init-from "${out}a" --data "$dir/teacher10.h5" "${words[@]}" \
+  "$train" "$out" --init-from "${out}a" --data "$dir/teacher10.h5" "${NO_STEP[@]}" \
     --lexicon-add 6000 --lexicon-fit-rows 300000
 }
 # add_pieces TRAIN MODEL OUT DIR: session 13's pieces, no training step (docs/quality.md):
@@ -24,6 +26,6 @@ add_words() {
 # in DIR/latin.h5, into OUT, fitted to its errors there; a Latin word outside the path is cut
 # into them (`--lexicon-pieces`). TRAIN is the script's train wrapper (resumable).
 add_pieces() {
-  "$1" "$3" --init-from "$2" --data "$4/latin.h5" --keep-mean --epochs 0 --segmenter rjieba \
-    --lexicon-pieces 600 --lexicon-fit-rows 30000
+  "$1" "$3" --init-from "$2" --data "$4/latin.h5" "${NO_STEP[@]}" --lexicon-pieces 600 \
+    --lexicon-fit-rows 30000
 }
