@@ -255,6 +255,37 @@ def test_adapt_continues_training_with_replay_and_keeps_the_mean(
         adapt(model, [str(domain)], out, [str(teacher_file)], teacher_name=str(tiny_bert))
 
 
+@pytest.mark.slow
+def test_adapt_takes_domain_teacher_files_as_they_are(tiny_model, tiny_bert, suite, tmp_path):
+    """A domain teacher file is used as it is, the text's rows come after it, and the
+    held-out rows are the text's tail."""
+    from ltd_bert.tasks.adapt import adapt, domain_fidelity
+    from ltd_bert.teacher.store import TeacherFile
+
+    model, teacher_file = tiny_model
+    domain = tmp_path / "domain.txt"
+    domain.write_text("\n".join(LINES[500:700]) + "\n", encoding="utf-8")
+    out = tmp_path / "adapted"
+    report = adapt(
+        model,
+        [str(domain), str(teacher_file)],
+        out,
+        [str(teacher_file)],
+        teacher_name=str(tiny_bert),
+        calib=suite,
+        suite=False,
+        batch_size=16,
+    )
+    with TeacherFile(teacher_file) as tf:
+        assert report.domain_rows == len(tf) + 200
+    with TeacherFile(tmp_path / "adapted.work" / "domain.h5") as tf:
+        assert len(tf) == 200
+        texts, vecs, weights = tf.read(200 - report.held_out, 200)
+    assert 0 < report.held_out < 200
+    before = domain_fidelity(Student.load(model), texts, weights, vecs)
+    assert report.scores["before"]["domain"] == pytest.approx(before)
+
+
 def test_adapt_cli_errors(tiny_model, tiny_bert, tmp_path, tiny_teacher_file):
     model, _ = tiny_model
     domain = tmp_path / "d.txt"
@@ -274,6 +305,10 @@ def test_adapt_cli_errors(tiny_model, tiny_bert, tmp_path, tiny_teacher_file):
     # a replay file of other teacher settings (another IDF) is refused before any training
     result = CliRunner().invoke(cli, [*base, "--replay", str(tiny_teacher_file), "--no-suite"])
     assert_one_error(result, "--replay", "other teacher settings")
+    # and a domain teacher file of them, named
+    base[1:1] = [str(tiny_teacher_file)]
+    result = CliRunner().invoke(cli, [*base, "--replay", str(domain)])
+    assert_one_error(result, f"{tiny_teacher_file}: made with other teacher settings")
 
 
 def test_adapt_checks_its_folders_before_any_teacher_time(tiny_model, tiny_bert, tmp_path):

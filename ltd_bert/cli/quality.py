@@ -179,10 +179,12 @@ def adapt(
     pairs,
     quiet,
 ):
-    """Adapt a model to your own unlabeled text: the teacher embeds CORPUS (resumable),
-    training continues from the model with general rows replayed, the similarity map is
-    chosen again over the general kinds and the domain, and fidelity is printed before and
-    after, on the domain's held-out rows and on the general suite."""
+    """Adapt a model to your own unlabeled text: the teacher embeds CORPUS (resumable; teacher
+    files (.h5) made with the model's teacher settings are used as they are, before the text's
+    rows, and the last file's tail is held out), training continues from the model with general
+    rows replayed, the similarity map is chosen again over the general kinds and the domain, and
+    fidelity is printed before and after, on the domain's held-out rows and on the general
+    suite."""
     from ltd_bert.common.progress import bar
     from ltd_bert.tasks.adapt import adapt as run
     from ltd_bert.tasks.adapt import report_table

@@ -1,7 +1,8 @@
 """Adapt a trained student to a user's own unlabeled text (`ltd adapt`).
 
 1. The teacher embeds the in-domain text once (resumable, like `teacher-embed`), with the
-   model's own teacher settings and character weights.
+   model's own teacher settings and character weights; domain teacher files made with those
+   settings (`teacher-embed`, say under torchrun elsewhere) are used as they are.
 2. General rows are replayed beside it, so that nothing else is forgotten: teacher files
    as they are, or text files embedded the same way (at most `replay_ratio` × the domain's
    rows of each).
@@ -65,6 +66,11 @@ def embed_text(
     return stats.rows
 
 
+def is_teacher_file(path: str) -> bool:
+    """A teacher file (HDF5) rather than text, by its name."""
+    return str(path).endswith((".h5", ".hdf5"))
+
+
 def domain_fidelity(student, sents, weights, vecs) -> float:
     """Mean centred cosine of the student on rows of a teacher file."""
     from ltd_bert.common.stats import cosines
@@ -112,11 +118,13 @@ def adapt(
     new_words: int = 0,
     new_pieces: int = 0,
 ) -> AdaptReport:
-    """Adapt the model at `model_dir` to `corpus` (text files) into `output`; see the module
-    docstring. `work` keeps the teacher files (default: OUTPUT.work, reused on a rerun);
-    `suite=False` skips the general suite; `pairs` are labelled pair files scored before and
-    after; `new_words` words of the domain join the model's word path
-    (`TrainConfig.lexicon_add`), and `new_pieces` pieces of its Latin words
+    """Adapt the model at `model_dir` to `corpus` into `output`; see the module docstring. `corpus`
+    holds text files, embedded together into WORK/domain.h5, or teacher files (.h5) made with
+    the model's teacher settings: those first, in the order given, then the text's rows; the
+    held-out rows are the tail of the last. `work` keeps the teacher files (default:
+    OUTPUT.work, reused on a rerun); `suite=False` skips the general suite; `pairs` are labelled
+    pair files scored before and after; `new_words` words of the domain join the model's word
+    path (`TrainConfig.lexicon_add`), and `new_pieces` pieces of its Latin words
     (`TrainConfig.lexicon_pieces`)."""
     from ltd_bert.student.calibrate import calibrate_mix
     from ltd_bert.student.config import TrainConfig
@@ -159,8 +167,9 @@ def adapt(
             teacher = Teacher(teacher_name or before.meta["teacher"])
         return teacher
 
-    for path in replay:  # teacher files are checked before any teacher time is spent
-        if path.endswith((".h5", ".hdf5")):
+    # teacher files are checked before any teacher time is spent
+    for flag, paths in (("", corpus), ("--replay ", replay)):
+        for path in filter(is_teacher_file, paths):
             with TeacherFile(path) as tf:
                 diff = [
                     k
@@ -169,24 +178,32 @@ def adapt(
                 ]
             if diff:
                 raise InputError(
-                    f"--replay {path}: made with other teacher settings than the model "
+                    f"{flag}{path}: made with other teacher settings than the model "
                     f"({diff[0]}: {setting(tf.settings, diff[0])!r}, the model's "
                     f"{before.meta.get(diff[0])!r})"
                 )
-    say(f"teacher: embedding the domain text → {work / 'domain.h5'}")
-    domain_h5 = work / "domain.h5"
-    n_domain = embed_text(
-        corpus,
-        domain_h5,
-        before,
-        get_teacher(),
-        limit,
-        lambda n: embed_progress and embed_progress("domain", n),
-    )
+    domain_files = [p for p in corpus if is_teacher_file(p)]
+    n_domain = 0
+    for path in domain_files:
+        with TeacherFile(path) as tf:
+            n_domain += len(tf)
+    text = [p for p in corpus if not is_teacher_file(p)]
+    if text:  # after the teacher files: the held-out rows are its tail
+        domain_h5 = work / "domain.h5"
+        say(f"teacher: embedding the domain text → {domain_h5}")
+        n_domain += embed_text(
+            text,
+            domain_h5,
+            before,
+            get_teacher(),
+            limit,
+            lambda n: embed_progress and embed_progress("domain", n),
+        )
+        domain_files.append(str(domain_h5))
     files: list[str] = []
     n_replay = 0
     for i, path in enumerate(replay):
-        if path.endswith((".h5", ".hdf5")):
+        if is_teacher_file(path):
             with TeacherFile(path) as tf:
                 n_replay += len(tf)
             files.append(path)
@@ -202,7 +219,7 @@ def adapt(
                 lambda n: embed_progress and embed_progress("replay", n),
             )
             files.append(str(out))
-    files.append(str(domain_h5))  # last: its tail is the held-out part
+    files += domain_files  # last: the tail of the last one is the held-out part
 
     cfg = TrainConfig(
         epochs=epochs,
@@ -218,12 +235,14 @@ def adapt(
     )
     cfg.window = n_domain + n_replay  # one window: domain and replay rows shuffled together
     _, n_val = split(n_domain + n_replay, cfg)
-    if n_val >= n_domain:
-        raise InputError(f"{', '.join(corpus)}: {n_domain} texts are too few to adapt to")
+    with TeacherFile(domain_files[-1]) as tf:
+        if n_val >= len(tf) or n_val >= n_domain:
+            raise InputError(
+                f"{', '.join(corpus)}: too few texts to adapt to ({n_val} held out of {len(tf)})"
+            )
+        texts, vecs, weights = tf.read(len(tf) - n_val, len(tf))
+    domain_rows = (texts, weights, vecs)
     cfg.lexicon_fit_rows = n_domain - n_val  # new words and their fit: the domain's rows
-    with TeacherFile(domain_h5) as tf:
-        domain_rows = tf.read(len(tf) - n_val, len(tf))
-        domain_rows = (domain_rows[0], domain_rows[2], domain_rows[1])  # texts, weights, vectors
     suite_cache = cache_dir(before)
     say(f"before: measuring {model_dir}")
     scores = {"before": measure(before, domain_rows, suite, suite_cache, pairs, teacher_name, say)}
@@ -239,7 +258,6 @@ def adapt(
 
     after = Student.load(output)
     groups = kind_groups(after, calib_files, None, teacher_name, say)
-    texts, weights, vecs = domain_rows
     groups["domain"] = (after.encode_prepared(texts, weights), vecs)
     cal = calibrate_mix(groups, after.mean)
     write_calibration(output, after, cal)
