@@ -221,6 +221,13 @@ def test_eval_suite_calibrate_on_writes_the_map(tiny_model, tiny_bert, suite, tm
         assert s["chosen"] >= s["centred"]
 
 
+def domain_text(tmp_path, n: int):
+    """tmp_path/domain.txt: `n` sample lines the tiny model did not train on."""
+    domain = tmp_path / "domain.txt"
+    domain.write_text("\n".join(LINES[500 : 500 + n]) + "\n", encoding="utf-8")
+    return domain
+
+
 @pytest.mark.slow
 def test_adapt_continues_training_with_replay_and_keeps_the_mean(
     tiny_model, tiny_bert, suite, tmp_path
@@ -228,8 +235,7 @@ def test_adapt_continues_training_with_replay_and_keeps_the_mean(
     from ltd_bert.tasks.adapt import adapt, report_table
 
     model, teacher_file = tiny_model
-    domain = tmp_path / "domain.txt"
-    domain.write_text("\n".join(LINES[500:700]) + "\n", encoding="utf-8")
+    domain = domain_text(tmp_path, 200)
     out = tmp_path / "adapted"
     report = adapt(
         model,
@@ -263,8 +269,7 @@ def test_adapt_takes_domain_teacher_files_as_they_are(tiny_model, tiny_bert, sui
     from ltd_bert.teacher.store import TeacherFile
 
     model, teacher_file = tiny_model
-    domain = tmp_path / "domain.txt"
-    domain.write_text("\n".join(LINES[500:700]) + "\n", encoding="utf-8")
+    domain = domain_text(tmp_path, 200)
     out = tmp_path / "adapted"
     report = adapt(
         model,
@@ -288,8 +293,7 @@ def test_adapt_takes_domain_teacher_files_as_they_are(tiny_model, tiny_bert, sui
 
 def test_adapt_cli_errors(tiny_model, tiny_bert, tmp_path, tiny_teacher_file):
     model, _ = tiny_model
-    domain = tmp_path / "d.txt"
-    domain.write_text("\n".join(LINES[500:520]) + "\n", encoding="utf-8")
+    domain = domain_text(tmp_path, 20)
     base = [
         "adapt",
         str(domain),
@@ -313,8 +317,7 @@ def test_adapt_cli_errors(tiny_model, tiny_bert, tmp_path, tiny_teacher_file):
 
 def test_adapt_checks_its_folders_before_any_teacher_time(tiny_model, tiny_bert, tmp_path):
     model, teacher_file = tiny_model
-    domain = tmp_path / "d.txt"
-    domain.write_text("\n".join(LINES[500:520]) + "\n", encoding="utf-8")
+    domain = domain_text(tmp_path, 20)
     base = ["adapt", str(domain), "-m", str(model), "-o", str(tmp_path / "o")]
     base += ["--teacher", str(tiny_bert), "--replay", str(teacher_file)]
     result = CliRunner().invoke(cli, [*base, "--calib", str(tmp_path / "nowhere")])

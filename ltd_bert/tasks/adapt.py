@@ -167,10 +167,12 @@ def adapt(
             teacher = Teacher(teacher_name or before.meta["teacher"])
         return teacher
 
+    rows: dict[str, int] = {}  # each teacher file's rows
     # teacher files are checked before any teacher time is spent
     for flag, paths in (("", corpus), ("--replay ", replay)):
         for path in filter(is_teacher_file, paths):
             with TeacherFile(path) as tf:
+                rows[path] = len(tf)
                 diff = [
                     k
                     for k in TARGET_KEYS
@@ -183,10 +185,7 @@ def adapt(
                     f"{before.meta.get(diff[0])!r})"
                 )
     domain_files = [p for p in corpus if is_teacher_file(p)]
-    n_domain = 0
-    for path in domain_files:
-        with TeacherFile(path) as tf:
-            n_domain += len(tf)
+    n_domain = sum(rows[p] for p in domain_files)
     text = [p for p in corpus if not is_teacher_file(p)]
     if text:  # after the teacher files: the held-out rows are its tail
         domain_h5 = work / "domain.h5"
@@ -204,8 +203,7 @@ def adapt(
     n_replay = 0
     for i, path in enumerate(replay):
         if is_teacher_file(path):
-            with TeacherFile(path) as tf:
-                n_replay += len(tf)
+            n_replay += rows[path]
             files.append(path)
         else:
             out = work / f"replay-{i}.h5"
@@ -236,7 +234,7 @@ def adapt(
     cfg.window = n_domain + n_replay  # one window: domain and replay rows shuffled together
     _, n_val = split(n_domain + n_replay, cfg)
     with TeacherFile(domain_files[-1]) as tf:
-        if n_val >= len(tf) or n_val >= n_domain:
+        if n_val >= len(tf):  # the held-out rows are the last file's
             raise InputError(
                 f"{', '.join(corpus)}: too few texts to adapt to ({n_val} held out of {len(tf)})"
             )
