@@ -26,12 +26,12 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check ltd_bert tests benchmarks scripts
-	$(BIN)/ruff format --check ltd_bert tests benchmarks scripts
+	$(BIN)/ruff check ltd_bert tests benchmarks scripts experiments
+	$(BIN)/ruff format --check ltd_bert tests benchmarks scripts experiments
 
 fix: $(STAMP)
-	$(BIN)/ruff check --fix ltd_bert tests benchmarks scripts
-	$(BIN)/ruff format ltd_bert tests benchmarks scripts
+	$(BIN)/ruff check --fix ltd_bert tests benchmarks scripts experiments
+	$(BIN)/ruff format ltd_bert tests benchmarks scripts experiments
 
 demo: $(STAMP)
 	bash scripts/demo.sh

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from train_lstm import packed_states
 
+from ltd_bert.common.cpu import features_line, native_bf16
 from ltd_bert.student.model import Student
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +43,8 @@ def main() -> None:
         ("fused fp32", "fp32", True),
         ("fused bf16", "bf16", True),
     ):
+        if precision == "bf16" and not native_bf16():
+            continue  # the row would time an emulation, slower than fp32
         student = Student.load(args.model, precision=precision)
         student.fused = bool(fused)
         if fused == "packed":
@@ -61,7 +64,8 @@ def main() -> None:
     base = {b: r for n, b, r in rows if n.startswith("nn.")}
     print(
         f"\n`{args.model}` network only, {len(lines):,} lines of {src.name}, "
-        f"{args.threads} thread(s)\n"
+        f"{args.threads} thread(s); {features_line()}"
+        f"{'' if native_bf16() else ' (no native bf16: the bf16 row is skipped)'}\n"
     )
     print("| runtime | batch | sentences/s | × nn.LSTM |")
     print("|---|--:|--:|--:|")

@@ -572,6 +572,17 @@ def bench_idf_stream(ctx: dict, table: Table, results: dict) -> None:
         table.add(f"idf build, {n:,} lines, workers={workers}", r, same or "–", "flat memory", peak)
 
 
+def native_bf16() -> bool:
+    """Whether bf16 rows run here: a CPU that multiplies bf16 natively (elsewhere they would
+    time an emulation, slower than fp32, which nobody would run)."""
+    from ltd_bert.common.cpu import native_bf16 as native
+
+    return native()
+
+
+SKIP_BF16 = "skipped: this CPU has no native bf16 (it would be emulated)"
+
+
 def bench_teacher(ctx: dict, table: Table, results: dict) -> float | None:
     """Rows 3a/3b; returns the sorted forward time (= teacher encode) or None."""
     sorted_s = None
@@ -593,10 +604,13 @@ def bench_teacher(ctx: dict, table: Table, results: dict) -> float | None:
             table.add(what, r, f"sorted {gain:.2f}× faster", goal("≥ 1.30×", gain >= 1.3))
         else:
             table.add(what, r)
+    what = f"teacher: forward, sorted batches of {BATCH}, bf16 (`teacher-embed --precision bf16`)"
+    if not native_bf16():
+        table.note(f"{what}: {SKIP_BF16}")
+        return sorted_s
     r = results["teacher_bf16"] = run_child(
         "teacher_bf16", dict(ctx, sort=True, bf16=True), "teacher"
     )
-    what = f"teacher: forward, sorted batches of {BATCH}, bf16 (`teacher-embed --precision bf16`)"
     table.add(
         what, r, f"{sorted_s / r['seconds']:.2f}× teacher" if sorted_s and "error" not in r else "–"
     )
@@ -609,11 +623,14 @@ def bench_bert(ctx: dict, teacher_s, table: Table, results: dict) -> float | Non
     time or None."""
     fp32 = None
     for key, bf16 in (("bert", False), ("bert_bf16", True)):
-        r = results[key] = run_child(key, dict(ctx, bf16=bf16), "bert")
         what = (
             f"BERT-base shape (random weights): forward, sorted batches of {BATCH}, "
             f"1 token/char{', bf16' if bf16 else ''}"
         )
+        if bf16 and not native_bf16():
+            table.note(f"{what}: {SKIP_BF16}")
+            continue
+        r = results[key] = run_child(key, dict(ctx, bf16=bf16), "bert")
         if "error" in r:
             table.add(what, r)
             continue
@@ -652,10 +669,13 @@ def bench_student(
     if not models:
         table.note("student: no model folder found (pass --model DIR); skipped")
     for i, (model, variant) in enumerate((m, v) for m in models for v in VARIANTS):
+        name = f"{rel(model)}` {variant}"
+        if variant == "bf16" and not native_bf16():
+            table.note(f"student `{name}: {SKIP_BF16}")
+            continue
         r = results[f"student:{model}:{variant}"] = run_child(
             f"student{i}", dict(ctx, model=model, variant=variant), "student"
         )
-        name = f"{rel(model)}` {variant}"
         if "error" in r:
             table.add(f"student `{name}", r)
             continue
@@ -815,10 +835,13 @@ def main() -> None:
                 what += f" (wall {r['wall_seconds']:.1f} s with setup)"
             table.add(what, r)
 
+    from ltd_bert.common.cpu import features_line
+
     meta = {
         "date": datetime.now().astimezone().isoformat(timespec="seconds"),
         "nproc": len(os.sched_getaffinity(0)),
         "cpu": cpu_model(),
+        "cpu_features": features_line(),
         "torch": metadata.version("torch"),
         "threads": args.threads,
         "sentences": len(sents),
@@ -826,7 +849,8 @@ def main() -> None:
         "loadavg_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "total_seconds": round(time.perf_counter() - t_start, 1),
     }
-    print(f"\nltd_bert benchmark: the first {len(sents):,} lines of `{meta['corpus']}`\n")
+    print(f"\nltd_bert benchmark: the first {len(sents):,} lines of `{meta['corpus']}`")
+    print(f"{meta['cpu']}; {meta['cpu_features']}\n")
     print(table.markdown())
     print(
         f"\n{meta['date']} · nproc {meta['nproc']} · {meta['cpu']} · torch {meta['torch']} · "

@@ -46,10 +46,16 @@ def vectors(path: Path) -> np.ndarray:
 
 
 def main() -> None:
+    from ltd_bert.common.cpu import features_line, native_bf16
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=4096)
     ap.add_argument("--skip", type=int, default=200_000, help="corpus lines skipped first")
     args = ap.parse_args()
+    print(features_line())
+    if not native_bf16():  # each row but fp32 would time an emulation, slower than fp32
+        print("skipped: bf16 against fp32 needs a CPU that multiplies bf16 natively")
+        return
     src = CORPUS if CORPUS.is_file() else FALLBACK
     with open(src, encoding="utf-8") as fh:
         lines = list(islice(fh, args.skip if src == CORPUS else 0, None))[: args.lines]

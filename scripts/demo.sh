@@ -28,7 +28,7 @@ $LTD eval fidelity
 if [ -f "$SHARED_EVAL" ]; then
   step "6. STS-B test (500 pairs): a 4,000-sentence demo student vs the static floor"
   $LTD eval "$SHARED_EVAL" --baselines --max-pairs 500
-  step "   the same pairs with the shipped zh-small (1.61 M sentences, 8,192 documents and a word path; README \"Results\")"
+  step "   the same pairs with the shipped zh-small (1.88 M sentences, 20,480 documents, a word path; README \"Results\")"
   $LTD eval "$SHARED_EVAL" -m ltd_bert/models/zh-small --max-pairs 500
 fi
 echo

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from make_suite import CJK, KINDS
 
-#: Latin letters' share of the characters, for `latin_some` (session 14): more text of the
+#: Latin letters' share of the characters, for `latin_some`: more text of the
 #: `latin` kind's domain, Chinese text with fewer English words in it
 SOME_LATIN = (0.1, 0.3)
 #: `latin_some` lines are written by share, highest first: 20-30 %, 15-20 %, 10-15 %
@@ -56,7 +56,7 @@ def main() -> None:
     args = ap.parse_args()
     test, order = MORE.get(args.kind) or (KINDS[args.kind][1], None)
     held: set[str] = set()
-    for folder in ("data/suite", "data/calib"):
+    for folder in ("ltd_bert/suites/suite", "ltd_bert/suites/calib"):
         for f in Path(folder).glob("*.txt"):
             held |= set(f.read_text(encoding="utf-8").splitlines())
     wanted = {name: int(n) for name, n in (d.split(":") for d in args.domain)}

@@ -5,10 +5,10 @@ NO_STEP=(--keep-mean --epochs 0 --segmenter rjieba)
 lines() {  # lines FILE FROM TO OUT: lines FROM..TO of FILE into OUT, once (atomic)
   [ -f "$4" ] || { sed -n "$2,$3p" "$1" > "$4.tmp" && mv "$4.tmp" "$4"; }
 }
-# add_words TRAIN MODEL OUT DIR [TEACHER-EMBED ARGS...]: session 12's word steps, no training
-# step (docs/quality.md): MODEL's word path grows by the 4,000 most frequent words it lacks in
+# add_words TRAIN MODEL OUT DIR [TEACHER-EMBED ARGS...]: the word steps of model 20, no training
+# step (docs/pipeline.md): MODEL's word path grows by the 4,000 most frequent words it lacks in
 # the corpus lines with English in them (DIR/latin.txt, embedded into DIR/latin.h5), into
-# OUTa, then by 6,000 more of DIR/teacher10.h5's lines (stage 14's), into OUT; each word
+# OUTa, then by 6,000 more of DIR/teacher10.h5's lines (model 14's), into OUT; each word
 # fitted to the model's errors on those rows. TRAIN is the script's train wrapper (resumable).
 add_words() {
   local train="$1" model="$2" out="$3" dir="$4"
@@ -21,7 +21,7 @@ add_words() {
   "$train" "$out" --init-from "${out}a" --data "$dir/teacher10.h5" "${NO_STEP[@]}" \
     --lexicon-add 6000 --lexicon-fit-rows 300000
 }
-# add_pieces TRAIN MODEL OUT DIR: session 13's pieces, no training step (docs/quality.md):
+# add_pieces TRAIN MODEL OUT DIR: the pieces of model 21, no training step (docs/pipeline.md):
 # MODEL's word path (after add_words) grows by 600 pieces of the Latin words it still lacks
 # in DIR/latin.h5, into OUT, fitted to its errors there; a Latin word outside the path is cut
 # into them (`--lexicon-pieces`). TRAIN is the script's train wrapper (resumable).

@@ -1,11 +1,11 @@
-"""Write the texts of the fidelity suite (`data/suite/*.txt`) from held-back parts of the
-shared corpora: zh_big.txt lines from 1,900,000 on and zh_docs.txt lines from 60,133 on,
-which no shipped model trains on (scripts/reproduce.sh stops before them), and news
+"""Write the texts of the fidelity suite (`ltd_bert/suites/suite/*.txt`) from held-back
+parts of the shared corpora: zh_big.txt lines from 1,900,000 on and zh_docs.txt lines from
+60,133 on, which no shipped model trains on (scripts/reproduce.sh stops before them), and news
 headlines: every 16th title of THUCNews test.txt (its classes in turn; the labels unused).
 
-`--calib` writes the calibration mix instead (`data/calib/*.txt`, half as many texts per
-kind): the same kinds from lines 1,880,000-1,899,999 and 56,133-60,132, which no model
-trains on either, so the similarity map is chosen on other texts than the suite reports
+`--calib` writes the calibration mix instead (`ltd_bert/suites/calib/*.txt`, half as many
+texts per kind): the same kinds from lines 1,880,000-1,899,999 and 56,133-60,132, which no
+model trains on either, so the similarity map is chosen on other texts than the suite reports
 (no headlines and no Latin-mixed text: the shipped maps were chosen without them).
 
 Usage: python scripts/make_suite.py [--calib] [--shared ../shared/data/corpus]
@@ -53,7 +53,7 @@ KINDS = {
     "docs_200_1000": ("docs", lambda t: 200 <= len(t) <= 1000, 500),
     "docs_1000_4000": ("docs", lambda t: 1000 < len(t) <= 4000, 300),
 }
-#: kinds added to the suite after the shipped maps were chosen (session 12: Latin-mixed text)
+#: kinds added to the suite after the shipped maps were chosen (Latin-mixed text)
 NOT_IN_CALIB = {"latin"}
 #: the suite's headlines: every HEADLINE_STEP-th title of THUCNews/test.txt (by class)
 HEADLINES, HEADLINE_STEP = 600, 16
@@ -72,7 +72,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--calib", action="store_true", help="the calibration mix")
     args = ap.parse_args()
-    out = Path(args.out or ("data/calib" if args.calib else "data/suite"))
+    out = Path(args.out or ("ltd_bert/suites/calib" if args.calib else "ltd_bert/suites/suite"))
     ranges = (
         {"big": CALIB_BIG, "docs": CALIB_DOCS}
         if args.calib

@@ -3,8 +3,9 @@ lines FROM..TO of a long-text corpus (`zh_docs.txt`), at most two per document, 
 
     .venv/bin/python scripts/paragraphs.py CORPUS FROM TO OUT LIMIT [SEED]
 
-The student follows the teacher least on texts of ~65-400 characters (docs/quality.md,
-session 9); the corpus lines are sentences (76 characters on average) or whole documents.
+The student follows the teacher least on texts of ~65-400 characters
+(docs/research-record-2026.md); the corpus lines are sentences (76 characters on average) or
+whole documents.
 OUT is written under a temporary name and renamed into place; it prints the piece count.
 """
 

@@ -150,6 +150,20 @@ def tiny_model(tiny_bert, tiny_idf, tmp_path_factory) -> tuple[Path, Path]:
     return folder / "model", out
 
 
+def native_bf16() -> bool:
+    """Whether this CPU (within the environment's limits) multiplies bf16 natively."""
+    from ltd_bert.common.cpu import native_bf16 as native
+
+    return native()
+
+
+#: a test of bf16 computing for real: skipped where the CPU would only emulate it (bf16 is
+#: refused there; the refusal is tested on every CPU with the detection patched)
+needs_native_bf16 = pytest.mark.skipif(
+    not native_bf16(), reason="no native bf16 on this CPU (bf16 is refused here)"
+)
+
+
 def assert_one_error(result, *fragments: str, code: int = 1) -> str:
     """The command failed cleanly: exit `code`, exactly one line of output starting with
     `Error: ` (the last one), no traceback; each fragment is in that line."""

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import SAMPLE_CORPUS, assert_one_error, tiny_train_config
+from conftest import SAMPLE_CORPUS, assert_one_error, needs_native_bf16, tiny_train_config
 
 from ltd_bert.cli import cli
+from ltd_bert.common import cpu
 from ltd_bert.student.model import Student
 from ltd_bert.student.train import train
 from ltd_bert.teacher import store
@@ -241,6 +242,8 @@ def test_init_from_without_a_model_or_shrinking_it(teacher_file, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.precision
+@needs_native_bf16
 def test_bf16_training_and_resume_in_another_precision(teacher_file, checkpoint, tmp_path):
     """--precision is how, not what, a run computes: a checkpoint resumes in either, and a
     bf16 run learns (its validation cosine rises) and writes an ordinary float32 model."""
@@ -253,3 +256,17 @@ def test_bf16_training_and_resume_in_another_precision(teacher_file, checkpoint,
     fresh = train([str(teacher_file)], tmp_path / "m2", tiny_train_config(precision="bf16"))
     cos = [json.loads(x)["val_cos"] for x in (tmp_path / "m2" / "metrics.jsonl").open()]
     assert np.isfinite(cos).all() and cos[-1] > cos[0], (fresh, cos)
+
+
+@pytest.mark.precision
+def test_bf16_refused_where_not_native(teacher_file, checkpoint, tmp_path, monkeypatch):
+    """Without native bf16, `--precision bf16` is one line and exit 1, before any work: no
+    model, and the interrupted run's checkpoint is left as it was."""
+    monkeypatch.setattr(cpu, "native_bf16", lambda: False)
+    before = checkpoint.read_bytes()
+    result = run_train("--data", teacher_file, "-o", tmp_path / "model", "--precision", "bf16")
+    assert_one_error(result, "--precision bf16: this CPU does not multiply bf16 natively")
+    assert not (tmp_path / "model").exists() and checkpoint.read_bytes() == before
+    with pytest.raises(cpu.PrecisionError, match="use fp32"):
+        train([str(teacher_file)], tmp_path / "m2", tiny_train_config(precision="bf16"))
+    assert not (tmp_path / "m2").exists()

@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import table
+from conftest import assert_one_error, native_bf16, table
 
 from ltd_bert.common.errors import InputError, StoreError
 from ltd_bert.teacher.embed import merge_parts, partial_path, teacher_embed
@@ -202,8 +202,10 @@ def test_teacher_config_hash_ignores_version_noise():
     assert len(config_hash(base)) == 16
 
 
+@pytest.mark.precision
 def test_auto_precision_keeps_the_earlier_files_type(tiny_bert, corpus, tmp_path, monkeypatch):
-    """`--precision auto` (bf16 on an AMX CPU) extends a file in the type it was made with."""
+    """`--precision auto` (bf16 on an AMX CPU) extends a file in the type it was made with;
+    LTD_PRECISION=bf16 where bf16 is not native is refused in one line."""
     from click.testing import CliRunner
 
     from ltd_bert.cli import cli
@@ -223,5 +225,8 @@ def test_auto_precision_keeps_the_earlier_files_type(tiny_bert, corpus, tmp_path
     assert more.exit_code == 0, more.output
     assert read_all(out)[4]["precision"] == "fp32" and len(read_all(out)[0]) == 10
     again = CliRunner().invoke(cli, [*base, "--overwrite", "--limit", "4"])
+    if not native_bf16():
+        assert_one_error(again, "LTD_PRECISION=bf16: this CPU does not multiply bf16 natively")
+        return
     assert again.exit_code == 0, again.output
     assert earlier_precision(out) == "bf16"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import native_bf16
 
 from ltd_bert.cli import cli
 from ltd_bert.common import cpu
@@ -26,6 +27,7 @@ def test_reversed_within_each_length():
     ]
 
 
+@pytest.mark.precision
 def test_precision_choice(monkeypatch):
     monkeypatch.delenv(cpu.ENV, raising=False)  # the suite runs with LTD_PRECISION=fp32
     monkeypatch.setattr(cpu, "has_amx", lambda: False)
@@ -48,6 +50,7 @@ def _model(layers: int, hidden: int, output_dim: int, seed: int = 0) -> BiLSTMSt
     return BiLSTMStudent(config).eval()
 
 
+@pytest.mark.precision
 @pytest.mark.parametrize(("layers", "hidden", "output_dim"), [(1, 6, 10), (2, 5, 10), (1, 5, 10)])
 def test_fused_fp32_equals_nn_lstm(layers, hidden, output_dim):
     model = _model(layers, hidden, output_dim)
@@ -59,6 +62,10 @@ def test_fused_fp32_equals_nn_lstm(layers, hidden, output_dim):
     got = FusedBiLSTM(model, "fp32").forward(ids.numpy(), lengths.numpy(), w.numpy())
     assert got.shape == (4, output_dim)
     assert np.abs(got - want).max() < 1e-5
+    if not native_bf16():  # refused: bf16 would only be emulated
+        with pytest.raises(cpu.PrecisionError):
+            FusedBiLSTM(model, "bf16")
+        return
     bf = FusedBiLSTM(model, "bf16").forward(ids.numpy(), lengths.numpy(), w.numpy())
     cos = (bf * want).sum(1) / np.linalg.norm(bf, axis=1) / np.linalg.norm(want, axis=1)
     assert cos.min() > 0.999
@@ -78,6 +85,7 @@ def _fused_and_plain(tiny_idf, folder, seed: int) -> tuple[Student, Student]:
     return student, plain
 
 
+@pytest.mark.precision
 def test_student_uses_fused_and_follows_weight_changes(tiny_idf, tmp_path):
     student, plain = _fused_and_plain(tiny_idf, tmp_path / "m", seed=1)
     assert student.precision == "fp32"
@@ -89,7 +97,11 @@ def test_student_uses_fused_and_follows_weight_changes(tiny_idf, tmp_path):
         plain.model.lstm.weight_hh_l0.mul_(0.5)
     assert student.fused_network() is not first
     assert np.abs(student.encode(SENTS) - plain.encode(SENTS)).max() < 1e-5
-    assert Student.load(tmp_path / "m", precision="bf16").precision == "bf16"
+    if native_bf16():
+        assert Student.load(tmp_path / "m", precision="bf16").precision == "bf16"
+    else:
+        with pytest.raises(cpu.PrecisionError, match="--precision bf16: this CPU"):
+            Student.load(tmp_path / "m", precision="bf16")
 
 
 def test_empty_and_long_rows(tiny_idf, tmp_path):

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ltd_bert"
 #: bottom to top; a module may import its own layer and the ones below it, never one above.
 #: A module belongs to the layer of the longest prefix that names it.
 LAYERS = [
-    ("common", ("ltd_bert.common", "ltd_bert.models")),
+    ("common", ("ltd_bert.common", "ltd_bert.models", "ltd_bert.suites")),
     ("text", ("ltd_bert.text",)),
     ("runtime", ("ltd_bert.runtime",)),
     ("teacher", ("ltd_bert.teacher",)),

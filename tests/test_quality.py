@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import SAMPLE_CORPUS, assert_one_error
+from conftest import ROOT, SAMPLE_CORPUS, assert_one_error
 
+import ltd_bert
 from ltd_bert.cli import cli
 from ltd_bert.common.stats import cosines
 from ltd_bert.student.calibrate import calibrate_mix, neighbour_pairs, pair_fidelity
@@ -54,7 +56,38 @@ def test_suite_fidelity_is_the_centred_cosine_to_the_teacher(
     assert rows[0].pairs_centred == pytest.approx(
         pair_fidelity(pred, t, student.mean, 0.0, pairs), abs=1e-3
     )
+    # like for like: the teacher's centred vectors on the teacher's side; and a spread each
+    assert rows[0].pairs_matched == pytest.approx(
+        pair_fidelity(pred, t - student.mean, student.mean, 0.0, pairs), abs=1e-3
+    )
+    assert set(rows[0].spread) == {"centred", "default", "matched"}
+    assert all(0 < v < 60 for v in rows[0].spread.values())
     assert rows[0].mean_chars == pytest.approx(np.mean([len(x) for x in texts]))
+
+
+def test_suite_first_texts_per_kind(tiny_model, tiny_bert, suite, tmp_path, monkeypatch):
+    """`texts_per_kind`: each kind's first texts, embedded into a file of their own; once the
+    whole kind is cached, its first rows serve without the teacher."""
+    from ltd_bert.tasks import suite as suite_mod
+
+    student = Student.load(tiny_model[0])
+    cache = tmp_path / "c"
+    some = suite_mod.run_suite(
+        student, suite, ["a_short"], cache, str(tiny_bert), texts_per_kind=12
+    )
+    assert some[0].texts == 12 and len(list(cache.glob("a_short-*-first12.h5"))) == 1
+    whole = suite_mod.run_suite(student, suite, ["a_short"], cache, str(tiny_bert))
+    assert whole[0].texts == 30
+
+    def no_teacher(*a, **k):
+        raise AssertionError("the teacher ran again")
+
+    monkeypatch.setattr("ltd_bert.teacher.model.Teacher.__init__", no_teacher)
+    (cache / next(cache.glob("a_short-*-first12.h5")).name).unlink()
+    again = suite_mod.run_suite(student, suite, ["a_short"], cache, "x", texts_per_kind=12)
+    assert again[0].fidelity == pytest.approx(some[0].fidelity, abs=1e-6)
+    more = suite_mod.run_suite(student, suite, ["a_short"], cache, "x", texts_per_kind=50)
+    assert more[0].texts == 30 and more[0].fidelity == whole[0].fidelity  # all it has
 
 
 def test_suite_teacher_vectors_are_cached(tiny_model, tiny_bert, suite, tmp_path, monkeypatch):
@@ -291,6 +324,52 @@ def test_adapt_takes_domain_teacher_files_as_they_are(tiny_model, tiny_bert, sui
     assert report.scores["before"]["domain"] == pytest.approx(before)
 
 
+@pytest.mark.slow
+def test_adapt_replays_the_shipped_set_without_replay(
+    tiny_model, tiny_bert, suite, tmp_path, monkeypatch
+):
+    """No --replay: the general set shipped with the package, its first --replay-lines lines,
+    their teacher vectors cached under LTD_HOME/replay and reused by the next adapt (a
+    smaller one takes a copy of the first rows)."""
+    from ltd_bert.suites import REPLAY
+    from ltd_bert.tasks.replay import replay_lines
+    from ltd_bert.teacher.store import TeacherFile
+
+    assert 30_000 <= replay_lines() <= 45_000 and REPLAY.stat().st_size < 3_000_000
+    monkeypatch.setenv("LTD_HOME", str(tmp_path / "home"))
+    model, _ = tiny_model
+    domain = domain_text(tmp_path, 200)
+    base = ["adapt", str(domain), "-m", str(model), "--teacher", str(tiny_bert), "-q"]
+    base += [
+        "--calib",
+        str(suite),
+        "--no-suite",
+        "--batch-size",
+        "16",
+        "--work",
+        str(tmp_path / "w"),
+    ]
+    result = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "a"), "--replay-lines", "40"])
+    assert result.exit_code == 0, result.output
+    assert "200 domain rows, 40 replayed" in result.output
+    cached = list((tmp_path / "home" / "replay").glob("*/replay-*.h5"))
+    assert len(cached) == 1
+    with TeacherFile(cached[0]) as tf:
+        assert len(tf) == 40
+    stamp = cached[0].stat().st_mtime_ns
+
+    def no_teacher_time(*a, **k):
+        raise AssertionError("the replay set was embedded again")
+
+    monkeypatch.setattr("ltd_bert.teacher.embed._embed_block", no_teacher_time)
+    result = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "b"), "--replay-lines", "25"])
+    assert result.exit_code == 0, result.output
+    assert "200 domain rows, 25 replayed" in result.output
+    assert cached[0].stat().st_mtime_ns == stamp
+    with TeacherFile(tmp_path / "w" / "replay-shipped.h5") as tf, TeacherFile(cached[0]) as c:
+        assert len(tf) == 25 and len(c) == 40 and tf.read(0, 25)[0] == c.read(0, 25)[0]
+
+
 def test_adapt_cli_errors(tiny_model, tiny_bert, tmp_path, tiny_teacher_file):
     model, _ = tiny_model
     domain = domain_text(tmp_path, 20)
@@ -304,8 +383,6 @@ def test_adapt_cli_errors(tiny_model, tiny_bert, tmp_path, tiny_teacher_file):
         "--teacher",
         str(tiny_bert),
     ]
-    result = CliRunner().invoke(cli, base)
-    assert result.exit_code == 2 and "--replay" in result.output
     # a replay file of other teacher settings (another IDF) is refused before any training
     result = CliRunner().invoke(cli, [*base, "--replay", str(tiny_teacher_file), "--no-suite"])
     assert_one_error(result, "--replay", "other teacher settings")
@@ -328,7 +405,7 @@ def test_adapt_checks_its_folders_before_any_teacher_time(tiny_model, tiny_bert,
     assert not (tmp_path / "o.work" / "domain.h5").exists()
 
 
-def test_the_project_suite_and_calibration_mix_are_found():
+def test_the_shipped_suite_and_calibration_mix_are_found():
     from ltd_bert.tasks.suite import DEFAULT_CALIB, DEFAULT_SUITE, suite_files
 
     kinds = [f.stem for f in suite_files(None)]
@@ -338,4 +415,18 @@ def test_the_project_suite_and_calibration_mix_are_found():
     assert [f.stem for f in suite_files(DEFAULT_CALIB)] == [
         k for k in kinds if k not in ("headlines", "latin")
     ]
-    assert DEFAULT_SUITE.parent.name == "data"
+    # in the package, so that an installed `ltd` finds them (setup.cfg's package data)
+    assert DEFAULT_SUITE.parent == Path(ltd_bert.__file__).parent / "suites"
+    assert "suites/*/*.txt" in (ROOT / "setup.cfg").read_text(encoding="utf-8")
+
+
+def test_spread_is_the_resampled_spearman_spread():
+    from ltd_bert.tasks.suite import spread
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=400)
+    assert spread(a, a) == pytest.approx(0, abs=1e-9)  # every resample agrees fully
+    noisy = spread(a, a + rng.normal(size=400))
+    # about (1 - r²) / sqrt(n) for a correlation r ≈ 0.7 over 400 pairs: ~2.5 points
+    assert 1.5 < noisy < 4.0
+    assert spread(a, a + rng.normal(size=400), seed=1) != noisy

@@ -200,7 +200,6 @@ BAD = [
     ("/v1/embeddings", {"input": "好", "encoding_format": "int8"}, 400, "encoding_format"),
     ("/v1/embeddings", {"input": "好", "dimensions": 16}, 400, "dimensions"),
     ("/v1/embeddings", {"input": "好", "model": 5}, 400, "model"),
-    ("/v1/embeddings", {"input": "好", "model": "text-embedding-3-small"}, 404, "model"),
     ("/similarity", {"pairs": []}, 400, "pairs"),
     ("/similarity", {"pairs": "好"}, 400, "pairs"),
     ("/similarity", {"pairs": [["好"]]}, 400, "pairs[0]"),
@@ -219,6 +218,29 @@ def test_bad_requests_get_openai_errors(server, path, body, status, param):
     assert set(error) == {"message", "type", "param", "code"}
     assert error["type"] == "invalid_request_error" and error["message"]
     assert error["param"] == param
+
+
+def test_another_model_name_gets_the_served_model(server, client, student):
+    """One model served: a client's default name (OpenAI's, which LangChain and LlamaIndex
+    send unless told) gets it, as from TEI; the answer names the model that made them."""
+    for name in ("text-embedding-ada-002", "text-embedding-3-small"):
+        got = client.embeddings.create(model=name, input=["今天天气很好"])
+        assert got.model == "zh-small"
+        assert close(got.data[0].embedding, student.encode(["今天天气很好"])[0])
+    r = post(server, "/similarity", {"pairs": [["好", "很好"]], "model": "bge-m3"})
+    assert r.status_code == 200 and r.json()["model"] == "zh-small"
+
+
+def test_several_models_served_an_unknown_name_is_404_listing_them():
+    from ltd_bert.tasks.serve import ApiError, served_model
+
+    assert served_model(None, ["zh-small"]) == "zh-small"
+    assert served_model("text-embedding-ada-002", ["zh-small"]) == "zh-small"
+    assert served_model("zh-tiny", ["zh-small", "zh-tiny"]) == "zh-tiny"
+    with pytest.raises(ApiError) as err:
+        served_model("text-embedding-ada-002", ["zh-small", "zh-tiny"])
+    assert err.value.status == 404 and err.value.code == "model_not_found"
+    assert "'zh-small', 'zh-tiny'" in err.value.message and err.value.param == "model"
 
 
 def test_errors_reach_the_client_and_the_server_keeps_serving(server, client, student):

@@ -97,7 +97,8 @@ def auto_workers(sentences: str, one_process: bool) -> int:
     default="auto",
     show_default=True,
     help="The torch runtime's recurrent products: bf16 is ~2× faster per thread where the "
-    "CPU has AMX (cosine ~0.999999 to fp32); auto: bf16 there, else fp32.",
+    "CPU has AMX (cosine ~0.999999 to fp32); auto: bf16 there, else fp32. bf16 on a CPU "
+    "without native bf16 (AMX or AVX512-BF16) is refused with a one-line error.",
 )
 @click.option(
     "--workers",
@@ -163,6 +164,10 @@ def encode(
     from ltd_bert.tasks.encode import BLOCK, Loader, encode_file, load_parent
 
     path = resolve_model(ctx, model)
+    if precision == "bf16":  # refused where not native, whichever runtime would run
+        from ltd_bert.common.cpu import require_bf16
+
+        require_bf16()
     if workers == "auto":
         workers = auto_workers(sentences, threads or onnx_path)
     if onnx_path and workers > 1:

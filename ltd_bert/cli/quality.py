@@ -18,9 +18,17 @@ from ltd_bert.cli.base import CONTEXT, resolve_model
     "suite_dir",
     type=click.Path(file_okay=False),
     default=None,
-    help="Folder of <kind>.txt files, one text per line.  [default: the project's data/suite]",
+    help="Folder of <kind>.txt files, one text per line.  [default: the suite shipped in the "
+    "package, ltd_bert/suites/suite]",
 )
 @click.option("--kind", "kinds", multiple=True, help="Only this kind (repeatable).")
+@click.option(
+    "--texts-per-kind",
+    type=click.IntRange(min=11),
+    default=None,
+    help="Only the first N texts of each kind: quicker where the teacher has not embedded the "
+    "suite yet, and a rougher measure.  [default: all]",
+)
 @click.option(
     "--teacher",
     default=None,
@@ -37,12 +45,13 @@ from ltd_bert.cli.base import CONTEXT, resolve_model
     type=click.Path(file_okay=False),
     default=None,
     help="First choose the similarity map (whitening, share of the mean) on the kinds of "
-    "this folder (a mix held apart from the suite, e.g. data/calib) so that no kind orders "
-    "its neighbour pairs worse than the plain centred vectors, and write it into the model.",
+    "this folder (a mix held apart from the suite, e.g. the package's ltd_bert/suites/calib) "
+    "so that no kind orders its neighbour pairs worse than the plain centred vectors, and "
+    "write it into the model.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def eval_suite(ctx, model, suite_dir, kinds, teacher, cache, calibrate_on, as_json):
+def eval_suite(ctx, model, suite_dir, kinds, texts_per_kind, teacher, cache, calibrate_on, as_json):
     """The fidelity suite: per kind of text, the mean centred cosine between the student and
     the teacher (fidelity), and how like the teacher the student orders near-neighbour
     pairs (Spearman × 100) with plain centred vectors and with the model's default ones;
@@ -60,13 +69,13 @@ def eval_suite(ctx, model, suite_dir, kinds, teacher, cache, calibrate_on, as_js
             click.echo(msg, err=True)
 
     if calibrate_on:
-        cal = calibrate(model_dir, calibrate_on, cache, teacher, say)
+        cal = calibrate(model_dir, calibrate_on, cache, teacher, say, texts_per_kind)
         say(
             f"calibrated on {calibrate_on}: whitening {cal.whiten:g}, mean scale "
             f"{cal.mean_scale:g} (written to {model_dir})"
         )
     student, vectors = Student.load(model_dir), {}
-    rows = run_suite(student, suite_dir, kinds, cache, teacher, say, vectors)
+    rows = run_suite(student, suite_dir, kinds, cache, teacher, say, vectors, texts_per_kind)
     cross = cross_row(student, vectors)
     if as_json:
         click.echo(json.dumps(as_dicts(rows + [cross] * bool(cross)), ensure_ascii=False))
@@ -81,18 +90,25 @@ def eval_suite(ctx, model, suite_dir, kinds, teacher, cache, calibrate_on, as_js
 @click.option(
     "--replay",
     multiple=True,
-    required=True,
     type=click.Path(exists=True, dir_okay=False),
     help="General text replayed beside the domain so nothing else is forgotten: teacher "
     "files (.h5) made with the model's teacher settings, or text files (embedded here, at "
-    "most --replay-ratio × the domain's lines). Repeatable.",
+    "most --replay-ratio × the domain's lines). Repeatable.  [default: the 40,000 general "
+    "sentences shipped in the package, their teacher vectors cached under LTD_HOME/replay]",
 )
 @click.option(
     "--replay-ratio",
     type=click.FloatRange(min=0.1),
     default=3.0,
     show_default=True,
-    help="Replayed rows per domain row, for replay text files.",
+    help="Replayed rows per domain row, for replay text files and the shipped set.",
+)
+@click.option(
+    "--replay-lines",
+    type=click.IntRange(min=1),
+    default=None,
+    help="At most N lines of each replay text (the shipped set's included).  "
+    "[default: --replay-ratio × the domain's lines]",
 )
 @click.option(
     "--limit", type=click.IntRange(min=1), default=None, help="Read at most N domain lines."
@@ -138,16 +154,24 @@ def eval_suite(ctx, model, suite_dir, kinds, teacher, cache, calibrate_on, as_js
     type=click.Path(file_okay=False),
     default=None,
     help="General kinds the similarity map is chosen on, with the domain.  "
-    "[default: the project's data/calib]",
+    "[default: the calibration mix shipped in the package, ltd_bert/suites/calib]",
 )
 @click.option(
     "--suite",
     "suite_dir",
     type=click.Path(file_okay=False),
     default=None,
-    help="The general suite measured before and after.  [default: the project's data/suite]",
+    help="The general suite measured before and after.  [default: the suite shipped in the "
+    "package, ltd_bert/suites/suite]",
 )
 @click.option("--no-suite", is_flag=True, help="Measure only the domain (and --pairs).")
+@click.option(
+    "--texts-per-kind",
+    type=click.IntRange(min=11),
+    default=None,
+    help="Only the first N texts of each general kind (--calib and --suite): quicker where "
+    "the teacher has not embedded them yet, and a rougher measure.  [default: all]",
+)
 @click.option(
     "--pairs",
     multiple=True,
@@ -163,6 +187,7 @@ def adapt(
     output,
     replay,
     replay_ratio,
+    replay_lines,
     limit,
     new_words,
     new_pieces,
@@ -176,6 +201,7 @@ def adapt(
     calib,
     suite_dir,
     no_suite,
+    texts_per_kind,
     pairs,
     quiet,
 ):
@@ -233,6 +259,8 @@ def adapt(
             train_progress,
             new_words=new_words,
             new_pieces=new_pieces,
+            replay_lines=replay_lines,
+            texts_per_kind=texts_per_kind,
         )
     finally:
         for b in (*bars.values(), tbar):

@@ -592,8 +592,10 @@ def register(cli) -> None:
           POST /v1/embeddings  {"input": "一句话" or [...], "model": NAME}  (OpenAI's shape)
           POST /similarity     {"pairs": [["句子一", "句子二"], ...]} → cosines
           GET  /v1/models, GET /health
-        Requests arriving together are encoded as one batch. The model is loaded before the
-        port opens; Ctrl-C or SIGTERM finishes the requests in flight and exits.
+        NAME is the model folder's name; a request naming another model (as OpenAI clients,
+        LangChain and LlamaIndex do with `text-embedding-ada-002` unless told) gets this one,
+        as from TEI. Requests arriving together are encoded as one batch. The model is loaded
+        before the port opens; Ctrl-C or SIGTERM finishes the requests in flight and exits.
         """
         from ltd_bert.tasks.serve import ServeSettings, bind, create_app, model_name, run
 

@@ -105,7 +105,9 @@ from ltd_bert.common.errors import InputError
     show_default=True,
     help="Teacher compute type: bf16/fp16 speed up GPUs; bf16 also CPUs with AMX (forward ~2.8×, "
     "vectors at cosine ~0.9999 to fp32); fp16 is refused on the CPU. auto: bf16 on a CPU "
-    "with AMX, else fp32; a resumed or extended file keeps the type it was made with.",
+    "with AMX, else fp32; a resumed or extended file keeps the type it was made with (but "
+    "fp32 where bf16 is not native). bf16 on a CPU without native bf16 (AMX or "
+    "AVX512-BF16) is refused with a one-line error.",
 )
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
 @click.option(
@@ -181,10 +183,12 @@ def teacher_embed(
     set_threads(threads)
     weighter = Weighter(load_idf(idf_path), eps, segmenter=segmenter)
     if precision == "auto":
-        from ltd_bert.common.cpu import auto_precision
+        from ltd_bert.common.cpu import auto_precision, native_bf16
         from ltd_bert.teacher.embed import earlier_precision
 
         precision = (not overwrite and earlier_precision(out)) or auto_precision(device)
+        if precision == "bf16" and device.startswith("cpu") and not native_bf16():
+            precision = "fp32"  # an earlier file's bf16, on a CPU that would emulate it
     tch = Teacher(teacher, device=device, dtype=None if precision == "fp32" else precision)
     settings = PoolingSettings(
         pooling, layer, default_prefix(tch.id) if prefix is None else prefix, max_length, long_texts

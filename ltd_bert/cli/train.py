@@ -44,6 +44,44 @@ from ltd_bert.cli.base import CONTEXT, SEGMENTERS, cli, workdir
     show_default=True,
     help="Distance to the centred teacher vectors.",
 )
+@click.option(
+    "--pair-loss",
+    type=click.Choice(["none", "mse", "corr", "list"]),
+    default="none",
+    show_default=True,
+    help="A relational term beside --loss: the student's cosines within groups of a text and "
+    "its nearest texts by the teacher (mined once from the training files into "
+    "<first --data>.pairs.h5, resumable) should match the teacher's: mse of the cosines, "
+    "corr (one minus their correlation over the near pairs: their order), list (each "
+    "text's neighbours as a distribution, KL at a low temperature).",
+)
+@click.option(
+    "--pair-weight",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Weight of the relational term.",
+)
+@click.option(
+    "--pair-batch",
+    type=click.IntRange(min=4),
+    default=128,
+    show_default=True,
+    help="Rows of each step's pair batch (groups of --pair-group).",
+)
+@click.option(
+    "--pair-group",
+    type=click.IntRange(min=2),
+    default=4,
+    show_default=True,
+    help="A text and this many minus one of its mined neighbours per group.",
+)
+@click.option(
+    "--pairs",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The mined pair table.  [default: beside the first --data file, <stem>.pairs.h5]",
+)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
 @click.option(
     "--epochs",
@@ -52,6 +90,13 @@ from ltd_bert.cli.base import CONTEXT, SEGMENTERS, cli, workdir
     show_default=True,
     help="0 (with --init-from): no training step; the model is saved again, with any "
     "--lexicon-add words, and its similarity map chosen again.",
+)
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Stop after this many steps (the learning-rate schedule fits them); 0: --epochs decide.",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--val-fraction", type=click.FloatRange(0, 0.5), default=0.02, show_default=True)
@@ -186,7 +231,8 @@ from ltd_bert.cli.base import CONTEXT, SEGMENTERS, cli, workdir
     default="fp32",
     show_default=True,
     help="bf16: the forward and backward passes under bf16 autocast (weights and optimiser "
-    "stay fp32); ~2× faster on CPUs with AMX (docs/speed.md).",
+    "stay fp32); ~2× faster on CPUs with AMX (docs/speed.md). A CPU without native bf16 "
+    "(AMX or AVX512-BF16): refused with a one-line error.",
 )
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
@@ -202,8 +248,14 @@ def train(
     layers,
     dropout,
     loss,
+    pair_loss,
+    pair_weight,
+    pair_batch,
+    pair_group,
+    pairs,
     lr,
     epochs,
+    max_steps,
     batch_size,
     val_fraction,
     patience,
@@ -259,8 +311,14 @@ def train(
         num_layers=layers,
         dropout=dropout,
         loss=loss,
+        pair_loss=pair_loss,
+        pair_weight=pair_weight,
+        pair_batch=pair_batch,
+        pair_group=pair_group,
+        pairs=pairs,
         lr=lr,
         epochs=epochs,
+        max_steps=max_steps,
         batch_size=batch_size,
         val_fraction=val_fraction,
         patience=patience,
@@ -284,6 +342,10 @@ def train(
         precision=precision,
         threads=threads,
     )
+    if precision == "bf16":  # refused before a progress bar shows
+        from ltd_bert.common.cpu import require_bf16
+
+        require_bf16("--precision bf16", distributed.resolve_device(device))
     pbar = bar(unit="step", desc="train", quiet=quiet or not distributed.is_main())
 
     def progress(step, total, loss_value, rate):

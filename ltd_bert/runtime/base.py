@@ -33,7 +33,7 @@ SPACES = ("similarity", "teacher", "centred")
 #: without torch: `light.LightStudent`, what the command line starts fastest with)
 RUNTIMES = (None, "torch", "onnx", "numpy")
 
-# Size presets: (embedding_dim, hidden_size per direction). See the README's size table.
+# Size presets: (embedding_dim, hidden_size per direction). See docs/pipeline.md (ltd train).
 SIZES = {"tiny": (128, 128), "small": (192, 192), "base": (256, 256), "large": (256, 384)}
 
 

@@ -4,16 +4,16 @@ sentence's weights and added to the BiLSTM's pooled vector.
 The teacher's vector is a weighted mean over its tokens, and much of what a character BiLSTM
 gets wrong is which words a text holds: on 98,304 corpus lines the shipped model never saw,
 a linear map from the weighted bag of the 16,000 most frequent words to the model's error
-took the held-out centred fidelity from 0.809 to 0.856 (docs/quality.md). So the student
-may carry a lexicon: words (jieba's, the ones the character weights are made from), each a
-`dim`-vector, projected to the teacher's dimension:
+took the held-out centred fidelity from 0.809 to 0.856 (docs/research-record-2026.md). So
+the student may carry a lexicon: words (jieba's, the ones the character weights are made
+from), each a `dim`-vector, projected to the teacher's dimension:
 
     lexicon(text) = proj · Σ_words (Σ of the word's character weights) · embedding[word]
 
 Words outside the lexicon add nothing, but for Latin ones where the lexicon holds pieces
 (entries `##piece`, `WordIndex`): such a word is cut into its pieces, longest first, and
 each piece adds its row with its characters' weights (a character network spells English
-out letter by letter; docs/quality.md, session 13). It costs one row lookup per word and
+out letter by letter; docs/pipeline.md, `--lexicon-pieces`). It costs one row lookup per word and
 one (dim × D) product per sentence, against the BiLSTM's 8·H² per character.
 
 In a model folder: `lexicon.json` (the words; row i + 1 of the embedding is word i, row 0

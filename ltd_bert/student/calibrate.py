@@ -6,7 +6,7 @@ residual as equally sure; `p + m` (the teacher's own space) turns cosine into so
 close to the Euclidean distance of the residuals, so a short, weak prediction counts for
 less. In between, `p + s·m`, is best in practice: on the STS-B and LCQMC validation
 splits, over seven students, adding the mean gains 2-4 Spearman points and `s ≈ 0.5`
-another 0.2-0.6 over `s = 1` (docs/quality.md).
+another 0.2-0.6 over `s = 1` (docs/research-record-2026.md).
 
 `s` is chosen without labels, on the training run's own validation rows: pair each row
 with one of its nearest teacher neighbours (the pairs a similarity search has to order),
@@ -17,8 +17,8 @@ The same criterion also picks a partial whitening `W` applied before the mean is
 (`W·p + s·m`): the predictions' principal axes rescaled by `(λ / mean λ)^(-α/2)`, `α` from
 0 (none) to 0.6, with the covariance of the held-out predictions. It evens out a few
 dominant directions that otherwise decide most of every cosine; on the validation splits it
-adds ~0.4 points on top of `s` (docs/quality.md). `α` and `s` are chosen together; `W` is
-stored with the weights (`similarity`), `α` in config.json (`whiten`).
+adds ~0.4 points on top of `s` (docs/research-record-2026.md). `α` and `s` are chosen
+together; `W` is stored with the weights (`similarity`), `α` in config.json (`whiten`).
 """
 
 from __future__ import annotations
@@ -259,10 +259,10 @@ def calibrate_mix(
     the kinds among the choices that order no kind's pairs worse than its plain centred
     vectors (α = 0, s = 0) do, on its pairs and on all but WORSE_SHARE of their resamples
     (a choice that beats the centred vectors on one sample of a kind by less than that
-    sample's noise may lose on another: session 8's choice gained 1.9 points on the
+    sample's noise may lose on another: model 14's first choice gained 1.9 points on the
     calibration's 262 statutes and lost 0.4 on the suite's 600). Among those, the one whose
     worst kind gains most at the WORSE_SHARE quantile of its resamples (the gain it keeps
-    on another sample of that kind, not the mean over kinds: session 10's best mean, s 0.25,
+    on another sample of that kind, not the mean over kinds: model 19's best mean, s 0.25,
     gained 2.3 ± 1.3 on the calibration's statutes and lost 0.2 on the suite's), then the
     best mean. The centred vectors themselves always qualify, so a mix where adding the mean
     hurts some kind keeps less of it, or none."""

@@ -13,11 +13,12 @@ class TrainConfig:
     hidden_size: int = 256
     num_layers: int = 1
     dropout: float = 0.1
-    loss: str = "both"  # measured best of cosine/mse/both/relational (README)
+    loss: str = "both"  # measured best of cosine/mse/both/relational (docs/research-record-2026.md)
     lr: float = 2e-3
     weight_decay: float = 0.01
     warmup: float = 0.05  # fraction of all steps
     epochs: int = 5
+    max_steps: int = 0  # stop after this many steps (the schedule fits them); 0: epochs decide
     batch_size: int = 128
     val_fraction: float = 0.02
     max_val: int = 5000
@@ -46,6 +47,16 @@ class TrainConfig:
     # (runtime/lexicon.py `WordIndex`), the most frequent first, fitted with the new words
     lexicon_pieces: int = 0
     segmenter: str | None = None  # what the model cuts words with (None: its teacher files')
+    # the relational term (student/pairs.py): none | mse | corr | list, its weight, the pair
+    # batch (rows, in groups of a row and group - 1 of its mined neighbours), the neighbours
+    # mined per row (same length class, other length class) and the table's file
+    pair_loss: str = "none"
+    pair_weight: float = 1.0
+    pair_batch: int = 128
+    pair_group: int = 4
+    pair_k: int = 12
+    pair_k_cross: int = 4
+    pairs: str | None = None  # default: beside the first teacher file (`<stem>.pairs.h5`)
     precision: str = "fp32"  # fp32 | bf16 (autocast; weights and optimiser stay fp32)
     threads: int | None = None
     device: str = "cpu"  # cpu | cuda | cuda:N | auto (CUDA when available)

@@ -13,7 +13,7 @@ rows: ~3 % faster), and the last layer is pooled as it runs.
 Precision: "fp32" gives `nn.LSTM`'s vectors to ~1e-6; "bf16" rounds the state to bfloat16
 for the recurrent product only (gate sums, cell and pooling stay float32): on a CPU with
 AMX (Intel Sapphire Rapids and later) the loop is ~2× faster per thread, and vectors
-keep a cosine of ~0.999999 to fp32 (docs/speed.md). "auto" picks bf16 where AMX is there.
+keep a cosine of ~0.999999 to fp32 (docs/pipeline.md). "auto" picks bf16 where AMX is there.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ltd_bert.common.cpu import auto_precision
+from ltd_bert.common.cpu import auto_precision, require_bf16
 from ltd_bert.runtime.light import first_layer_table, gate_weights
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -30,6 +30,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 def resolve_precision(precision: str) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "bf16":
+        require_bf16()
     return auto_precision("cpu") if precision == "auto" else precision
 
 

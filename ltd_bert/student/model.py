@@ -89,7 +89,7 @@ class BiLSTMStudent(nn.Module):
         comes after a text's characters and its real positions are exact. The same as
         `nn.LSTM` over packed sequences (to ~1e-7), whose CPU backward pass costs time
         quadratic in the length (a 2,048-character batch of 8 took minutes; this, seconds:
-        docs/speed.md) and is 10× slower on sentences too."""
+        docs/research-record-2026.md) and is 10× slower on sentences too."""
         x = self.dropout(self.embedding(ids))  # (B, T, E)
         if type(self.lstm) is not nn.LSTM:  # int8: PyTorch's dynamic-quantised LSTM
             packed = pack_padded_sequence(

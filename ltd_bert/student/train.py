@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ltd_bert.common.cpu import require_bf16
 from ltd_bert.common.errors import InputError, LtdError, StoreError
 from ltd_bert.common.version import __version__
 from ltd_bert.runtime.lexicon import (
@@ -57,6 +58,7 @@ from ltd_bert.student.model import (
     widen,
     with_default_buffers,
 )
+from ltd_bert.student.pairs import PairSampler, default_path, mine_pairs, pair_loss
 from ltd_bert.student.validation import Validation, loss_fn
 from ltd_bert.teacher import distributed
 from ltd_bert.teacher.store import TARGET_KEYS, same_setting, setting
@@ -352,8 +354,8 @@ class Trainer(Checkpoints, Validation):
         """Start a word path added to a trained model where it helps at once: the ridge
         regression of the network's errors (centred target − prediction) on the weighted
         bag of lexicon words, over the first `lexicon_fit_rows` training rows, cut to
-        `lexicon_dim` by its SVD (docs/quality.md: on held-out rows the full map lifted the
-        fidelity 0.809 → 0.856)."""
+        `lexicon_dim` by its SVD (docs/research-record-2026.md: on held-out rows the full map
+        lifted the fidelity 0.809 → 0.856)."""
         cfg = self.cfg
         n_train, _ = split(self.data.n, cfg)
         rows = min(cfg.lexicon_fit_rows, n_train)
@@ -374,7 +376,7 @@ class Trainer(Checkpoints, Validation):
         and up to `pieces` pieces of the Latin words there it still lacks (`lexicon_pieces`),
         each started as the ridge regression of the model's errors there on the new
         entries' masses, through the path's projection (words new to the model are what a
-        character network follows least: the word path of stage 12 lifted held-out fidelity
+        character network follows least: zh-small's first word path lifted held-out fidelity
         0.809 → 0.856 before any training)."""
         cfg = self.cfg
         n_train, _ = split(self.data.n, cfg)
@@ -474,8 +476,11 @@ class Trainer(Checkpoints, Validation):
             net = DistributedDataParallel(self.model, device_ids=ids, broadcast_buffers=False)
         self._rows = 0  # this rank's rows in its last batch (for the logged loss)
         n_train, n_val = split(self.data.n, cfg)
+        self.pairs = self._pair_sampler(n_train) if cfg.pair_loss != "none" and cfg.epochs else None
         per_epoch = steps_per_epoch(n_train, cfg, self.data.offsets)
         total = per_epoch * cfg.epochs
+        if cfg.max_steps:
+            total = min(total, cfg.max_steps)
         index = {c: i for i, c in enumerate(self.vocab)}
         self.model.train()
         mean = self.data.mean
@@ -484,14 +489,14 @@ class Trainer(Checkpoints, Validation):
         loss = torch.tensor(float("nan"))
         stopped_early = False
         done_steps_this_run = 0
-        while self.pos["epoch"] < cfg.epochs and not stopped_early:
+        while self.pos["epoch"] < cfg.epochs and not stopped_early and self.pos["step"] < total:
             epoch = self.pos["epoch"]
             plan = epoch_plan(n_train, cfg, epoch, self.data.offsets)
             while self.pos["window"] < len(plan):
                 window = plan[self.pos["window"]]
                 sents, vecs, weights = self.data.read_window(window)
                 batches = window_batches([len(s) for s in sents], cfg, epoch, window[0][0])
-                while self.pos["batch"] < len(batches):
+                while self.pos["batch"] < len(batches) and self.pos["step"] < total:
                     idx = batches[self.pos["batch"]]
                     rows, share = idx, 1.0
                     if self.world > 1:  # rows r, r + N, ... of the global batch
@@ -522,6 +527,8 @@ class Trainer(Checkpoints, Validation):
                         )
                         (part_loss * share if self.world > 1 else part_loss).backward()
                         loss = loss + part_loss.detach().cpu()
+                    if self.pairs is not None:
+                        loss = loss + self._pair_term(net, index)
                     self._rows = len(rows) if share else 0
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
                     self.opt.step()
@@ -547,7 +554,7 @@ class Trainer(Checkpoints, Validation):
                         raise KeyboardInterrupt("simulated kill")
                     if stopped_early:
                         break
-                if stopped_early:
+                if stopped_early or self.pos["step"] >= total:  # --max-steps: mid-epoch
                     break
                 self.pos["window"] += 1
                 self.pos["batch"] = 0
@@ -560,6 +567,55 @@ class Trainer(Checkpoints, Validation):
         if cfg.epochs == 0:  # no step (e.g. --lexicon-add alone): the model as it starts
             self._evaluate_and_log(-1, None)
         return self._finish(resumed, stopped_early, time.perf_counter() - t0, seen)
+
+    # --- the relational term (student/pairs.py) --------------------------------------------
+    def _pair_sampler(self, n_train: int) -> PairSampler:
+        """The mined pair table (rank 0 mines it once, resumable), and its sampler."""
+        cfg = self.cfg
+        path = Path(cfg.pairs) if cfg.pairs else default_path(self.data_paths)
+        if self.rank == 0:
+            t0 = time.perf_counter()
+            mine_pairs(self.data, path, n_train, cfg.pair_k, cfg.pair_k_cross, self.data.mean)
+            log.info("pairs: %s (%.0f s)", path, time.perf_counter() - t0)
+        distributed.barrier()
+        return PairSampler(self.data, path, n_train, cfg.seed, cfg.pair_k)
+
+    def _pair_term(self, net, index: dict[str, int]) -> torch.Tensor:
+        """This step's relational term, its gradient added to the parameters'. The pair
+        batch's vectors are computed first without gradients, in parts (`char_parts`); the
+        term's gradient with respect to them is then carried back through each part computed
+        again with the same dropout (memory of one part, not of the whole pair batch)."""
+        cfg, dev = self.cfg, self.device
+        groups = max(1, cfg.pair_batch // cfg.pair_group)
+        rows = self.pairs.draw(self.pos["step"], groups, cfg.pair_group, self.rank).reshape(-1)
+        sents, weights = self.pairs.sents, self.pairs.weights
+        parts = char_parts(list(range(len(rows))), [len(sents[r]) for r in rows], cfg)
+
+        def forward(part):
+            texts = [sents[rows[i]] for i in part]
+            ids, lengths, w = batch_tensors(
+                texts, [weights[rows[i]] for i in part], index, cfg.max_chars
+            )
+            word_ids = self.word_ids(texts, ids, dev)
+            with torch.autocast(dev.type, torch.bfloat16, enabled=cfg.precision == "bf16"):
+                return net(ids.to(dev), lengths, w.to(dev), word_ids).float()
+
+        vecs = torch.empty(len(rows), self.data.dim, device=dev)
+        states = []
+        with torch.no_grad():
+            for part in parts:
+                states.append(torch.get_rng_state())
+                vecs[part] = forward(part)
+        vecs.requires_grad_(True)
+        target = torch.from_numpy(self.pairs.vecs[rows] - self.data.mean).to(dev)
+        term = pair_loss(vecs, target, cfg.pair_loss, groups, cfg.pair_group) * cfg.pair_weight
+        term.backward()
+        after = torch.get_rng_state()
+        for part, state in zip(parts, states, strict=True):
+            torch.set_rng_state(state)
+            forward(part).backward(vecs.grad[part])
+        torch.set_rng_state(after)
+        return term.detach().cpu()
 
     def _finish(self, resumed, stopped_early, seconds, seen) -> dict[str, Any]:
         if self.rank == 0:
@@ -640,6 +696,8 @@ def train(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = distributed.resolve_device(cfg.device)
+    if cfg.precision == "bf16":
+        require_bf16("--precision bf16", device)  # oneDNN has no emulated bf16 LSTM
     with distributed.process_group(device, backend=distributed.backend_for(device)):
         return Trainer(data_paths, output, cfg, resume, progress, stop_after_steps).run()
 

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ltd_bert.student.calibrate import neighbour_pairs, pair_fidelity
 from ltd_bert.student.data import split
 from ltd_bert.student.model import batch_tensors
 from ltd_bert.teacher import distributed
@@ -27,6 +28,10 @@ def loss_fn(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor
         return cos + ((p @ p.T - t @ t.T) ** 2).mean()
     mse = ((pred - target) ** 2).sum(-1).mean() / target.pow(2).sum(-1).mean().clamp(min=1e-8)
     return mse if kind == "mse" else cos + mse
+
+
+#: neighbours a validation row is paired among (`val_pairs`; the suite's number)
+NEIGHBOURS = 10
 
 
 class Validation:
@@ -61,17 +66,31 @@ class Validation:
         pred, vecs = self._val_predictions()
         target = torch.from_numpy(vecs - self.data.mean)
         mean = torch.from_numpy(self.data.mean)
-        return {
+        metrics = {
             "val_loss": float(loss_fn(pred, target, self.cfg.loss)),
             "val_cos": float(F.cosine_similarity(pred, target, dim=-1).mean()),
             "val_raw_cos": float(F.cosine_similarity(pred + mean, target + mean, dim=-1).mean()),
         }
+        if len(vecs) > NEIGHBOURS:  # how like the teacher the rows' neighbour pairs are ordered
+            pairs = neighbour_pairs(vecs, NEIGHBOURS)  # (centred vectors on both sides)
+            metrics["val_pairs"] = pair_fidelity(
+                pred.numpy(), target.numpy(), self.data.mean, 0.0, pairs
+            )
+        return metrics
+
+    def score(self, metrics: dict[str, float]) -> float:
+        """What the best model is kept on: the validation centred cosine; with a relational
+        term, plus the pair agreement / 100 (both on the same footing)."""
+        if self.cfg.pair_loss != "none" and "val_pairs" in metrics:
+            return metrics["val_cos"] + metrics["val_pairs"] / 100
+        return metrics["val_cos"]
 
     def _after_eval(self, metrics: dict[str, float]) -> bool:
         """Keep the best model; True when patience has run out."""
-        improved = metrics["val_cos"] > self.best["val_cos"] + 1e-4
+        score = self.score(metrics)
+        improved = score > self.best.get("score", self.best["val_cos"]) + 1e-4
         if improved:
-            self.best = {"val_cos": metrics["val_cos"], "step": self.pos["step"]}
+            self.best = {"val_cos": metrics["val_cos"], "score": score, "step": self.pos["step"]}
             self.bad_evals = 0
             torch.save(self.model.state_dict(), self.state_dir / "best.pt")
         else:

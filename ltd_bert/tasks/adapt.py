@@ -5,7 +5,8 @@
    settings (`teacher-embed`, say under torchrun elsewhere) are used as they are.
 2. General rows are replayed beside it, so that nothing else is forgotten: teacher files
    as they are, or text files embedded the same way (at most `replay_ratio` × the domain's
-   rows of each).
+   rows of each); without either, the general set shipped with the package (`replay.py`,
+   its teacher vectors cached under LTD_HOME).
 3. Training continues from the model (`--init-from`), keeping its mean, for `epochs` over
    the domain and replay rows shuffled together; the domain's last rows are held out.
    With `new_words`, the domain's most frequent words that the model's word path lacks join
@@ -79,12 +80,16 @@ def domain_fidelity(student, sents, weights, vecs) -> float:
     return float(cosines(pred, vecs - student.mean).mean())
 
 
-def measure(student, domain_rows, suite, suite_cache, pairs, teacher_name, say) -> dict:
+def measure(
+    student, domain_rows, suite, suite_cache, pairs, teacher_name, say, texts_per_kind=None
+) -> dict:
     from ltd_bert.tasks.suite import run_suite
 
     out = {"domain": domain_fidelity(student, *domain_rows)}
     if suite is not False:
-        out["suite"] = run_suite(student, suite, None, suite_cache, teacher_name, say)
+        out["suite"] = run_suite(
+            student, suite, None, suite_cache, teacher_name, say, texts_per_kind=texts_per_kind
+        )
     if pairs:
         from ltd_bert.tasks.evaluate import read_pairs, score
 
@@ -99,7 +104,7 @@ def adapt(
     model_dir: str | Path,
     corpus: Sequence[str],
     output: str | Path,
-    replay: Sequence[str],
+    replay: Sequence[str] = (),
     work: str | Path | None = None,
     teacher_name: str | None = None,
     limit: int | None = None,
@@ -117,6 +122,8 @@ def adapt(
     train_progress=None,
     new_words: int = 0,
     new_pieces: int = 0,
+    replay_lines: int | None = None,
+    texts_per_kind: int | None = None,
 ) -> AdaptReport:
     """Adapt the model at `model_dir` to `corpus` into `output`; see the module docstring. `corpus`
     holds text files, embedded together into WORK/domain.h5, or teacher files (.h5) made with
@@ -125,23 +132,28 @@ def adapt(
     OUTPUT.work, reused on a rerun); `suite=False` skips the general suite; `pairs` are labelled
     pair files scored before and after; `new_words` words of the domain join the model's word
     path (`TrainConfig.lexicon_add`), and `new_pieces` pieces of its Latin words
-    (`TrainConfig.lexicon_pieces`)."""
+    (`TrainConfig.lexicon_pieces`). `replay` (teacher or text files) empty: the general set
+    shipped with the package; `replay_lines` caps the lines of each replay text used;
+    `texts_per_kind` uses only the first texts of each general kind (calibration and suite)."""
     from ltd_bert.student.calibrate import calibrate_mix
     from ltd_bert.student.config import TrainConfig
     from ltd_bert.student.data import split
     from ltd_bert.student.model import Student
     from ltd_bert.student.train import train
     from ltd_bert.tasks.evaluate import write_calibration
-    from ltd_bert.tasks.suite import DEFAULT_CALIB, cache_dir, kind_groups, suite_files
-    from ltd_bert.teacher.model import Teacher
+    from ltd_bert.tasks.suite import (
+        DEFAULT_CALIB,
+        cache_dir,
+        kind_groups,
+        load_teacher,
+        suite_files,
+    )
     from ltd_bert.teacher.store import TARGET_KEYS, TeacherFile, same_setting, setting
 
     say = say or (lambda msg: None)
     output = Path(output)
     if output.exists():
         raise InputError(f"{output}: exists; choose another -o or remove it")
-    if not replay:
-        raise InputError("--replay: give general teacher files or text to replay")
     # the folders the measurements and the recalibration need, checked before teacher time
     calib_files = suite_files(calib or DEFAULT_CALIB) if calib is not False else []
     if suite is not False:
@@ -164,7 +176,7 @@ def adapt(
     def get_teacher():
         nonlocal teacher
         if teacher is None:
-            teacher = Teacher(teacher_name or before.meta["teacher"])
+            teacher = load_teacher(teacher_name or before.meta["teacher"])  # the suite's too
         return teacher
 
     rows: dict[str, int] = {}  # each teacher file's rows
@@ -201,6 +213,22 @@ def adapt(
         domain_files.append(str(domain_h5))
     files: list[str] = []
     n_replay = 0
+    replay_cap = int(replay_ratio * n_domain)
+    if replay_lines is not None:
+        replay_cap = min(replay_cap, replay_lines)
+    if not replay:
+        from ltd_bert.tasks.replay import shipped_replay
+
+        say("teacher: the general replay set shipped with the package (cached under LTD_HOME)")
+        path, n = shipped_replay(
+            before,
+            get_teacher(),
+            replay_cap,
+            work,
+            lambda n: embed_progress and embed_progress("replay", n),
+        )
+        files.append(path)
+        n_replay += n
     for i, path in enumerate(replay):
         if is_teacher_file(path):
             n_replay += rows[path]
@@ -213,7 +241,7 @@ def adapt(
                 out,
                 before,
                 get_teacher(),
-                int(replay_ratio * n_domain),
+                max(replay_cap, 1),
                 lambda n: embed_progress and embed_progress("replay", n),
             )
             files.append(str(out))
@@ -243,7 +271,11 @@ def adapt(
     cfg.lexicon_fit_rows = n_domain - n_val  # new words and their fit: the domain's rows
     suite_cache = cache_dir(before)
     say(f"before: measuring {model_dir}")
-    scores = {"before": measure(before, domain_rows, suite, suite_cache, pairs, teacher_name, say)}
+    scores = {
+        "before": measure(
+            before, domain_rows, suite, suite_cache, pairs, teacher_name, say, texts_per_kind
+        )
+    }
 
     say(f"training: {n_domain} domain and {n_replay} replayed rows, {epochs} epoch(s)")
     result = train(
@@ -255,13 +287,15 @@ def adapt(
     )
 
     after = Student.load(output)
-    groups = kind_groups(after, calib_files, None, teacher_name, say)
+    groups = kind_groups(after, calib_files, None, teacher_name, say, texts_per_kind)
     groups["domain"] = (after.encode_prepared(texts, weights), vecs)
     cal = calibrate_mix(groups, after.mean)
     write_calibration(output, after, cal)
     after = Student.load(output)
     say(f"after: measuring {output}")
-    scores["after"] = measure(after, domain_rows, suite, suite_cache, pairs, teacher_name, say)
+    scores["after"] = measure(
+        after, domain_rows, suite, suite_cache, pairs, teacher_name, say, texts_per_kind
+    )
     added = len(after.lexicon.words) - len(before.lexicon.words) if after.lexicon else 0
     return AdaptReport(n_domain, n_replay, n_val, added, result, cal.config_entries(), scores)
 

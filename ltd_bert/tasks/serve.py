@@ -3,7 +3,8 @@
     POST /v1/embeddings   OpenAI's request and response ({"input": "一句话" or [...],
                           "model": ..., "encoding_format": "float" | "base64"})
     POST /similarity      {"pairs": [["句子一", "句子二"], ...]} → the cosine of each pair
-    GET  /v1/models       the one model served
+    GET  /v1/models       the one model served (a request naming another model gets it too,
+                          as from a client that sends OpenAI's default name)
     GET  /health          {"status": "ok", ...} (no API key needed)
 
 The vectors are `Student.encode`'s, as `ltd encode` writes them with the same model (the
@@ -13,7 +14,7 @@ seconds after the first), in one worker thread, so the event loop keeps reading 
 while the model runs. Bad requests get a 4xx JSON error in OpenAI's shape.
 
 Starlette and uvicorn: a small ASGI toolkit and its reference server, no more than these five
-routes need (see the README).
+routes need (see docs/serve.md).
 """
 
 from __future__ import annotations
@@ -383,6 +384,28 @@ def cosines(vecs_a: np.ndarray, vecs_b: np.ndarray) -> list[float]:
     return ((vecs_a * vecs_b).sum(1) / (na * nb)).tolist()
 
 
+def served_model(requested: Any, served: Sequence[str]) -> str:
+    """The served model a request's `model` asks for. Any name gets the one model when only
+    one is served, as TEI does: clients such as LangChain and LlamaIndex send OpenAI's
+    default (`text-embedding-ada-002`) unless told. With several served, an unknown name is
+    a 404 that lists them. No name: the first."""
+    if requested is None:
+        return served[0]
+    if not isinstance(requested, str):
+        raise ApiError(400, f"'model' must be a string, not {_json_type(requested)}", "model")
+    if requested in served:
+        return requested
+    if len(served) == 1:
+        return served[0]
+    raise ApiError(
+        404,
+        f"the model '{requested}' does not exist here; this server serves "
+        + ", ".join(f"'{m}'" for m in served),
+        "model",
+        "model_not_found",
+    )
+
+
 # --- the ASGI app -------------------------------------------------------------------------
 
 
@@ -459,18 +482,7 @@ def create_app(student, name: str, settings: ServeSettings, created: int | None 
         return body
 
     def check_model(body: dict[str, Any]) -> None:
-        model = body.get("model")
-        if model is None:
-            return
-        if not isinstance(model, str):
-            raise ApiError(400, f"'model' must be a string, not {_json_type(model)}", "model")
-        if model != name:
-            raise ApiError(
-                404,
-                f"the model '{model}' does not exist here; this server serves '{name}'",
-                "model",
-                "model_not_found",
-            )
+        served_model(body.get("model"), [name])
 
     async def embeddings(request: Request) -> Response:
         body = await read_json(request)

@@ -1,9 +1,9 @@
 """The fidelity suite: how close a student stays to its teacher on kinds of text that no
 model trained on, without labels.
 
-A suite is a folder of `<kind>.txt` files, one text per line (the project's own is
-`data/suite/`, made by `scripts/make_suite.py` from held-back corpus lines: length classes
-from 5 to 4,000 characters, questions, statutes, classical verse). For each kind, it
+A suite is a folder of `<kind>.txt` files, one text per line (the package's own is
+`ltd_bert/suites/suite/`, made by `scripts/make_suite.py` from held-back corpus lines: length
+classes from 5 to 4,000 characters, questions, statutes, classical verse). For each kind, it
 reports:
 
 - `fidelity`: the mean cosine between the student's centred prediction and the teacher's
@@ -25,6 +25,7 @@ documents cost the teacher seconds each) and cached under `LTD_HOME/suite/`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
@@ -34,15 +35,16 @@ from pathlib import Path
 import numpy as np
 
 from ltd_bert.common.errors import InputError, StoreError
+from ltd_bert.suites import CALIB, SUITE
 
 log = logging.getLogger(__name__)
 
 #: neighbours a suite text is paired among (its sets have hundreds of texts, not thousands)
 NEIGHBOURS = 10
-#: the suite of the project's repository (absent from an installed wheel)
-DEFAULT_SUITE = Path(__file__).resolve().parents[2] / "data" / "suite"
-#: the project's calibration mix: the same kinds from other held-back lines
-DEFAULT_CALIB = DEFAULT_SUITE.with_name("calib")
+#: the suite shipped with the package
+DEFAULT_SUITE = SUITE
+#: the calibration mix shipped with the package: the same kinds from other held-back lines
+DEFAULT_CALIB = CALIB
 
 
 #: kinds of at least this many characters on average are documents (`cross_pairs`)
@@ -62,6 +64,13 @@ class KindResult:
     fidelity: float | None
     pairs_centred: float
     pairs_default: float
+    #: the student's centred cosines against the teacher's centred ones (like for like: a
+    #: student equal to the teacher scores 100 here, while `pairs_centred` compares with the
+    #: teacher's own vectors, mean included, where the teacher's centred vectors score 47-86)
+    pairs_matched: float | None = None
+    #: the resampling spread of each pair column: the standard deviation of its Spearman over
+    #: `RESAMPLES` resamplings of the pairs with replacement (`spread`)
+    spread: dict[str, float] | None = None
 
 
 @dataclass
@@ -79,7 +88,7 @@ def suite_files(folder: str | Path | None) -> list[Path]:
     if not folder.is_dir():
         raise InputError(
             f"{folder}: no suite folder (give a folder of <kind>.txt files, one text per "
-            "line; scripts/make_suite.py makes the project's data/suite and data/calib)"
+            "line; scripts/make_suite.py makes the package's suites/suite and suites/calib)"
         )
     files = sorted(folder.glob("*.txt"))
     if not files:
@@ -87,8 +96,9 @@ def suite_files(folder: str | Path | None) -> list[Path]:
     return files
 
 
-def cache_dir(student) -> Path:
-    """Where the teacher vectors of a model's suite live: one folder per teacher setting."""
+def cache_dir(student, what: str = "suite") -> Path:
+    """Where the teacher vectors of a model's suite (or of the shipped replay set, `what` =
+    "replay") live: one folder per teacher setting."""
     from ltd_bert.teacher.builtin import ltd_home
 
     m = student.meta
@@ -96,12 +106,13 @@ def cache_dir(student) -> Path:
         str(m.get(k))
         for k in ("teacher", "teacher_config", "pooling", "layer", "prefix", "eps", "idf_sha256")
     )
-    return ltd_home() / "suite" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    return ltd_home() / what / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _usable(path: Path, texts: list[str], student) -> bool:
-    """The cache file holds the teacher vectors of exactly these texts, made with the model's
-    teacher settings and long texts pooled over windows."""
+def _usable(path: Path, texts: list[str], student, first: bool = False) -> bool:
+    """The cache file holds the teacher vectors of exactly these texts (`first`: these texts
+    first, maybe more after them), made with the model's teacher settings and long texts
+    pooled over windows."""
     from ltd_bert.teacher.store import TARGET_KEYS, TeacherFile, same_setting, setting
 
     if not path.is_file():
@@ -112,8 +123,10 @@ def _usable(path: Path, texts: list[str], student) -> bool:
                 same_setting(k, setting(tf.settings, k), setting(student.meta, k))
                 for k in TARGET_KEYS
             )
-            ok = ok and setting(tf.settings, "long") == "windows" and len(tf) == len(texts)
-            return ok and tf.read(0, len(tf))[0] == texts
+            n = len(texts)
+            ok = ok and setting(tf.settings, "long") == "windows"
+            ok = ok and (len(tf) >= n if first else len(tf) == n)
+            return ok and tf.read(0, n)[0] == texts
     except StoreError:
         return False
 
@@ -128,37 +141,71 @@ def model_pooling(student):
     )
 
 
-def teacher_vectors(
-    student, kind_file: Path, texts: list[str], cache: Path, teacher_name: str | None, progress
-) -> np.ndarray:
-    """The teacher's vectors of `texts` (the cleaned, non-empty lines of `kind_file`)."""
-    from ltd_bert.teacher.embed import teacher_embed
+@functools.lru_cache(maxsize=1)
+def load_teacher(name: str):
+    """The teacher, loaded once for all the kinds a command embeds."""
     from ltd_bert.teacher.model import Teacher
+
+    return Teacher(name)
+
+
+def teacher_vectors(
+    student,
+    kind_file: Path,
+    texts: list[str],
+    cache: Path,
+    teacher_name: str | None,
+    progress,
+    first: int | None = None,
+) -> np.ndarray:
+    """The teacher's vectors of `texts`: the cleaned, non-empty lines of `kind_file`, or with
+    `first`, the first that many of them (read from the whole kind's cache file when there is
+    one, else embedded into a file of their own)."""
+    from ltd_bert.teacher.embed import teacher_embed
     from ltd_bert.teacher.store import TeacherFile
 
     digest = hashlib.sha256(kind_file.read_bytes()).hexdigest()[:12]
     out = cache / f"{kind_file.stem}-{digest}.h5"  # by content: kinds of other suites differ
+    lines = None
+    if first is not None and len(texts) == first:  # else the kind has no more texts
+        if _usable(out, texts, student, first=True):
+            with TeacherFile(out) as tf:
+                return tf.read(0, len(texts))[1]
+        out = out.with_name(f"{out.stem}-first{len(texts)}.h5")
+        lines = input_lines(kind_file, len(texts))
     if not _usable(out, texts, student):
         cache.mkdir(parents=True, exist_ok=True)
-        teacher = Teacher(teacher_name or student.meta["teacher"])
+        teacher = load_teacher(teacher_name or student.meta["teacher"])
         settings = model_pooling(student)
         if progress:
             progress(f"teacher: {kind_file.stem} ({len(texts)} texts)")
         try:  # a complete file here holds other texts: made again; a `.partial` resumes
             teacher_embed(
-                [str(kind_file)], out, teacher, student.weighter, settings, overwrite=out.exists()
+                [str(kind_file)],
+                out,
+                teacher,
+                student.weighter,
+                settings,
+                limit=lines,
+                overwrite=out.exists(),
             )
         except StoreError:  # a `.partial` of other settings: made again
             teacher_embed(
-                [str(kind_file)], out, teacher, student.weighter, settings, overwrite=True
+                [str(kind_file)],
+                out,
+                teacher,
+                student.weighter,
+                settings,
+                limit=lines,
+                overwrite=True,
             )
     with TeacherFile(out) as tf:
         return tf.read(0, len(tf))[1]
 
 
 def measure(student, pred: np.ndarray, targets: np.ndarray, neighbours: int = NEIGHBOURS):
-    """(fidelity, centred pair agreement, default pair agreement) of one kind from the
-    student's centred vectors `pred` of its texts and the teacher's `targets`."""
+    """(fidelity, centred, default and matched pair agreement, their spreads) of one kind
+    from the student's centred vectors `pred` of its texts and the teacher's `targets`."""
     from ltd_bert.common.stats import cosines
     from ltd_bert.student.calibrate import neighbour_pairs
 
@@ -166,14 +213,52 @@ def measure(student, pred: np.ndarray, targets: np.ndarray, neighbours: int = NE
     return (fid, *pair_scores(student, pred, targets, neighbour_pairs(targets, neighbours)))
 
 
-def pair_scores(student, pred: np.ndarray, targets: np.ndarray, pairs) -> tuple[float, float]:
-    """The pair agreement of `pairs` with the centred vectors and with the default ones."""
-    from ltd_bert.student.calibrate import pair_fidelity
+def pair_columns(student, pred: np.ndarray, targets: np.ndarray, pairs) -> dict:
+    """`{column: (student cosines, teacher cosines)}` of `pairs`: the centred and the default
+    vectors against the teacher's vectors, and the centred ones against the teacher's centred
+    vectors (`matched`)."""
+    from ltd_bert.common.stats import cosines
+    from ltd_bert.student.calibrate import pair_cosines
 
+    i, j = pairs
     mean = student.mean
-    centred = pair_fidelity(pred, targets, mean, 0.0, pairs)
-    default = pair_fidelity(pred, targets, mean, student.mean_scale, pairs, student.whitening_map)
-    return centred, default
+    raw, centred = cosines(targets[i], targets[j]), cosines(targets[i] - mean, targets[j] - mean)
+    return {
+        "centred": (pair_cosines(pred, mean, 0.0, pairs), raw),
+        "default": (
+            pair_cosines(pred, mean, student.mean_scale, pairs, student.whitening_map),
+            raw,
+        ),
+        "matched": (pair_cosines(pred, mean, 0.0, pairs), centred),
+    }
+
+
+#: resamplings of the pairs behind a column's spread
+RESAMPLES = 200
+
+
+def spread(a: np.ndarray, b: np.ndarray, resamples: int = RESAMPLES, seed: int = 0) -> float:
+    """The standard deviation × 100 of the Spearman of `a` and `b` over resamplings of their
+    pairs with replacement (ranks of the whole sample, resampled: ties are rare)."""
+    from ltd_bert.common.stats import rankdata
+
+    ra, rb = rankdata(a), rankdata(b)
+    pick = np.random.default_rng(seed).integers(0, len(a), (resamples, len(a)))
+    x, y = ra[pick], rb[pick]
+    x -= x.mean(1, keepdims=True)
+    y -= y.mean(1, keepdims=True)
+    r = (x * y).sum(1) / np.maximum(np.sqrt((x**2).sum(1) * (y**2).sum(1)), 1e-12)
+    return float(100 * r.std())
+
+
+def pair_scores(student, pred: np.ndarray, targets: np.ndarray, pairs) -> tuple:
+    """(centred, default, matched) pair agreement of `pairs` (`pair_columns`), and their
+    resampling spreads."""
+    from ltd_bert.common.stats import spearman
+
+    cols = pair_columns(student, pred, targets, pairs)
+    scores = tuple(100 * spearman(a, b) for a, b in cols.values())
+    return (*scores, {k: spread(a, b) for k, (a, b) in cols.items()})
 
 
 def cross_pairs(
@@ -206,7 +291,8 @@ def cross_row(student, vectors: dict[str, KindVectors]) -> KindResult | None:
     return KindResult(CROSS, d, None, None, *pair_scores(student, pred, targets, pairs))
 
 
-def load_kind(path: Path) -> list[str]:
+def load_kind(path: Path, first: int | None = None) -> list[str]:
+    """The texts of a kind (its cleaned, non-empty lines), or only the first `first`."""
     from ltd_bert.text.clean import clean_text
 
     texts = []
@@ -214,11 +300,25 @@ def load_kind(path: Path) -> list[str]:
         t = clean_text(line)
         if t:
             texts.append(t)
+            if first is not None and len(texts) >= first:
+                break
         elif line.strip():
             raise InputError(f"{path}:{n}: a line with nothing left after cleaning")
     if len(texts) <= NEIGHBOURS:
         raise InputError(f"{path}: {len(texts)} texts; a kind needs more than {NEIGHBOURS}")
     return texts
+
+
+def input_lines(path: Path, texts: int) -> int:
+    """How many lines of a kind's file hold its first `texts` texts."""
+    from ltd_bert.text.clean import clean_text
+
+    found = 0
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        found += bool(clean_text(line))
+        if found >= texts:
+            return n
+    return n
 
 
 def run_suite(
@@ -229,9 +329,11 @@ def run_suite(
     teacher: str | None = None,
     progress: Callable[[str], None] | None = None,
     vectors: dict[str, KindVectors] | None = None,
+    texts_per_kind: int | None = None,
 ) -> list[KindResult]:
     """The suite's measures for one model, a row per kind (in file-name order); `vectors`
-    (a dict) gets what each kind was measured on (`cross_row`)."""
+    (a dict) gets what each kind was measured on (`cross_row`); `texts_per_kind` measures
+    only each kind's first texts (quicker on a cold cache, and a rougher measure)."""
     files = suite_files(suite)
     if kinds:
         names = {f.stem: f for f in files}
@@ -242,12 +344,12 @@ def run_suite(
     cache = Path(cache) if cache else cache_dir(student)
     rows = []
     for f in files:
-        texts = load_kind(f)
-        targets = teacher_vectors(student, f, texts, cache, teacher, progress)
+        texts = load_kind(f, texts_per_kind)
+        targets = teacher_vectors(student, f, texts, cache, teacher, progress, texts_per_kind)
         pred = student.encode(texts, space="centred")
-        fid, centred, default = measure(student, pred, targets)
+        fid, centred, default, matched, spreads = measure(student, pred, targets)
         chars = float(np.mean([len(t) for t in texts]))
-        rows.append(KindResult(f.stem, len(texts), chars, fid, centred, default))
+        rows.append(KindResult(f.stem, len(texts), chars, fid, centred, default, matched, spreads))
         if vectors is not None:
             vectors[f.stem] = KindVectors(pred, targets, chars)
         if progress:
@@ -256,28 +358,43 @@ def run_suite(
 
 
 def table(rows: Sequence[KindResult], cross: KindResult | None = None) -> str:
-    """The suite as a Markdown table, with the mean over kinds, then the row across kinds."""
+    """The suite as a Markdown table, with the mean over kinds, then the row across kinds;
+    each pair figure ± its resampling spread (`spread`)."""
     lines = [
-        "| kind | texts | mean chars | fidelity | pairs, centred | pairs, default |",
-        "|---|--:|--:|--:|--:|--:|",
+        "| kind | texts | mean chars | fidelity | pairs, centred | pairs, default "
+        "| pairs, matched |",
+        "|---|--:|--:|--:|--:|--:|--:|",
     ]
     for r in rows:
         lines.append(
             f"| {r.kind} | {r.texts} | {r.mean_chars:.0f} | {r.fidelity:.3f} | "
-            f"{r.pairs_centred:.1f} | {r.pairs_default:.1f} |"
+            f"{_num(r.pairs_centred, r, 'centred')} | {_num(r.pairs_default, r, 'default')} | "
+            f"{_num(r.pairs_matched, r, 'matched')} |"
         )
     if rows:
-        mean = lambda k: float(np.mean([getattr(r, k) for r in rows]))  # noqa: E731
+        mean = lambda k: float(  # noqa: E731
+            np.mean([np.nan if getattr(r, k) is None else getattr(r, k) for r in rows])
+        )
         lines.append(
             f"| mean of kinds | | | {mean('fidelity'):.3f} | {mean('pairs_centred'):.1f} | "
-            f"{mean('pairs_default'):.1f} |"
+            f"{mean('pairs_default'):.1f} | {_num(mean('pairs_matched'))} |"
         )
     if cross:
         lines.append(
             f"| {cross.kind} (each document with a near sentence) | {cross.texts} | | | "
-            f"{cross.pairs_centred:.1f} | {cross.pairs_default:.1f} |"
+            f"{_num(cross.pairs_centred, cross, 'centred')} | "
+            f"{_num(cross.pairs_default, cross, 'default')} | "
+            f"{_num(cross.pairs_matched, cross, 'matched')} |"
         )
     return "\n".join(lines)
+
+
+def _num(x: float | None, row: KindResult | None = None, column: str = "") -> str:
+    """A pair column's figure, ± its resampling spread when the row has one."""
+    if x is None or np.isnan(x):
+        return "–"
+    sd = (row.spread or {}).get(column) if row is not None else None
+    return f"{x:.1f} ± {sd:.1f}" if sd is not None else f"{x:.1f}"
 
 
 def as_dicts(rows: Sequence[KindResult]) -> list[dict]:
@@ -285,15 +402,20 @@ def as_dicts(rows: Sequence[KindResult]) -> list[dict]:
 
 
 def kind_groups(
-    student, files: Sequence[Path], cache=None, teacher: str | None = None, progress=None
+    student,
+    files: Sequence[Path],
+    cache=None,
+    teacher: str | None = None,
+    progress=None,
+    texts_per_kind: int | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """`{kind: (the student's centred vectors, the teacher's vectors)}` of suite files: what
     `calibrate_mix` chooses on."""
     cache = Path(cache) if cache else cache_dir(student)
     groups = {}
     for f in files:
-        texts = load_kind(f)
-        targets = teacher_vectors(student, f, texts, cache, teacher, progress)
+        texts = load_kind(f, texts_per_kind)
+        targets = teacher_vectors(student, f, texts, cache, teacher, progress, texts_per_kind)
         groups[f.stem] = (student.encode(texts, space="centred"), targets)
     return groups
 
@@ -304,10 +426,12 @@ def calibrate_on(
     cache: str | Path | None = None,
     teacher: str | None = None,
     progress: Callable[[str], None] | None = None,
+    texts_per_kind: int | None = None,
 ):
     """Choose the model's similarity map on the kinds of `suite` (a mix held apart from the
-    suite that reports: the project's is `data/calib/`) with `calibrate_mix`, and write it
-    into the model folder. Returns the `MixCalibration`."""
+    suite that reports: the package's is `ltd_bert/suites/calib/`) with `calibrate_mix`, and
+    write it into the model folder; `texts_per_kind` as in `run_suite`. Returns the
+    `MixCalibration`."""
     from ltd_bert.student.calibrate import calibrate_mix
     from ltd_bert.student.model import Student
     from ltd_bert.tasks.evaluate import write_calibration
@@ -315,7 +439,7 @@ def calibrate_on(
     student = Student.load(model_dir)
     if student.meta.get("quantized"):
         raise InputError(f"{model_dir}: calibrate the float32 model, then quantize it again")
-    groups = kind_groups(student, suite_files(suite), cache, teacher, progress)
+    groups = kind_groups(student, suite_files(suite), cache, teacher, progress, texts_per_kind)
     cal = calibrate_mix(groups, student.mean)
     write_calibration(Path(model_dir), student, cal)
     return cal

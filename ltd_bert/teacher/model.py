@@ -117,6 +117,10 @@ class Teacher:
             from ltd_bert.common.cpu import auto_precision
 
             dtype = auto_precision(self.device.type)
+        if dtype == "bf16":
+            from ltd_bert.common.cpu import require_bf16
+
+            require_bf16("--precision bf16", self.device.type)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.path)
             try:

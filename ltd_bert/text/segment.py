@@ -63,8 +63,8 @@ def get_segmenter(user_dict: str | None = None, kind: str = "jieba", load: bool 
         seg = FastJieba(seg)
     elif kind == "rjieba" and _has_rjieba():
         seg = RustJieba(seg)
-    elif kind == "rjieba":  # a model made with rjieba, here without it: jieba's own words
-        log.warning("rjieba is not installed: cutting words with jieba (pip install rjieba)")
+    elif kind == "rjieba":  # rjieba is a dependency; without it (a broken install): jieba's words
+        log.debug("rjieba is not installed: cutting words with jieba (pip install rjieba)")
     elif user_dict is None and os.environ.get("LTD_JIEBA", "") != "python" and _has_rjieba():
         seg = FastJieba(seg)
     _segmenters[(user_dict, kind)] = seg
@@ -365,7 +365,7 @@ _HMM_TABLES: tuple | None = None
 
 def hmm_cut(buf: str) -> list[str]:
     """`list(jieba.finalseg.cut(buf))`, word for word, 2.3x faster (54,114 buffers cut from
-    corpus lines, docs/speed.md): the same Viterbi over
+    corpus lines, docs/research-record-2026.md): the same Viterbi over
     the same probabilities, its sums made in the same order and ties broken the same way
     (on equal scores jieba's `max` over (score, state) takes the later state letter), with
     back-pointers instead of a copied path per state and step."""

@@ -3,7 +3,7 @@
 One function, `Weighter.char_weights`, serves the teacher, the student and `encode`, so the
 weights are identical everywhere.
 
-Policy (documented in the README):
+Policy (documented in docs/pipeline.md):
 - Cleaning (`clean_text`): NFKC, control and format characters removed (this includes
   zero-width spaces and BOMs), every run of white space becomes one space, ends stripped.
   All later steps see only the cleaned text; it is what the HDF5 file stores.

@@ -6,7 +6,7 @@ the fixed sample `ltd eval` uses) of cosines between `p + s·mean`, for several 
 `ltd train` uses to choose `s` (ltd_bert/student/calibrate.py) on that teacher file's held-out rows
 (the model's own split).
 
-    .venv/bin/python scripts/mean_scale.py MODEL... [--data teacher.h5] [--scales 0,0.5,1]
+    .venv/bin/python experiments/mean_scale.py MODEL... [--data teacher.h5] [--scales 0,0.5,1]
 """
 
 from __future__ import annotations

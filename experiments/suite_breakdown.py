@@ -1,7 +1,7 @@
-"""Two looks inside the fidelity suite for one model (docs/quality.md, session 9).
+"""Two looks inside the fidelity suite for one model (docs/research-record-2026.md).
 
-    .venv/bin/python scripts/suite_breakdown.py -m zh-small [--suite data/suite]
-        [--resampled data/calib data/suite] [--scales 0.1,0.2,0.3,0.4]
+    .venv/bin/python experiments/suite_breakdown.py -m zh-small [--suite ltd_bert/suites/suite]
+        [--resampled ltd_bert/suites/calib ltd_bert/suites/suite] [--scales 0.1,0.2,0.3,0.4]
 
 - By length: each kind's centred fidelity in length bins (where along the length scale the
   student follows the teacher least).

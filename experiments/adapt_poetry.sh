@@ -1,10 +1,10 @@
 #!/bin/bash
-# `ltd adapt` on classical verse with the shipped zh-small (docs/quality.md, "Adapting to a
-# domain", session 11): the domain text, 12,288 general lines to replay, and the two runs.
-# Usage: bash scripts/adapt_poetry.sh [OUT_DIR]   (run 2 replays stage 19's paragraphs:
-# PARAS=path/to/paras.h5, made by `make reproduce`'s stage 19 block; ~30 minutes in all).
-# The documented runs started from stage 19, shipped then: MODEL=repro_work/model19 (`make
-# reproduce`) gives the same start; the default, the shipped zh-small, is stage 20 now.
+# `ltd adapt` on classical verse (docs/quality.md, "Adapting to a domain"): the domain text,
+# 12,288 general lines to replay, and the two runs.
+# Usage: bash experiments/adapt_poetry.sh [OUT_DIR]   (run 2 replays model 19's paragraphs:
+# PARAS=path/to/paras.h5, made by `make reproduce`'s model 19 block; ~30 minutes in all).
+# The documented runs started from zh-small's model 19: MODEL=repro_work/model19 (`make
+# reproduce`) gives the same start; the default is the shipped zh-small (model 21).
 set -euo pipefail
 OUT="${1:-adapt_poetry_runs}"
 DATA="${DATA:-../shared/data}"

@@ -1,9 +1,9 @@
 """How much of a student's error a linear map from a weighted bag of words (or characters)
 explains: ridge regression of (centred teacher vector − prediction) on the bag, fitted on
-80 % of a teacher file's rows, fidelity measured on the other 20 % (docs/quality.md, "The
-word path"). Needs scipy (the test extra).
+80 % of a teacher file's rows, fidelity measured on the other 20 % (docs/research-record-2026.md,
+"the word path"). Needs scipy (the test extra).
 
-    .venv/bin/python scripts/lexicon_probe.py TEACHER.h5 [-m MODEL] [--rows N] [--words 16000]
+    .venv/bin/python experiments/lexicon_probe.py TEACHER.h5 [-m MODEL] [--rows N] [--words 16000]
 """
 
 from __future__ import annotations

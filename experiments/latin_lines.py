@@ -1,10 +1,11 @@
-"""Fidelity per line against the Latin words a model's word path lacks (docs/quality.md,
-session 13): the lines whose Latin words are all in the path, those holding one outside it
-(cut to pieces where the path has them), and the correlation of a line's fidelity with the
+"""Fidelity per line against the Latin words a model's word path lacks
+(docs/research-record-2026.md, "pieces of the English words the path never saw"): the lines
+whose Latin words are all in the path, those holding one outside it (cut to pieces where the
+path has them), and the correlation of a line's fidelity with the
 mass of such words in it; the worst lines.
 
-    .venv/bin/python scripts/latin_lines.py MODEL data/suite/latin.txt
-    .venv/bin/python scripts/latin_lines.py MODEL TEACHER.h5 --from 19147
+    .venv/bin/python experiments/latin_lines.py MODEL ltd_bert/suites/suite/latin.txt
+    .venv/bin/python experiments/latin_lines.py MODEL TEACHER.h5 --from 19147
 
 A text file is a suite kind (its teacher vectors from the suite's cache, made if missing);
 a teacher file (.h5, made with the model's teacher settings) is read from row --from on.

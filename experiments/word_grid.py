@@ -1,8 +1,8 @@
-"""How far new words alone take a domain (docs/quality.md, session 12): for each N:RIDGE,
+"""How far new words alone take a domain (docs/research-record-2026.md): for each N:RIDGE,
 `ltd adapt --new-words N --epochs 0` with the word path's ridge set to RIDGE (no training
 step, no general suite); prints the domain's held-out fidelity before and after.
 
-Usage: python scripts/word_grid.py DOMAIN.txt -m MODEL --work WORK --replay R.h5 [...]
+Usage: python experiments/word_grid.py DOMAIN.txt -m MODEL --work WORK --replay R.h5 [...]
        4000:0.1 8000:0.1 ...
 WORK holds (or gets: the teacher embeds DOMAIN.txt once, resumable) the domain's teacher
 file; the adapted models go to a temporary folder.

@@ -1,10 +1,11 @@
 """Write 18 more kinds of held-back text (300 each) to look for a kind the fidelity suite
-misses (docs/quality.md, session 12): corpus lines from 1,880,000 on by topic (medical,
-stocks, games, finance, cars) and by form (Latin letters ≥ 30 % of the characters, digits
-≥ 15 %, Weibo marks), each line to the first kind it fits, and THUCNews test titles by
-class (not the suite's every 16th). Then: `ltd eval suite -m MODEL --suite OUT_DIR`.
+misses (docs/research-record-2026.md, "words the model spells out"): corpus lines from
+1,880,000 on by topic (medical, stocks, games, finance, cars) and by form (Latin letters
+≥ 30 % of the characters, digits ≥ 15 %, Weibo marks), each line to the first kind it fits,
+and THUCNews test titles by class (not the suite's every 16th). Then:
+`ltd eval suite -m MODEL --suite OUT_DIR`.
 
-Usage: python scripts/probe_kinds.py OUT_DIR [--shared ../shared/data]
+Usage: python experiments/probe_kinds.py OUT_DIR [--shared ../shared/data]
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ characters), a topic-coherent text. Two measures, for short texts and for docume
 - topic: leave-one-out 1-nearest-neighbour class accuracy (cosine), over single titles and
   over documents, for the student and the teacher (mean pooling as intended, IDF pooling).
 
-    .venv/bin/python scripts/longdocs.py [-m MODEL] [--docs-per-class 20] [--titles 15]
+    .venv/bin/python experiments/longdocs.py [-m MODEL] [--docs-per-class 20] [--titles 15]
 """
 
 from __future__ import annotations
