@@ -280,14 +280,26 @@ def test_adapt_continues_training_with_replay_and_keeps_the_mean(
         suite=suite,
         epochs=1,
         batch_size=16,
+        pair_loss="corr",
     )
     assert report.domain_rows == 200 and report.replay_rows > 0 and report.held_out > 0
+    # the relational term: neighbours mined over the domain's and the replayed rows
+    assert (tmp_path / "adapted.work" / "pairs.h5").is_file()
+    assert Student.load(out).meta["train"]["pair_loss"] == "corr"
+    for side in ("before", "after"):
+        assert set(report.scores[side]["domain_pairs"]) == {
+            "centred",
+            "default",
+            "matched",
+            "spread",
+        }
     before, after = Student.load(model), Student.load(out)
     np.testing.assert_array_equal(before.mean, after.mean)  # targets centred as before
     assert after.meta["train"]["init_from"] == str(model.resolve())
     assert "domain" in after.meta["calibration_kinds"]
     table = report_table(report)
     assert "domain fidelity" in table and "suite a_short: fidelity" in table
+    assert "domain pairs, matched" in table
     # the teacher file of the domain is kept and reused; the output is not overwritten
     assert (tmp_path / "adapted.work" / "domain.h5").is_file()
     with pytest.raises(Exception, match="exists"):
@@ -430,3 +442,32 @@ def test_spread_is_the_resampled_spearman_spread():
     # about (1 - r²) / sqrt(n) for a correlation r ≈ 0.7 over 400 pairs: ~2.5 points
     assert 1.5 < noisy < 4.0
     assert spread(a, a + rng.normal(size=400), seed=1) != noisy
+
+
+def test_adapt_keeps_the_models_map_unless_the_new_one_costs_nothing_and_gains():
+    from types import SimpleNamespace
+
+    from ltd_bert.student.calibrate import MixCalibration
+    from ltd_bert.tasks.adapt import kept_or_new_map
+
+    rng = np.random.default_rng(0)
+    d = 16
+    t_gen, t_dom = rng.normal(size=(200, d)), rng.normal(size=(200, d))
+    groups = {"general": (t_gen, t_gen), "domain": (t_dom, t_dom)}  # predictions = teacher
+    eye, scramble = np.eye(d, dtype=np.float32), rng.normal(size=(d, d)).astype(np.float32)
+
+    def model(similarity):
+        return SimpleNamespace(
+            similarity_map=similarity, mean_scale=0.0, whiten=0.0, mean=np.zeros(d, np.float32)
+        )
+
+    said = []
+    # the new map scrambles every kind: the model's (exact) map is kept, and it says why
+    new = MixCalibration(0.0, 0.1, scramble, {}, None, {})
+    kept = kept_or_new_map(groups, model(eye), model(eye), new, said.append)
+    assert kept is not new and np.array_equal(kept.map, eye)
+    assert kept.kinds["general"]["kept"] == pytest.approx(100)
+    assert "costs general more than its spread" in said[0]
+    # the model's map scrambles, the new one is exact: taken
+    new = MixCalibration(0.0, 0.0, eye, {}, None, {})
+    assert kept_or_new_map(groups, model(eye), model(scramble), new, said.append) is new

@@ -138,6 +138,15 @@ def eval_suite(ctx, model, suite_dir, kinds, texts_per_kind, teacher, cache, cal
     help="0 (with --new-words or --new-pieces): only the new words, no training step: "
     "seconds, and nothing the model knew changes.",
 )
+@click.option(
+    "--pair-loss",
+    type=click.Choice(["none", "mse", "corr", "list"]),
+    default="none",
+    show_default=True,
+    help="The relational term of training (ltd train --pair-loss): the domain's and the "
+    "replayed rows' near neighbours by the teacher are mined (WORK/pairs.h5) and their "
+    "cosines fitted.",
+)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
@@ -192,6 +201,7 @@ def adapt(
     new_words,
     new_pieces,
     epochs,
+    pair_loss,
     lr,
     batch_size,
     seed,
@@ -261,6 +271,7 @@ def adapt(
             new_pieces=new_pieces,
             replay_lines=replay_lines,
             texts_per_kind=texts_per_kind,
+            pair_loss=pair_loss,
         )
     finally:
         for b in (*bars.values(), tbar):

@@ -80,12 +80,65 @@ def domain_fidelity(student, sents, weights, vecs) -> float:
     return float(cosines(pred, vecs - student.mean).mean())
 
 
+def domain_pairs(student, sents, weights, vecs) -> dict[str, float]:
+    """The suite's pair agreement (`tasks.suite.pair_scores`) on the domain's held-out rows,
+    each paired with one of its near neighbours among them by the teacher."""
+    from ltd_bert.student.calibrate import neighbour_pairs
+    from ltd_bert.tasks.suite import NEIGHBOURS, pair_scores
+
+    pred = student.encode_prepared(sents, weights)
+    centred, default, matched, spreads = pair_scores(
+        student, pred, vecs, neighbour_pairs(vecs, NEIGHBOURS)
+    )
+    return {"centred": centred, "default": default, "matched": matched, "spread": spreads}
+
+
+def kept_or_new_map(groups, after, before, new, say):
+    """The adapted model's similarity map: the one chosen again over the general kinds and
+    the domain (`new`), only when it costs no general kind more than the resampling spread
+    of its pairs and gains the domain more than its own, against the model's map applied to
+    the adapted predictions; else the model's map (a domain's share of the mean can tip a
+    choice that the general kinds pay for)."""
+    from ltd_bert.common.stats import cosines, spearman
+    from ltd_bert.student.calibrate import MixCalibration, neighbour_pairs, pair_cosines
+    from ltd_bert.tasks.suite import NEIGHBOURS, spread
+
+    old_map = before.similarity_map
+    kinds, worse, domain_gain = {}, [], None
+    for kind, (pred, targets) in groups.items():
+        pairs = neighbour_pairs(targets, NEIGHBOURS)
+        i, j = pairs
+        teacher = cosines(targets[i], targets[j])
+        kept = pair_cosines(pred, after.mean, before.mean_scale, pairs, old_map)
+        chosen = pair_cosines(pred, after.mean, new.mean_scale, pairs, new.map)
+        a, b = 100 * spearman(kept, teacher), 100 * spearman(chosen, teacher)
+        sd = spread(chosen, teacher)
+        kinds[kind] = {"kept": round(a, 3), "chosen": round(b, 3), "spread": round(sd, 3)}
+        if kind == "domain":
+            domain_gain = (b - a, sd)
+        elif b < a - sd:
+            worse.append(kind)
+    gains = domain_gain is None or domain_gain[0] > domain_gain[1]
+    if not worse and gains:
+        return new
+    say(
+        "similarity map: the model's kept ("
+        + (f"the new one costs {', '.join(worse)} more than its spread" if worse else "")
+        + ("; " if worse and not gains else "")
+        + ("the domain gains less than its spread" if not gains else "")
+        + ")"
+    )
+    return MixCalibration(before.mean_scale, before.whiten, old_map, {}, None, kinds)
+
+
 def measure(
     student, domain_rows, suite, suite_cache, pairs, teacher_name, say, texts_per_kind=None
 ) -> dict:
     from ltd_bert.tasks.suite import run_suite
 
     out = {"domain": domain_fidelity(student, *domain_rows)}
+    if len(domain_rows[0]) > 2:  # (few held-out rows: a rough figure, its spread says)
+        out["domain_pairs"] = domain_pairs(student, *domain_rows)
     if suite is not False:
         out["suite"] = run_suite(
             student, suite, None, suite_cache, teacher_name, say, texts_per_kind=texts_per_kind
@@ -124,6 +177,7 @@ def adapt(
     new_pieces: int = 0,
     replay_lines: int | None = None,
     texts_per_kind: int | None = None,
+    pair_loss: str = "none",
 ) -> AdaptReport:
     """Adapt the model at `model_dir` to `corpus` into `output`; see the module docstring. `corpus`
     holds text files, embedded together into WORK/domain.h5, or teacher files (.h5) made with
@@ -134,7 +188,9 @@ def adapt(
     path (`TrainConfig.lexicon_add`), and `new_pieces` pieces of its Latin words
     (`TrainConfig.lexicon_pieces`). `replay` (teacher or text files) empty: the general set
     shipped with the package; `replay_lines` caps the lines of each replay text used;
-    `texts_per_kind` uses only the first texts of each general kind (calibration and suite)."""
+    `texts_per_kind` uses only the first texts of each general kind (calibration and suite);
+    `pair_loss` the relational term of training (`TrainConfig.pair_loss`: the neighbours of
+    the domain's and the replayed rows mined into WORK/pairs.h5)."""
     from ltd_bert.student.calibrate import calibrate_mix
     from ltd_bert.student.config import TrainConfig
     from ltd_bert.student.data import split
@@ -258,6 +314,8 @@ def adapt(
         patience=max(epochs, 1),
         lexicon_add=new_words,
         lexicon_pieces=new_pieces,
+        pair_loss=pair_loss,
+        pairs=str(work / "pairs.h5"),
     )
     cfg.window = n_domain + n_replay  # one window: domain and replay rows shuffled together
     _, n_val = split(n_domain + n_replay, cfg)
@@ -289,7 +347,7 @@ def adapt(
     after = Student.load(output)
     groups = kind_groups(after, calib_files, None, teacher_name, say, texts_per_kind)
     groups["domain"] = (after.encode_prepared(texts, weights), vecs)
-    cal = calibrate_mix(groups, after.mean)
+    cal = kept_or_new_map(groups, after, before, calibrate_mix(groups, after.mean), say)
     write_calibration(output, after, cal)
     after = Student.load(output)
     say(f"after: measuring {output}")
@@ -309,6 +367,13 @@ def report_table(report: AdaptReport) -> str:
         lines.append(f"| {name} | {fmt.format(x)} | {fmt.format(y)} | {fmt.format(y - x)} |")
 
     row(f"domain fidelity ({report.held_out} held-out rows)", b["domain"], a["domain"])
+    for col in ("matched", "default") if "domain_pairs" in b else ():
+        row(
+            f"domain pairs, {col} (spread {b['domain_pairs']['spread'][col]:.1f})",
+            b["domain_pairs"][col],
+            a["domain_pairs"][col],
+            "{:.1f}",
+        )
     if "suite" in b:
         for kb, ka in zip(b["suite"], a["suite"], strict=True):
             row(f"suite {kb.kind}: fidelity", kb.fidelity, ka.fidelity)
