@@ -77,6 +77,14 @@ from ltd_bert.cli.base import CONTEXT, SEGMENTERS, cli, workdir
     help="A text and this many minus one of its mined neighbours per group.",
 )
 @click.option(
+    "--pair-k",
+    type=click.IntRange(min=1),
+    default=12,
+    show_default=True,
+    help="Neighbours mined per text (of its own length class; 4 more of the other class), "
+    "among which each group's are drawn: more reach pairs less near.",
+)
+@click.option(
     "--pairs",
     type=click.Path(dir_okay=False),
     default=None,
@@ -252,6 +260,7 @@ def train(
     pair_weight,
     pair_batch,
     pair_group,
+    pair_k,
     pairs,
     lr,
     epochs,
@@ -315,6 +324,7 @@ def train(
         pair_weight=pair_weight,
         pair_batch=pair_batch,
         pair_group=pair_group,
+        pair_k=pair_k,
         pairs=pairs,
         lr=lr,
         epochs=epochs,
