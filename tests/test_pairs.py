@@ -138,3 +138,10 @@ def test_training_with_pairs_resumes_like_an_uninterrupted_run(tiny_teacher_file
     c = load_file(str(tmp_path / "plain" / "model.safetensors"))
     assert any(not torch.equal(a[k], c[k]) for k in a)
     assert plain["best"]["val_cos"] > 0
+
+
+def test_the_cli_offers_the_pair_losses_training_knows():
+    from ltd_bert.cli.base import PAIR_LOSSES as CLI
+    from ltd_bert.student.config import PAIR_LOSSES
+
+    assert CLI == PAIR_LOSSES

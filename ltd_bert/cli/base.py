@@ -172,3 +172,18 @@ def load_light(path: str):
     from ltd_bert.tasks.encode import Loader
 
     return Loader(str(path), "numpy").load()
+
+
+#: `student.config.PAIR_LOSSES`, without importing torch at start-up (a test checks they agree)
+PAIR_LOSSES = ("none", "mse", "corr", "list")
+
+
+def pair_loss_option(help: str):
+    """`--pair-loss` of `ltd train` and `ltd adapt` (student/pairs.py)."""
+    return click.option(
+        "--pair-loss",
+        type=click.Choice(PAIR_LOSSES),
+        default="none",
+        show_default=True,
+        help=help,
+    )

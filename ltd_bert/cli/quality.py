@@ -8,7 +8,17 @@ import json
 
 import click
 
-from ltd_bert.cli.base import CONTEXT, resolve_model
+from ltd_bert.cli.base import CONTEXT, pair_loss_option, resolve_model
+
+
+def texts_per_kind_option(which: str, them: str):
+    return click.option(
+        "--texts-per-kind",
+        type=click.IntRange(min=11),
+        default=None,
+        help=f"Only the first N texts of {which}: quicker where the teacher has not embedded "
+        f"{them} yet, and a rougher measure.  [default: all]",
+    )
 
 
 @click.command("suite", context_settings=CONTEXT)
@@ -22,13 +32,7 @@ from ltd_bert.cli.base import CONTEXT, resolve_model
     "package, ltd_bert/suites/suite]",
 )
 @click.option("--kind", "kinds", multiple=True, help="Only this kind (repeatable).")
-@click.option(
-    "--texts-per-kind",
-    type=click.IntRange(min=11),
-    default=None,
-    help="Only the first N texts of each kind: quicker where the teacher has not embedded the "
-    "suite yet, and a rougher measure.  [default: all]",
-)
+@texts_per_kind_option("each kind", "the suite")
 @click.option(
     "--teacher",
     default=None,
@@ -138,14 +142,10 @@ def eval_suite(ctx, model, suite_dir, kinds, texts_per_kind, teacher, cache, cal
     help="0 (with --new-words or --new-pieces): only the new words, no training step: "
     "seconds, and nothing the model knew changes.",
 )
-@click.option(
-    "--pair-loss",
-    type=click.Choice(["none", "mse", "corr", "list"]),
-    default="none",
-    show_default=True,
-    help="The relational term of training (ltd train --pair-loss): the domain's and the "
+@pair_loss_option(
+    "The relational term of training (ltd train --pair-loss): the domain's and the "
     "replayed rows' near neighbours by the teacher are mined (WORK/pairs.h5) and their "
-    "cosines fitted.",
+    "cosines fitted."
 )
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)
@@ -174,13 +174,7 @@ def eval_suite(ctx, model, suite_dir, kinds, texts_per_kind, teacher, cache, cal
     "package, ltd_bert/suites/suite]",
 )
 @click.option("--no-suite", is_flag=True, help="Measure only the domain (and --pairs).")
-@click.option(
-    "--texts-per-kind",
-    type=click.IntRange(min=11),
-    default=None,
-    help="Only the first N texts of each general kind (--calib and --suite): quicker where "
-    "the teacher has not embedded them yet, and a rougher measure.  [default: all]",
-)
+@texts_per_kind_option("each general kind (--calib and --suite)", "them")
 @click.option(
     "--pairs",
     multiple=True,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ltd_bert.cli.base import CONTEXT, SEGMENTERS, cli, workdir
+from ltd_bert.cli.base import CONTEXT, SEGMENTERS, cli, pair_loss_option, workdir
 
 
 # --- train / encode ---------------------------------------------------------------------
@@ -44,16 +44,12 @@ from ltd_bert.cli.base import CONTEXT, SEGMENTERS, cli, workdir
     show_default=True,
     help="Distance to the centred teacher vectors.",
 )
-@click.option(
-    "--pair-loss",
-    type=click.Choice(["none", "mse", "corr", "list"]),
-    default="none",
-    show_default=True,
-    help="A relational term beside --loss: the student's cosines within groups of a text and "
+@pair_loss_option(
+    "A relational term beside --loss: the student's cosines within groups of a text and "
     "its nearest texts by the teacher (mined once from the training files into "
     "<first --data>.pairs.h5, resumable) should match the teacher's: mse of the cosines, "
     "corr (one minus their correlation over the near pairs: their order), list (each "
-    "text's neighbours as a distribution, KL at a low temperature).",
+    "text's neighbours as a distribution, KL at a low temperature)."
 )
 @click.option(
     "--pair-weight",

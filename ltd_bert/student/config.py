@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 LOSSES = ("cosine", "mse", "both", "relational")
+#: the relational terms `ltd train --pair-loss` offers (student/pairs.py; "none": vectors alone)
+PAIR_LOSSES = ("none", "mse", "corr", "list")
 
 
 @dataclass

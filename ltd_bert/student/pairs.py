@@ -32,9 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from ltd_bert.common.errors import InputError, StoreError
+from ltd_bert.student.config import PAIR_LOSSES
 
-#: the relational terms `ltd train --pair-loss` offers ("none": the vectors alone)
-PAIR_LOSSES = ("none", "mse", "corr", "list")
 #: texts of at least this many characters are documents (the suite's `DOC_CHARS`)
 LONG_CHARS = 200
 #: the temperature of `list`

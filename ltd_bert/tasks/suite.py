@@ -179,26 +179,23 @@ def teacher_vectors(
         settings = model_pooling(student)
         if progress:
             progress(f"teacher: {kind_file.stem} ({len(texts)} texts)")
-        try:  # a complete file here holds other texts: made again; a `.partial` resumes
-            teacher_embed(
-                [str(kind_file)],
-                out,
-                teacher,
-                student.weighter,
-                settings,
-                limit=lines,
-                overwrite=out.exists(),
-            )
-        except StoreError:  # a `.partial` of other settings: made again
-            teacher_embed(
-                [str(kind_file)],
-                out,
-                teacher,
-                student.weighter,
-                settings,
-                limit=lines,
-                overwrite=True,
-            )
+        # a complete file here holds other texts: made again; a `.partial` resumes, unless it
+        # was made with other settings (StoreError): then made again
+        for overwrite in (out.exists(), True):
+            try:
+                teacher_embed(
+                    [str(kind_file)],
+                    out,
+                    teacher,
+                    student.weighter,
+                    settings,
+                    limit=lines,
+                    overwrite=overwrite,
+                )
+                break
+            except StoreError:
+                if overwrite:
+                    raise
     with TeacherFile(out) as tf:
         return tf.read(0, len(tf))[1]
 

@@ -2,7 +2,7 @@
 # Teacher files for the relational (pair) training of the shipped models, with the model's
 # own IDF table and segmenter: corpus sentences, paragraphs and documents. Resumable: rerun
 # after an interruption and each teacher-embed continues where it stopped.
-#   DIR=repro_work bash scripts/pair_data.sh
+#   DIR=repro_work bash experiments/pair_data.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LTD=".venv/bin/ltd"
