@@ -17,6 +17,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["LTD_PRECISION"] = "fp32"
 
 
+@pytest.fixture(autouse=True)
+def own_workdir(tmp_path_factory, monkeypatch):
+    """Every test a working directory of its own: a command run without --workdir records
+    its output there, not in the checkout's ./ltd_work (or make's demo_work)."""
+    monkeypatch.setenv("LTD_WORKDIR", str(tmp_path_factory.mktemp("workdir")))
+
+
 def pytest_configure(config):
     import torch
 
