@@ -145,3 +145,16 @@ def test_the_cli_offers_the_pair_losses_training_knows():
     from ltd_bert.student.config import PAIR_LOSSES
 
     assert CLI == PAIR_LOSSES
+
+
+def test_mine_pairs_starts_over_from_a_partial_table_of_other_settings(tmp_path):
+    out = tmp_path / "t.pairs.h5"
+
+    def stop(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        mine_pairs(FakeData(), out, 6, k=3, k_cross=1, block=2, progress=stop)
+    mine_pairs(FakeData(), out, 6, k=2, k_cross=1, block=2)
+    with h5py.File(out, "r") as f:
+        assert f["idx"].shape == (6, 3) and f["idx"][0].tolist() == [1, 4, 4]

@@ -433,7 +433,7 @@ def test_the_shipped_suite_and_calibration_mix_are_found():
 
 
 def test_spread_is_the_resampled_spearman_spread():
-    from ltd_bert.tasks.suite import spread
+    from ltd_bert.student.calibrate import spread
 
     rng = np.random.default_rng(0)
     a = rng.normal(size=400)

@@ -34,6 +34,9 @@ from ltd_bert.runtime.base import DEFAULT_SCALE  # noqa: F401  (re-exported)
 SCALES = tuple(round(0.05 * i, 2) for i in range(0, 41))
 #: a calibration needs at least this many validation rows; below it, `DEFAULT_SCALE`
 MIN_ROWS = 200
+#: neighbours a text is paired among in a set of hundreds (the suite's kinds, the
+#: calibration mix, a training run's validation rows), not thousands
+NEIGHBOURS = 10
 #: candidate whitening strengths (0 = none)
 ALPHAS = tuple(round(0.05 * i, 2) for i in range(0, 13))
 
@@ -235,6 +238,13 @@ def worse_share(gains: np.ndarray) -> float:
     return float((gains < 0).mean())
 
 
+def spread(a: np.ndarray, b: np.ndarray, seed: int = 0) -> float:
+    """The standard deviation × 100 of the Spearman of `a` and `b` over the RESAMPLES
+    resamplings of their pairs that `_Resampled` draws (the whole sample's ranks,
+    resampled: ties are rare)."""
+    return float(100 * _Resampled(b, a, seed).centred.std())
+
+
 def pick_choice(
     scores: dict[float, dict[float, float]], kept: dict[tuple[float, float], float]
 ) -> tuple[float, float]:
@@ -251,7 +261,7 @@ def calibrate_mix(
     mean: np.ndarray,
     scales=SCALES,
     alphas=ALPHAS,
-    neighbours: int = 10,
+    neighbours: int = NEIGHBOURS,
     seed: int = 0,
 ) -> MixCalibration:
     """One whitening and share of the mean for several kinds of text (`groups`: kind →

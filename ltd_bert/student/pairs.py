@@ -98,12 +98,13 @@ def mine_pairs(
     k = min(k, n_rows - 1)
     width = k + k_cross
     partial = out.with_name(out.name + ".partial")
+    if partial.is_file():  # a partial table of other rows or settings: mined again
+        with h5py.File(partial, "r") as f:
+            stale = f.attrs.get("signature") != sig
+        if stale:
+            partial.unlink()
     mode = "a" if partial.is_file() else "w"
     with h5py.File(partial, mode) as f:
-        if mode == "a" and f.attrs.get("signature") != sig:
-            f.close()
-            partial.unlink()
-            return mine_pairs(data, out, n_rows, k, k_cross, mean, block, progress)
         if mode == "w":
             f.attrs["signature"] = sig
             f.attrs["done"] = 0

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ltd_bert.student.calibrate import neighbour_pairs, pair_fidelity
+from ltd_bert.student.calibrate import NEIGHBOURS, neighbour_pairs, pair_fidelity
 from ltd_bert.student.data import split
 from ltd_bert.student.model import batch_tensors
 from ltd_bert.teacher import distributed
@@ -28,10 +28,6 @@ def loss_fn(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor
         return cos + ((p @ p.T - t @ t.T) ** 2).mean()
     mse = ((pred - target) ** 2).sum(-1).mean() / target.pow(2).sum(-1).mean().clamp(min=1e-8)
     return mse if kind == "mse" else cos + mse
-
-
-#: neighbours a validation row is paired among (`val_pairs`; the suite's number)
-NEIGHBOURS = 10
 
 
 class Validation:

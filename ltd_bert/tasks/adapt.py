@@ -83,8 +83,8 @@ def domain_fidelity(student, sents, weights, vecs) -> float:
 def domain_pairs(student, sents, weights, vecs) -> dict[str, float]:
     """The suite's pair agreement (`tasks.suite.pair_scores`) on the domain's held-out rows,
     each paired with one of its near neighbours among them by the teacher."""
-    from ltd_bert.student.calibrate import neighbour_pairs
-    from ltd_bert.tasks.suite import NEIGHBOURS, pair_scores
+    from ltd_bert.student.calibrate import NEIGHBOURS, neighbour_pairs
+    from ltd_bert.tasks.suite import pair_scores
 
     pred = student.encode_prepared(sents, weights)
     centred, default, matched, spreads = pair_scores(
@@ -100,8 +100,13 @@ def kept_or_new_map(groups, after, before, new, say):
     the adapted predictions; else the model's map (a domain's share of the mean can tip a
     choice that the general kinds pay for)."""
     from ltd_bert.common.stats import cosines, spearman
-    from ltd_bert.student.calibrate import MixCalibration, neighbour_pairs, pair_cosines
-    from ltd_bert.tasks.suite import NEIGHBOURS, spread
+    from ltd_bert.student.calibrate import (
+        NEIGHBOURS,
+        MixCalibration,
+        neighbour_pairs,
+        pair_cosines,
+        spread,
+    )
 
     old_map = before.similarity_map
     kinds, worse, domain_gain = {}, [], None
@@ -227,13 +232,9 @@ def adapt(
             "--epochs 0: give --new-words or --new-pieces (no words and no step would change "
             "nothing)"
         )
-    teacher = None
 
-    def get_teacher():
-        nonlocal teacher
-        if teacher is None:
-            teacher = load_teacher(teacher_name or before.meta["teacher"])  # the suite's too
-        return teacher
+    def get_teacher():  # loaded once, when first needed (`load_teacher`: the suite's too)
+        return load_teacher(teacher_name or before.meta["teacher"])
 
     rows: dict[str, int] = {}  # each teacher file's rows
     # teacher files are checked before any teacher time is spent

@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-from ltd_bert.common.errors import StoreError
 from ltd_bert.suites import REPLAY
 
 
@@ -34,7 +33,7 @@ def shipped_replay(
     them), embedded with the model's teacher settings: the cached file itself, or, when it
     holds more lines than asked for, a copy of their rows in `work`."""
     from ltd_bert.tasks.suite import cache_dir, model_pooling
-    from ltd_bert.teacher.embed import teacher_embed
+    from ltd_bert.teacher.embed import teacher_embed_cached
 
     lines = max(1, min(lines, replay_lines()))
     digest = hashlib.sha256(REPLAY.read_bytes()).hexdigest()[:12]
@@ -46,11 +45,16 @@ def shipped_replay(
         if progress:
             progress(done + stats.resumed_from)
 
-    args = ([str(REPLAY)], cached, teacher, student.weighter, model_pooling(student))
-    try:
-        teacher_embed(*args, limit=lines, progress=step)
-    except StoreError:  # made with other settings (a file of another version): made again
-        teacher_embed(*args, limit=lines, progress=step, overwrite=True)
+    # (a file of other settings, say of another version: made again)
+    teacher_embed_cached(
+        [str(REPLAY)],
+        cached,
+        teacher,
+        student.weighter,
+        model_pooling(student),
+        limit=lines,
+        progress=step,
+    )
     return head_rows(cached, lines, work / "replay-shipped.h5")
 
 

@@ -35,12 +35,11 @@ from pathlib import Path
 import numpy as np
 
 from ltd_bert.common.errors import InputError, StoreError
+from ltd_bert.student.calibrate import NEIGHBOURS, spread
 from ltd_bert.suites import CALIB, SUITE
 
 log = logging.getLogger(__name__)
 
-#: neighbours a suite text is paired among (its sets have hundreds of texts, not thousands)
-NEIGHBOURS = 10
 #: the suite shipped with the package
 DEFAULT_SUITE = SUITE
 #: the calibration mix shipped with the package: the same kinds from other held-back lines
@@ -69,7 +68,7 @@ class KindResult:
     #: teacher's own vectors, mean included, where the teacher's centred vectors score 47-86)
     pairs_matched: float | None = None
     #: the resampling spread of each pair column: the standard deviation of its Spearman over
-    #: `RESAMPLES` resamplings of the pairs with replacement (`spread`)
+    #: resamplings of the pairs with replacement (`student.calibrate.spread`)
     spread: dict[str, float] | None = None
 
 
@@ -161,7 +160,7 @@ def teacher_vectors(
     """The teacher's vectors of `texts`: the cleaned, non-empty lines of `kind_file`, or with
     `first`, the first that many of them (read from the whole kind's cache file when there is
     one, else embedded into a file of their own)."""
-    from ltd_bert.teacher.embed import teacher_embed
+    from ltd_bert.teacher.embed import teacher_embed_cached
     from ltd_bert.teacher.store import TeacherFile
 
     digest = hashlib.sha256(kind_file.read_bytes()).hexdigest()[:12]
@@ -180,22 +179,16 @@ def teacher_vectors(
         if progress:
             progress(f"teacher: {kind_file.stem} ({len(texts)} texts)")
         # a complete file here holds other texts: made again; a `.partial` resumes, unless it
-        # was made with other settings (StoreError): then made again
-        for overwrite in (out.exists(), True):
-            try:
-                teacher_embed(
-                    [str(kind_file)],
-                    out,
-                    teacher,
-                    student.weighter,
-                    settings,
-                    limit=lines,
-                    overwrite=overwrite,
-                )
-                break
-            except StoreError:
-                if overwrite:
-                    raise
+        # was made with other settings: then made again
+        teacher_embed_cached(
+            [str(kind_file)],
+            out,
+            teacher,
+            student.weighter,
+            settings,
+            limit=lines,
+            overwrite=out.exists(),
+        )
     with TeacherFile(out) as tf:
         return tf.read(0, len(tf))[1]
 
@@ -228,24 +221,6 @@ def pair_columns(student, pred: np.ndarray, targets: np.ndarray, pairs) -> dict:
         ),
         "matched": (pair_cosines(pred, mean, 0.0, pairs), centred),
     }
-
-
-#: resamplings of the pairs behind a column's spread
-RESAMPLES = 200
-
-
-def spread(a: np.ndarray, b: np.ndarray, resamples: int = RESAMPLES, seed: int = 0) -> float:
-    """The standard deviation × 100 of the Spearman of `a` and `b` over resamplings of their
-    pairs with replacement (ranks of the whole sample, resampled: ties are rare)."""
-    from ltd_bert.common.stats import rankdata
-
-    ra, rb = rankdata(a), rankdata(b)
-    pick = np.random.default_rng(seed).integers(0, len(a), (resamples, len(a)))
-    x, y = ra[pick], rb[pick]
-    x -= x.mean(1, keepdims=True)
-    y -= y.mean(1, keepdims=True)
-    r = (x * y).sum(1) / np.maximum(np.sqrt((x**2).sum(1) * (y**2).sum(1)), 1e-12)
-    return float(100 * r.std())
 
 
 def pair_scores(student, pred: np.ndarray, targets: np.ndarray, pairs) -> tuple:

@@ -268,6 +268,17 @@ def teacher_embed(
     return stats
 
 
+def teacher_embed_cached(*args, overwrite: bool = False, **kwargs) -> EmbedStats:
+    """`teacher_embed` into a cache file the program owns: a file (or `.partial`) made with
+    other settings is made again instead of refused."""
+    try:
+        return teacher_embed(*args, overwrite=overwrite, **kwargs)
+    except StoreError:
+        if overwrite:
+            raise
+        return teacher_embed(*args, overwrite=True, **kwargs)
+
+
 def teacher_embed_distributed(
     inputs: list[str],
     output: str | Path,
