@@ -29,6 +29,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "zh_big.txt"
+DOCS = ROOT.parent / "shared" / "data" / "corpus" / "zh_docs.txt"
+#: the document row's texts: lengths in characters
+DOC_CHARS = (200, 4000)
 FALLBACK = ROOT / "data" / "corpus_sample.txt"
 STAGES = (
     "idf",
@@ -41,7 +44,19 @@ STAGES = (
     "sizes",
     "train",
     "startup",
+    "docs",
 )
+#: what an AVX2-only CPU (no AVX-512, no AMX) leaves the libraries, imitated on a larger one:
+#: the limits oneDNN, MKL, ATen and FBGEMM read. LTD_PRECISION is left unset, as on a real
+#: AVX2 machine: `auto` sees no native bf16 under these limits and picks int8 or fp32 itself.
+AVX2_ENV = {
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2",
+}
+#: the rows measured again under AVX2_ENV (`--avx2`)
+AVX2_STAGES = ("teacher", "bert", "encode", "docs")
 #: how the student runs: the model's own forward (torch.lstm per direction over the padded
 #: batch), the fused loop in fp32 or bf16 (student/fused.py), numpy (LightStudent), int8
 #: (`ltd quantize`), ONNX (`ltd export`); benchmarks/fused.py also times the packed nn.LSTM
@@ -285,6 +300,26 @@ def m_encode(ctx: dict) -> dict:
     return c.result(items=ctx["big_count"])
 
 
+def m_docs(ctx: dict) -> dict:
+    """The document file through `ltd encode` (the student) or `ltd teacher-embed` (the
+    teacher, with the model's IDF table and segmenter), as a user runs them: wall time of a
+    fresh process; items are characters."""
+    model = Path(ctx["model"])
+    meta = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    ltd = [sys.executable, "-m", "ltd_bert", "--workdir", ctx["tmp"]]
+    if ctx["who"] == "teacher":
+        out = Path(ctx["tmp"]) / "docs-teacher.h5"
+        out.unlink(missing_ok=True)
+        cmd = [*ltd, "teacher-embed", "-i", ctx["docs"], "--idf", str(model / "idf.tsv.gz")]
+        cmd += ["-o", str(out), "--segmenter", meta.get("segmenter", "jieba"), "-q"]
+    else:
+        out = Path(ctx["tmp"]) / "docs-student.npy"
+        cmd = [*ltd, "encode", ctx["docs"], "-m", str(model), "-o", str(out), "-q"]
+    with Clock() as c:
+        subprocess.run(cmd, capture_output=True, check=True)
+    return c.result(items=ctx["doc_chars"])
+
+
 def m_random_model(ctx: dict) -> dict:
     """A model folder of another size with random weights (speed does not depend on their
     values) and the vocabulary, IDF and settings of `ctx["model"]`."""
@@ -382,6 +417,7 @@ MEASURES: dict[str, Callable[[dict], dict]] = {
         m_train,
         m_sizes,
         m_startup,
+        m_docs,
     )
 }
 
@@ -402,13 +438,19 @@ def child_main(name: str, ctx_path: str) -> None:
 
 
 def run_child(key: str, ctx: dict, name: str | None = None) -> dict:
-    """Run measurement `name` (default: `key`) in a fresh process; its result or an error."""
+    """Run measurement `name` (default: `key`) in a fresh process; its result or an error.
+    Under `ctx["avx2"]` the process sees AVX2_ENV (an AVX2-only CPU)."""
     tmp = Path(ctx["tmp"])
+    if ctx.get("avx2"):
+        key = f"avx2_{key}"
     ctx = dict(ctx, result=str(tmp / f"result-{key}.json"))
     (tmp / f"ctx-{key}.json").write_text(json.dumps(ctx), encoding="utf-8")
     n = str(ctx["threads"])
     env = dict(os.environ, OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, RAYON_NUM_THREADS=n)
     env.update(TOKENIZERS_PARALLELISM="false", PYTHONPATH=str(ROOT))
+    if ctx.get("avx2"):
+        env.pop("LTD_PRECISION", None)
+        env.update(AVX2_ENV)
     print(f"[bench] {key} ...", file=sys.stderr, flush=True)
     cmd = [sys.executable, __file__, "--child", name or key, "--ctx", str(tmp / f"ctx-{key}.json")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
@@ -417,6 +459,51 @@ def run_child(key: str, ctx: dict, name: str | None = None) -> dict:
         print(f"[bench] {key} FAILED:\n{proc.stderr[-3000:]}", file=sys.stderr, flush=True)
         return {"error": tail[:120]}
     return json.loads(Path(ctx["result"]).read_text(encoding="utf-8"))
+
+
+def load_docs(n: int) -> tuple[list[str], Path]:
+    """The first `n` texts of DOC_CHARS characters from the shared documents, else texts
+    made of consecutive sample sentences."""
+    lo, hi = DOC_CHARS
+    docs: list[str] = []
+    if DOCS.is_file():
+        with open(DOCS, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                line = line.rstrip("\r\n")
+                if lo <= len(line) <= hi:
+                    docs.append(line)
+                if len(docs) >= n:
+                    break
+        return docs, DOCS
+    text, i = read_lines(FALLBACK), 0
+    while len(docs) < n and text:
+        size = lo + (len(docs) * 997) % (hi - lo)  # lengths spread over the range
+        doc = ""
+        while len(doc) < size:
+            doc, i = doc + text[i % len(text)], i + 1
+        docs.append(doc[:size])
+    return docs, FALLBACK
+
+
+def bench_docs(ctx: dict, models: list[str], table: Table, results: dict) -> None:
+    """Documents: `ltd encode` against `ltd teacher-embed` on the same file, characters/s."""
+    lo, hi = DOC_CHARS
+    teacher = results["docs_teacher"] = run_child(
+        "docs_teacher", dict(ctx, model=models[0], who="teacher"), "docs"
+    )
+    what = f"documents ({ctx['doc_count']:,} of {lo:,}–{hi:,} chars, {ctx['doc_chars']:,} chars)"
+    table.add(f"{what}: `ltd teacher-embed` (wall), chars/s", teacher, "1.00×")
+    for model in models:
+        r = results[f"docs:{model}"] = run_child(
+            "docs_student", dict(ctx, model=model, who="student"), "docs"
+        )
+        name = f"{what}: `ltd encode`, `{rel(model)}` (wall), chars/s"
+        if "error" in r or "error" in teacher:
+            table.add(name, r)
+            continue
+        speed, x = r["items"] / r["seconds"], teacher["seconds"] / r["seconds"]
+        ok = speed >= 25_000 and x >= 20
+        table.add(name, r, f"{x:.1f}× teacher-embed", goal("≥ 25,000/s, ≥ 20×", ok))
 
 
 def load_sentences(n: int) -> tuple[list[str], Path]:
@@ -465,8 +552,11 @@ class Table:
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
+        #: put before each row's text (the AVX2 rows')
+        self.prefix = ""
 
     def add(self, what: str, r: dict, ratio: str = "–", target: str = "–", peak: str = ""):
+        what = self.prefix + what
         if "error" in r:
             return self.note(f"{what}: FAILED ({r['error']})")
         secs, peak = r["seconds"], peak or f"{r['peak_mb']:.0f}"
@@ -475,7 +565,7 @@ class Table:
         self.rows.append(row)
 
     def note(self, what: str) -> None:
-        self.rows.append({"what": what, "items_s": None})
+        self.rows.append({"what": self.prefix + what, "items_s": None})
 
     def markdown(self) -> str:
         lines = [self.HEAD]
@@ -572,12 +662,12 @@ def bench_idf_stream(ctx: dict, table: Table, results: dict) -> None:
         table.add(f"idf build, {n:,} lines, workers={workers}", r, same or "–", "flat memory", peak)
 
 
-def native_bf16() -> bool:
+def native_bf16(ctx: dict | None = None) -> bool:
     """Whether bf16 rows run here: a CPU that multiplies bf16 natively (elsewhere they would
-    time an emulation, slower than fp32, which nobody would run)."""
+    time an emulation, slower than fp32, which nobody would run); never in the AVX2 pass."""
     from ltd_bert.common.cpu import native_bf16 as native
 
-    return native()
+    return not (ctx or {}).get("avx2") and native()
 
 
 SKIP_BF16 = "skipped: this CPU has no native bf16 (it would be emulated)"
@@ -605,7 +695,7 @@ def bench_teacher(ctx: dict, table: Table, results: dict) -> float | None:
         else:
             table.add(what, r)
     what = f"teacher: forward, sorted batches of {BATCH}, bf16 (`teacher-embed --precision bf16`)"
-    if not native_bf16():
+    if not native_bf16(ctx):
         table.note(f"{what}: {SKIP_BF16}")
         return sorted_s
     r = results["teacher_bf16"] = run_child(
@@ -627,7 +717,7 @@ def bench_bert(ctx: dict, teacher_s, table: Table, results: dict) -> float | Non
             f"BERT-base shape (random weights): forward, sorted batches of {BATCH}, "
             f"1 token/char{', bf16' if bf16 else ''}"
         )
-        if bf16 and not native_bf16():
+        if bf16 and not native_bf16(ctx):
             table.note(f"{what}: {SKIP_BF16}")
             continue
         r = results[key] = run_child(key, dict(ctx, bf16=bf16), "bert")
@@ -757,6 +847,19 @@ def main() -> None:
         help="comma list of size presets (tiny, small, ...) or EMBxHID (128x64) to add "
         "`ltd encode` rows for, with random weights and the model's vocabulary and word path",
     )
+    ap.add_argument(
+        "--doc-lines",
+        type=int,
+        default=1000,
+        help="documents for the `docs` rows: the first N of 200-4,000 characters in zh_docs.txt",
+    )
+    ap.add_argument(
+        "--avx2",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also measure " + ",".join(AVX2_STAGES) + " as on an AVX2-only CPU (imitated: "
+        "AVX2_ENV); default: where this CPU has more than AVX2",
+    )
     ap.add_argument("--model", nargs="+", action="extend", metavar="DIR", help="student folders")
     ap.add_argument("--json", metavar="OUT", help="also write everything as JSON")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -786,9 +889,15 @@ def main() -> None:
                 size_pair(size)
             except ValueError as e:
                 ap.error(f"--encode-sizes: {e}")
+    if "docs" in only:
+        docs, _ = load_docs(args.doc_lines)
+        write_lines(tmp / "docs.txt", docs)
+        ctx.update(docs=str(tmp / "docs.txt"), doc_count=len(docs))
+        ctx["doc_chars"] = sum(len(d) for d in docs)
     ctx["teacher_h5"] = str(tmp / "teacher.h5")
     table, results = Table(), {}
     t_start = time.perf_counter()
+    models = [str(Path(m).resolve()) for m in args.model] if args.model else default_models()
 
     if "idf-stream" in only:
         bench_idf_stream(ctx, table, results)
@@ -818,10 +927,8 @@ def main() -> None:
     if "sizes" in only:
         bench_sizes(ctx, teacher_s, table, results, bert_s)
     if "student" in only:
-        models = [str(Path(m).resolve()) for m in args.model] if args.model else default_models()
         bench_student(ctx, models, teacher_s, table, results, bert_s)
     if "encode" in only:
-        models = [str(Path(m).resolve()) for m in args.model] if args.model else default_models()
         bench_encode(ctx, models, teacher_s, table, results, bert_s)
     if "startup" in only:
         bench_startup(ctx, table, results)
@@ -834,8 +941,29 @@ def main() -> None:
             if "error" not in r:
                 what += f" (wall {r['wall_seconds']:.1f} s with setup)"
             table.add(what, r)
+    if "docs" in only:
+        bench_docs(ctx, models, table, results)
 
-    from ltd_bert.common.cpu import features_line
+    from ltd_bert.common.cpu import cpu_features, features_line
+
+    avx2 = args.avx2
+    if avx2 is None:  # by default where this CPU (as the environment leaves it) has more
+        f = cpu_features()
+        avx2 = f["avx2"] and (f["avx512"] or f["amx"])
+    if avx2 and only & set(AVX2_STAGES):
+        # the same rows again as on an AVX2-only CPU, ratios within this pass
+        table.note(
+            f"**As on an AVX2-only CPU** ({' '.join(f'{k}={v}' for k, v in AVX2_ENV.items())}):"
+        )
+        table.prefix, actx, results["avx2"] = "AVX2 · ", dict(ctx, avx2=True), {}
+        res = results["avx2"]
+        t_s = bench_teacher(actx, table, res) if "teacher" in only else None
+        b_s = bench_bert(actx, t_s, table, res) if "bert" in only else None
+        if "encode" in only:
+            bench_encode(actx, models, t_s, table, res, b_s)
+        if "docs" in only:
+            bench_docs(actx, models, table, res)
+        table.prefix = ""
 
     meta = {
         "date": datetime.now().astimezone().isoformat(timespec="seconds"),

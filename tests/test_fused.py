@@ -11,6 +11,7 @@ from conftest import native_bf16
 
 from ltd_bert.cli import cli
 from ltd_bert.common import cpu
+from ltd_bert.student import fused
 from ltd_bert.student.fused import FusedBiLSTM, resolve_precision, reversed_within
 from ltd_bert.student.model import BiLSTMStudent, Student, StudentConfig, save_model_folder
 
@@ -31,15 +32,40 @@ def test_reversed_within_each_length():
 def test_precision_choice(monkeypatch):
     monkeypatch.delenv(cpu.ENV, raising=False)  # the suite runs with LTD_PRECISION=fp32
     monkeypatch.setattr(cpu, "has_amx", lambda: False)
+    monkeypatch.setattr(fused, "has_int8", lambda: True)
+    assert resolve_precision("auto") == "int8"
+    monkeypatch.setattr(fused, "has_int8", lambda: False)
     assert resolve_precision("auto") == "fp32"
+    with pytest.raises(cpu.PrecisionError, match="--precision int8: this PyTorch has no FBGEMM"):
+        resolve_precision("int8")
     monkeypatch.setattr(cpu, "has_amx", lambda: True)
     assert resolve_precision("auto") == "bf16"
     assert cpu.auto_precision("cuda:0") == "fp32"
+    monkeypatch.setattr(fused, "has_int8", lambda: True)
     monkeypatch.setenv(cpu.ENV, "fp32")
     assert resolve_precision("auto") == "fp32"
+    monkeypatch.setattr(cpu, "has_amx", lambda: False)
+    assert resolve_precision("auto") == "fp32"  # LTD_PRECISION decides auto
     assert resolve_precision("fp32") == "fp32"
-    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16"):
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, int8"):
         resolve_precision("int4")
+
+
+@pytest.mark.precision
+@pytest.mark.skipif(not fused.has_int8(), reason="no FBGEMM in this PyTorch")
+def test_fused_int8_keeps_the_fp32_vectors():
+    """int8 recurrent products: the same vectors to a cosine of 0.9999 (long rows too)."""
+    model = _model(1, 32, 24, seed=3)
+    rng = np.random.default_rng(0)
+    lengths = np.array([300, 40, 7, 1])
+    ids = rng.integers(2, 12, (4, 300))
+    ids[np.arange(300) >= lengths[:, None]] = 0
+    w = rng.random((4, 300)).astype(np.float32) * (ids > 0)
+    w /= w.sum(1, keepdims=True)
+    ref = FusedBiLSTM(model, "fp32").forward(ids, lengths, w)
+    got = FusedBiLSTM(model, "int8").forward(ids, lengths, w)
+    cos = (ref * got).sum(1) / np.linalg.norm(ref, axis=1) / np.linalg.norm(got, axis=1)
+    assert cos.min() > 0.9999 and not np.array_equal(ref, got)
 
 
 def _model(layers: int, hidden: int, output_dim: int, seed: int = 0) -> BiLSTMStudent:
@@ -336,6 +362,56 @@ def test_auto_workers(tmp_path, monkeypatch):
     assert auto_workers(str(big), False) == 8
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)
     assert auto_workers(str(big), False) == 1
+
+
+def test_documents_make_blocks_by_characters(tmp_path, monkeypatch):
+    """A block ends at BLOCK lines or BLOCK_CHARS characters: a few long documents are
+    several blocks (for the workers), one document alone is one."""
+    from ltd_bert.cli.encode import auto_workers
+    from ltd_bert.common.textio import LineReader
+    from ltd_bert.tasks import encode
+
+    monkeypatch.setattr(encode, "BLOCK_CHARS", 10)
+    docs = tmp_path / "docs.txt"
+    docs.write_text("一二三四五六\n七八九十甲乙\n丙\n丁戊\n", encoding="utf-8")
+    blocks = list(encode.line_blocks(LineReader([str(docs)])))
+    assert blocks == [["一二三四五六", "七八九十甲乙"], ["丙", "丁戊"]]
+    assert encode.more_than_one_block(str(docs))
+    one = tmp_path / "one.txt"
+    one.write_text("一二三四五六七八九十甲乙\n", encoding="utf-8")
+    assert not encode.more_than_one_block(str(one))
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert auto_workers(str(docs), False) == 2 and auto_workers(str(one), False) == 1
+    assert not encode.more_than_one_block("-")
+
+
+def test_auto_runtime_follows_the_file_size(tiny_model, tmp_path, monkeypatch):
+    """`--runtime auto`: numpy (no torch import) for small files and stdin, torch for files
+    over SMALL_BYTES and whenever --precision is given."""
+    from ltd_bert.tasks import encode
+
+    seen = []
+    real = encode.Loader.load
+
+    def spy(self):
+        seen.append(self.runtime)
+        return real(self)
+
+    monkeypatch.setattr(encode.Loader, "load", spy)
+    monkeypatch.setattr(encode, "SMALL_BYTES", 100)
+    f = tmp_path / "s.txt"
+    out = str(tmp_path / "o.npy")
+    base = ["encode", str(f), "-m", str(tiny_model[0]), "-o", out, "--workers", "1"]
+    for text, extra, want in (
+        ("你好\n" * 5, [], "numpy"),  # 35 bytes
+        ("你好\n" * 50, [], None),  # 350 bytes: torch
+        ("你好\n" * 5, ["--precision", "fp32"], None),
+    ):
+        f.write_text(text, encoding="utf-8")
+        seen.clear()
+        result = CliRunner().invoke(cli, base + extra)
+        assert result.exit_code == 0, result.output
+        assert seen == [want]
 
 
 def test_workers_option_errors(tmp_path):

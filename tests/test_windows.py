@@ -80,3 +80,61 @@ def test_mean_pooling_weights_windows_by_their_tokens(teacher):
     np.testing.assert_allclose(
         vec[0], np.average(parts, axis=0, weights=counts), rtol=1e-4, atol=1e-6
     )
+
+
+# The student reads long texts in windows too (runtime/base.py `windows`).
+
+
+def test_student_windows_split_evenly_and_keep_each_windows_share():
+    from ltd_bert.runtime.base import windows
+
+    w = np.array([0.1] * 5 + [0.3, 0.2] + [0.0] * 3, dtype=np.float32)  # 10 characters
+    rows, row_w, combine = windows(["abcdefghij", "xy", ""], [w, np.ones(2) / 2, w[:0]], 4, 100)
+    # ceil(10 / 4) = 3 windows of 3, 4, 3 characters; the last has no weight and is dropped
+    assert rows == ["abc", "defg", "xy", ""]
+    np.testing.assert_allclose(row_w[0], [1 / 3] * 3, rtol=1e-6)
+    np.testing.assert_allclose(row_w[1], np.array([1, 1, 3, 2]) / 7, rtol=1e-6)
+    out = combine(np.array([[1.0], [2.0], [5.0], [0.0]], dtype=np.float32))
+    # shares 0.3 and 0.7 of the text's weight
+    np.testing.assert_allclose(out[:, 0], [0.3 * 1 + 0.7 * 2, 5.0, 0.0], rtol=1e-6)
+
+
+def test_student_windows_leave_short_texts_and_cut_at_max_chars():
+    from ltd_bert.runtime.base import windows
+
+    texts = ["abc", "abcdefgh"]
+    weights = [np.ones(3) / 3, np.ones(8) / 8]
+    rows, _, combine = windows(texts, weights, 8, 100)
+    assert rows == texts
+    vecs = np.arange(4.0).reshape(2, 2)
+    assert combine(vecs) is vecs
+    rows, row_w, _ = windows(["abcdefgh"], [np.ones(8) / 8], 2, 4)  # only 4 characters read
+    assert rows == ["ab", "cd"] and [float(x.sum()) for x in row_w] == [1.0, 1.0]
+
+
+def test_student_vector_of_a_long_text_is_its_windows_combined(tiny_model):
+    from ltd_bert.student.model import Student
+
+    student = Student.load(tiny_model[0])
+    student.window = 40
+    text = "我们去公园散步。今天天气很好！他说中国很大，我爱北京。" * 4  # 108 characters
+    (texts,), (w,) = student.prepare([text])
+    assert len(texts) == 108 and student.max_chars >= 108
+    got = student.network_prepared([texts], [w])  # whole
+    bounds = [0, 36, 72, 108]
+    parts = [texts[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    mass = [w[a:b].sum() for a, b in zip(bounds, bounds[1:], strict=False)]
+    spans = list(zip(bounds, bounds[1:], strict=False))
+    each = student.network_prepared(
+        parts, [w[a:b] / m for (a, b), m in zip(spans, mass, strict=True)]
+    )
+    windowed = student.encode([text], space="centred")
+    lex = student.current_lexicon()
+    words = student.weighter.words
+    extra = 0 if lex is None else lex.pooled([texts], [w], words, student.max_chars)[0]
+    np.testing.assert_allclose(windowed[0], np.asarray(mass) @ each + extra, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(windowed[0], got[0] + extra, atol=1e-4)  # not the whole recurrence
+    student.window = 0
+    np.testing.assert_allclose(
+        student.encode([text], space="centred")[0], got[0] + extra, atol=1e-5
+    )

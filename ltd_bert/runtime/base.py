@@ -39,6 +39,13 @@ SIZES = {"tiny": (128, 128), "small": (192, 192), "base": (256, 256), "large": (
 
 #: padded characters one inference batch may hold (memory with long documents)
 BATCH_CHARS = 131072
+#: a text longer than this many characters is read as windows of about that length, rows
+#: of the same batches as the sentences, combined by their share of the text's IDF mass
+#: (what one long recurrence pools, but for the context a window misses): documents then
+#: encode at the speed of sentences per character. 0: read every text whole. A model's
+#: config.json may set its own ("window"). 384 was chosen on the calibration mix's
+#: documents (docs/speed.md "Long texts in windows").
+WINDOW = 384
 
 
 def batch_arrays(
@@ -98,6 +105,59 @@ def length_batches(texts: Sequence[str], batch_size: int, max_chars: int) -> lis
     return batches
 
 
+def windows(
+    texts: Sequence[str],
+    weights: Sequence[np.ndarray],
+    window: int,
+    max_chars: int,
+):
+    """The rows the network reads for `texts` when texts longer than `window` characters
+    (after the cut to `max_chars`) are read in windows: (row texts, row weights, combine),
+    where `combine(row_vectors)` gives the texts' vectors (N, D).
+
+    A long text of n characters becomes ceil(n / window) windows of equal length, each
+    with its weights renormalised to sum to 1, so that its vector is an affine image of its
+    pooled states; combined with weights equal to each window's share of the text's weight,
+    the text's vector is the network's pooling of the whole text but for the context a
+    window lacks. Texts that fit, and texts without weight, are one row each, as before."""
+    rows: list[str] = []
+    row_weights: list[np.ndarray] = []
+    owner: list[int] = []
+    share: list[float] = []
+    for i, (t, w) in enumerate(zip(texts, weights, strict=True)):
+        n = min(len(t), max_chars)
+        if n > window:
+            w = np.asarray(w[:n], dtype=np.float32)
+            total = float(w.sum())
+            if total > 0:
+                k = -(-n // window)
+                bounds = [round(j * n / k) for j in range(k + 1)]
+                for a, b in zip(bounds, bounds[1:], strict=False):
+                    mass = float(w[a:b].sum())
+                    if mass <= 0:
+                        continue
+                    rows.append(t[a:b])
+                    row_weights.append(w[a:b] / mass)
+                    owner.append(i)
+                    share.append(mass / total)
+                continue
+        rows.append(t)
+        row_weights.append(w)
+        owner.append(i)
+        share.append(1.0)
+    if len(rows) == len(texts):
+        return rows, row_weights, lambda out: out
+    owner_a = np.asarray(owner)
+    share_a = np.asarray(share, dtype=np.float32)[:, None]
+
+    def combine(out: np.ndarray) -> np.ndarray:
+        res = np.zeros((len(texts), out.shape[1]), dtype=out.dtype)
+        np.add.at(res, owner_a, out * share_a)
+        return res
+
+    return rows, row_weights, combine
+
+
 @dataclass
 class StudentConfig:
     vocab_size: int
@@ -125,6 +185,8 @@ class Encoder:
     #: the model's word path (`runtime.lexicon.Lexicon`), None for a model without one
     lexicon: Any = None
     max_chars: int = 1024
+    #: long texts are read in windows of this many characters (`windows`); 0: whole
+    window: int = WINDOW
 
     @property
     def dim(self) -> int:
@@ -144,7 +206,11 @@ class Encoder:
     ) -> np.ndarray:
         """The predictions (N, D) of cleaned texts with their character weights (`prepare`):
         the network's, plus the word path's where the model has one."""
-        out = self.network_prepared(texts, weights, batch_size)
+        if self.window:
+            rows, row_weights, combine = windows(texts, weights, self.window, self.max_chars)
+            out = combine(self.network_prepared(rows, row_weights, batch_size))
+        else:
+            out = self.network_prepared(texts, weights, batch_size)
         lexicon = self.current_lexicon()
         if lexicon is not None:
             out += lexicon.pooled(texts, weights, self.weighter.words, self.max_chars)

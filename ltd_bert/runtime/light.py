@@ -28,6 +28,7 @@ import numpy as np
 from ltd_bert.common.errors import ModelError
 from ltd_bert.models import model_path
 from ltd_bert.runtime.base import (
+    WINDOW,
     Encoder,
     StudentConfig,
     batch_arrays,
@@ -62,6 +63,7 @@ class LightStudent(Encoder):
         self.weighter = weighter
         self.meta = meta
         self.max_chars = int(meta.get("max_chars", 1024))
+        self.window = int(meta.get("window", WINDOW))
         self._embedding = tensors["embedding.weight"].astype(np.float32)
         self._ih, self._bias, self._hh = gate_weights(tensors, config)
         self._proj = tensors.get("proj.weight")

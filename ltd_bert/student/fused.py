@@ -1,5 +1,5 @@
-"""The float32 student's inference path: both LSTM directions in one loop, bf16 matrix
-products where the CPU multiplies bf16 natively.
+"""The student's inference path in PyTorch: both LSTM directions in one loop, bf16 matrix
+products where the CPU multiplies bf16 natively, int8 ones elsewhere.
 
 `nn.LSTM` over a packed batch runs each direction separately and pays PyTorch's per-step
 overhead twice; `FusedBiLSTM` runs them together, one (2, n, H) × (2, H, 4H) product per
@@ -13,26 +13,48 @@ rows: ~3 % faster), and the last layer is pooled as it runs.
 Precision: "fp32" gives `nn.LSTM`'s vectors to ~1e-6; "bf16" rounds the state to bfloat16
 for the recurrent product only (gate sums, cell and pooling stay float32): on a CPU with
 AMX (Intel Sapphire Rapids and later) the loop is ~2× faster per thread, and vectors
-keep a cosine of ~0.999999 to fp32 (docs/pipeline.md). "auto" picks bf16 where AMX is there.
+keep a cosine of ~0.999999 to fp32 (docs/pipeline.md). "int8" multiplies the state by int8
+recurrent weights (one scale per gate unit; the state quantised each step, FBGEMM's dynamic
+linear with 7-bit activations, which AVX2 sums without saturating): vectors keep a cosine
+of ~0.99997 to fp32, and an AVX2 CPU encodes ~1.13× faster (docs/speed.md). "auto" picks
+bf16 where AMX is there, else int8 (x86), else fp32.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
+
 import numpy as np
 import torch
 
-from ltd_bert.common.cpu import auto_precision, require_bf16
+from ltd_bert.common.cpu import ENV as PRECISION_ENV
+from ltd_bert.common.cpu import PrecisionError, auto_precision, require_bf16
 from ltd_bert.runtime.light import first_layer_table, gate_weights
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 
 def resolve_precision(precision: str) -> str:
+    """The products a fused loop runs: `precision` as asked (bf16 only where native), or for
+    "auto" bf16 where the CPU multiplies bf16 natively, else int8 where PyTorch has FBGEMM
+    (x86), else fp32; LTD_PRECISION=fp32 or bf16 decides "auto" instead."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision == "bf16":
         require_bf16()
-    return auto_precision("cpu") if precision == "auto" else precision
+    if precision == "int8" and not has_int8():
+        raise PrecisionError("--precision int8: this PyTorch has no FBGEMM (x86 CPUs only)")
+    if precision != "auto":
+        return precision
+    chosen = auto_precision("cpu")
+    forced = os.environ.get(PRECISION_ENV, "").strip().lower() in ("fp32", "bf16")
+    return "int8" if chosen == "fp32" and not forced and has_int8() else chosen
+
+
+def has_int8() -> bool:
+    """Whether PyTorch multiplies int8 through FBGEMM here (x86 builds)."""
+    return "fbgemm" in torch.backends.quantized.supported_engines
 
 
 def reversed_within(a: np.ndarray, lengths: np.ndarray, fill=0) -> np.ndarray:
@@ -46,6 +68,18 @@ def reversed_within(a: np.ndarray, lengths: np.ndarray, fill=0) -> np.ndarray:
     return out
 
 
+def int8_packed(w: np.ndarray):
+    """A recurrent weight (H, 4H) as FBGEMM's packed int8 weight for `linear_dynamic`: int8
+    with one scale per output (gate unit), the activations quantised per step."""
+    wt = torch.from_numpy(np.ascontiguousarray(w.T))  # (4H, H): one row per output
+    scale = (wt.abs().amax(1) / 127).clamp(min=1e-12).double()
+    zero = torch.zeros(len(wt), dtype=torch.long)
+    with warnings.catch_warnings():  # quantised tensors are deprecated (still in 2.13)
+        warnings.simplefilter("ignore", UserWarning)
+        q = torch.quantize_per_channel(wt, scale, zero, 0, torch.qint8)
+        return torch.ops.quantized.linear_prepack(q, None)
+
+
 class FusedBiLSTM:
     """Inference weights of a `BiLSTMStudent`, prepared once: `forward(ids, lengths,
     weights)` gives the model's sentence vectors (B, D) as numpy."""
@@ -53,6 +87,7 @@ class FusedBiLSTM:
     def __init__(self, model, precision: str = "auto"):
         self.precision = resolve_precision(precision)
         self.mm_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        self.int8 = None
         c = model.config
         self.H, self.layers = c.hidden_size, c.num_layers
         with torch.no_grad():
@@ -62,6 +97,8 @@ class FusedBiLSTM:
             self.bias = [[torch.from_numpy(b) for b in layer] for layer in bias]
             # both directions' recurrent weights stacked: (2, H, 4H) per layer
             self.hh = [torch.from_numpy(np.stack(layer)).to(self.mm_dtype) for layer in hh]
+            if self.precision == "int8":
+                self.int8 = [[int8_packed(w) for w in layer] for layer in hh]
             e = tensors["embedding.weight"]
             # both directions' first-layer gate inputs per character: rows [0, V) forward,
             # [V, 2V) backward
@@ -95,12 +132,12 @@ class FusedBiLSTM:
                 gates = lambda t, n, x2=x2: x2[:, :n, t]  # noqa: E731
             if last:
                 w2 = np.stack([weights, reversed_within(weights, lengths)]).astype(np.float32)
-                out = self._recur(gates, lengths, self.hh[layer], torch.from_numpy(w2))
+                out = self._recur(gates, lengths, layer, torch.from_numpy(w2))
                 pooled = torch.cat([out[0], out[1]], 1)  # (B, 2H)
                 if self.proj_w is None:
                     return pooled.numpy()
                 return torch.addmm(self.proj_b, pooled, self.proj_w).numpy()
-            states = self._recur(gates, lengths, self.hh[layer], None)  # (2, B, T, H) steps
+            states = self._recur(gates, lengths, layer, None)  # (2, B, T, H) steps
             s = states.numpy()
             # back to positions: forward as run; backward un-reversed within each length
             x = np.concatenate([s[0], reversed_within(s[1], lengths)], -1)  # (B, T, 2H)
@@ -115,9 +152,11 @@ class FusedBiLSTM:
             ).to(self.mm_dtype)
         raise AssertionError("unreachable")
 
-    def _recur(self, gates, lengths: np.ndarray, hh: torch.Tensor, pool):
+    def _recur(self, gates, lengths: np.ndarray, layer: int, pool):
         """Both directions of one layer: their weighted sums (2, B, H) with `pool` (2, B, T),
         else every step's states (2, B, T, H) (the backward direction in its own order)."""
+        hh = self.hh[layer]
+        hh_q = self.int8[layer] if self.int8 is not None else None
         B = len(lengths)
         T = int(lengths.max(initial=0))
         H = self.H
@@ -130,7 +169,12 @@ class FusedBiLSTM:
             n = int(running[t])
             # in place on the gate inputs (a fresh tensor from `gates`, or a slice of the
             # layer's inputs used once): no output allocated and copied, ~5 % of the loop
-            g = gates(t, n).baddbmm_(h[:, :n], hh)
+            if self.int8 is None:
+                g = gates(t, n).baddbmm_(h[:, :n], hh)
+            else:
+                g = gates(t, n)
+                for d in (0, 1):
+                    g[d] += torch.ops.quantized.linear_dynamic(h[d, :n], hh_q[d], True)
             if g.dtype != torch.float32:
                 g = g.float()  # gates, cell and pooling in float32
             sig = g[..., : 3 * H].sigmoid_()

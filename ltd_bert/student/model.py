@@ -39,6 +39,7 @@ from ltd_bert.runtime.base import (  # noqa: F401  (re-exported: their home unti
     SIZES,
     SPACES,
     UNK,
+    WINDOW,
     Encoder,
     StudentConfig,
     batch_arrays,
@@ -303,6 +304,7 @@ class Student(Encoder):
         self.weighter = weighter
         self.meta = meta
         self.max_chars = int(meta.get("max_chars", 1024))
+        self.window = int(meta.get("window", WINDOW))
         self.precision = resolve_precision(precision)
         self._fused = None  # (the parameters' versions, FusedBiLSTM)
         self._lexicon = None  # (the word path's parameters' versions, Lexicon)

@@ -22,11 +22,23 @@ import numpy as np
 from ltd_bert.common.cpu import hold_heap
 from ltd_bert.common.errors import InputError
 from ltd_bert.common.progress import bar
-from ltd_bert.common.textio import LineReader, check_output_dir, count_lines, output_tempfile
+from ltd_bert.common.textio import (
+    LineReader,
+    check_output_dir,
+    check_readable,
+    count_lines,
+    output_tempfile,
+)
 from ltd_bert.runtime.base import Encoder
 
 FORMATS = ("npy", "h5", "jsonl", "tsv")
+#: lines a block (what one worker encodes at a time) holds at most...
 BLOCK = 8192
+#: ...and characters: a file of documents is several blocks too, for the workers to share
+BLOCK_CHARS = 1 << 18
+#: a file up to this size is encoded by default with the numpy runtime (its start-up is
+#: shorter than torch's import; torch's loop is faster past ~1,000 sentences)
+SMALL_BYTES = 1 << 16
 
 
 def pick_format(output: str | None, fmt: str | None) -> str:
@@ -45,14 +57,33 @@ def pick_format(output: str | None, fmt: str | None) -> str:
 
 
 def line_blocks(reader: LineReader) -> Iterator[list[str]]:
+    """The lines in blocks of BLOCK lines or BLOCK_CHARS characters, whichever comes first."""
     block: list[str] = []
+    chars = 0
     for _, _, line in reader:
         block.append(line)
-        if len(block) == BLOCK:
+        chars += len(line)
+        if len(block) == BLOCK or chars >= BLOCK_CHARS:
             yield block
-            block = []
+            block, chars = [], 0
     if block:
         yield block
+
+
+def more_than_one_block(path: str) -> bool:
+    """Whether the plain file `path` makes more than one block (stdin and gzip: False)."""
+    if path == "-" or path.endswith(".gz"):
+        return False
+    check_readable(path)
+    lines = chars = 0
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            lines, chars = lines + 1, chars + len(line.rstrip("\r\n"))
+            if lines > BLOCK:
+                return True
+            if chars >= BLOCK_CHARS:  # a block ends here: is there a line after it?
+                return next(fh, None) is not None
+    return False
 
 
 def encoded_blocks(
