@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -169,6 +170,23 @@ def test_init_from_continues_the_model(tiny_teacher_file, trained, tmp_path):
     )
     # (the folder stores float16: the loaded model is the trained one to ~1e-4)
     assert again["best"]["val_cos"] == pytest.approx(result["best"]["val_cos"], abs=2e-4)
+
+
+def test_text_window_trains_and_validates_as_encode_reads(tiny_teacher_file, trained, tmp_path):
+    """`--text-window N`: training and validation read long texts in windows of N, and the
+    model records N for `encode`; with no learning, its validation cosine is that of the
+    same model reading in windows (not the whole-text one)."""
+    out, result = trained
+    cfg = tiny_train_config(epochs=1, lr=1e-12, text_window=6)
+    cfg.init_from = str(out)
+    again = train([str(tiny_teacher_file)], tmp_path / "win", cfg)
+    meta = json.loads((tmp_path / "win" / "config.json").read_text())
+    assert meta["window"] == 6 and meta["train"]["text_window"] == 6
+    assert Student.load(tmp_path / "win").window == 6
+    assert again["best"]["val_cos"] != pytest.approx(result["best"]["val_cos"], abs=1e-3)
+    whole = train([str(tiny_teacher_file)], tmp_path / "whole", replace(cfg, text_window=0))
+    assert "window" not in json.loads((tmp_path / "whole" / "config.json").read_text())
+    assert whole["best"]["val_cos"] == pytest.approx(result["best"]["val_cos"], abs=2e-4)
 
 
 @pytest.mark.parametrize("layers", [1, 2])

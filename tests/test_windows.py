@@ -89,7 +89,8 @@ def test_student_windows_split_evenly_and_keep_each_windows_share():
     from ltd_bert.runtime.base import windows
 
     w = np.array([0.1] * 5 + [0.3, 0.2] + [0.0] * 3, dtype=np.float32)  # 10 characters
-    rows, row_w, combine = windows(["abcdefghij", "xy", ""], [w, np.ones(2) / 2, w[:0]], 4, 100)
+    win = windows(["abcdefghij", "xy", ""], [w, np.ones(2) / 2, w[:0]], 4, 100)
+    rows, row_w, combine = win.rows, win.weights, win.combine
     # ceil(10 / 4) = 3 windows of 3, 4, 3 characters; the last has no weight and is dropped
     assert rows == ["abc", "defg", "xy", ""]
     np.testing.assert_allclose(row_w[0], [1 / 3] * 3, rtol=1e-6)
@@ -104,12 +105,14 @@ def test_student_windows_leave_short_texts_and_cut_at_max_chars():
 
     texts = ["abc", "abcdefgh"]
     weights = [np.ones(3) / 3, np.ones(8) / 8]
-    rows, _, combine = windows(texts, weights, 8, 100)
-    assert rows == texts
+    win = windows(texts, weights, 8, 100)
+    assert win.rows == texts
     vecs = np.arange(4.0).reshape(2, 2)
-    assert combine(vecs) is vecs
-    rows, row_w, _ = windows(["abcdefgh"], [np.ones(8) / 8], 2, 4)  # only 4 characters read
-    assert rows == ["ab", "cd"] and [float(x.sum()) for x in row_w] == [1.0, 1.0]
+    assert win.combine(vecs) is vecs
+    assert windows(texts, weights, 0, 100).rows == texts  # 0: whole texts
+    win = windows(["abcdefgh"], [np.ones(8) / 8], 2, 4)  # only 4 characters read
+    assert win.rows == ["ab", "cd"] and [float(x.sum()) for x in win.weights] == [1.0, 1.0]
+    assert win.owner.tolist() == [0, 0] and win.share.tolist() == [0.5, 0.5]
 
 
 def test_student_vector_of_a_long_text_is_its_windows_combined(tiny_model):

@@ -157,6 +157,15 @@ from ltd_bert.cli.base import CONTEXT, SEGMENTERS, cli, pair_loss_option, workdi
     "documents are split into parts whose gradients add up.",
 )
 @click.option(
+    "--text-window",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Read texts longer than this many characters in windows while training, combined "
+    "by their share of the text's IDF weight, as `ltd encode` reads them (384 there); the "
+    "model records it. 0: whole texts.",
+)
+@click.option(
     "--lexicon",
     type=click.IntRange(min=0),
     default=0,
@@ -271,6 +280,7 @@ def train(
     init_from,
     keep_mean,
     max_chars,
+    text_window,
     lexicon,
     lexicon_dim,
     lexicon_add,
@@ -335,6 +345,7 @@ def train(
         init_from=init_from,
         keep_mean=keep_mean,
         max_chars=max_chars,
+        text_window=text_window,
         lexicon=lexicon,
         lexicon_dim=lexicon_dim,
         lexicon_add=lexicon_add,

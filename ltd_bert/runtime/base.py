@@ -105,15 +105,31 @@ def length_batches(texts: Sequence[str], batch_size: int, max_chars: int) -> lis
     return batches
 
 
+@dataclass
+class Windows:
+    """What the network reads for some texts (`windows`): `rows` and their `weights`, the
+    text each row belongs to (`owner`) and its share of that text's weight (`share`)."""
+
+    rows: list[str]
+    weights: list[np.ndarray]
+    owner: np.ndarray
+    share: np.ndarray
+    texts: int
+
+    def combine(self, out: np.ndarray) -> np.ndarray:
+        """The texts' vectors (texts, D) from the rows' (rows, D)."""
+        if len(self.rows) == self.texts:
+            return out
+        res = np.zeros((self.texts, out.shape[1]), dtype=out.dtype)
+        np.add.at(res, self.owner, out * self.share[:, None])
+        return res
+
+
 def windows(
-    texts: Sequence[str],
-    weights: Sequence[np.ndarray],
-    window: int,
-    max_chars: int,
-):
+    texts: Sequence[str], weights: Sequence[np.ndarray], window: int, max_chars: int
+) -> Windows:
     """The rows the network reads for `texts` when texts longer than `window` characters
-    (after the cut to `max_chars`) are read in windows: (row texts, row weights, combine),
-    where `combine(row_vectors)` gives the texts' vectors (N, D).
+    (after the cut to `max_chars`) are read in windows.
 
     A long text of n characters becomes ceil(n / window) windows of equal length, each
     with its weights renormalised to sum to 1, so that its vector is an affine image of its
@@ -126,7 +142,7 @@ def windows(
     share: list[float] = []
     for i, (t, w) in enumerate(zip(texts, weights, strict=True)):
         n = min(len(t), max_chars)
-        if n > window:
+        if window and n > window:
             w = np.asarray(w[:n], dtype=np.float32)
             total = float(w.sum())
             if total > 0:
@@ -145,17 +161,13 @@ def windows(
         row_weights.append(w)
         owner.append(i)
         share.append(1.0)
-    if len(rows) == len(texts):
-        return rows, row_weights, lambda out: out
-    owner_a = np.asarray(owner)
-    share_a = np.asarray(share, dtype=np.float32)[:, None]
-
-    def combine(out: np.ndarray) -> np.ndarray:
-        res = np.zeros((len(texts), out.shape[1]), dtype=out.dtype)
-        np.add.at(res, owner_a, out * share_a)
-        return res
-
-    return rows, row_weights, combine
+    return Windows(
+        rows,
+        row_weights,
+        np.asarray(owner, dtype=np.int64),
+        np.asarray(share, np.float32),
+        len(texts),
+    )
 
 
 @dataclass
@@ -206,11 +218,8 @@ class Encoder:
     ) -> np.ndarray:
         """The predictions (N, D) of cleaned texts with their character weights (`prepare`):
         the network's, plus the word path's where the model has one."""
-        if self.window:
-            rows, row_weights, combine = windows(texts, weights, self.window, self.max_chars)
-            out = combine(self.network_prepared(rows, row_weights, batch_size))
-        else:
-            out = self.network_prepared(texts, weights, batch_size)
+        win = windows(texts, weights, self.window, self.max_chars)
+        out = win.combine(self.network_prepared(win.rows, win.weights, batch_size))
         lexicon = self.current_lexicon()
         if lexicon is not None:
             out += lexicon.pooled(texts, weights, self.weighter.words, self.max_chars)

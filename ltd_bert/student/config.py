@@ -31,6 +31,9 @@ class TrainConfig:
     window: int = 50_000  # rows read at once
     mix_files: bool = False  # each window a share of every --data file (`ltd train`: on)
     max_chars: int = 4096  # characters of a text the student reads (documents included)
+    # read texts longer than this many characters in windows while training, as `encode`
+    # reads them (runtime/base.py `windows`); 0: whole texts
+    text_window: int = 0
     batch_chars: int = 32768  # a batch over this many (padded) characters is split in parts
     clip: float = 1.0
     eval_every: int = 0  # steps; 0 = at each epoch's end only

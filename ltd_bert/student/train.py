@@ -34,6 +34,7 @@ import torch
 from ltd_bert.common.cpu import require_bf16
 from ltd_bert.common.errors import InputError, LtdError, StoreError
 from ltd_bert.common.version import __version__
+from ltd_bert.runtime.base import windows
 from ltd_bert.runtime.lexicon import (
     PIECE,
     SHORTEST_PIECE,
@@ -338,6 +339,22 @@ class Trainer(Checkpoints, Validation):
     def _use_lexicon(self, words: list[str] | None) -> None:
         self._word_index = word_index(words) if words else None
 
+    def predict(self, net, texts: list[str], weights: list, index: dict) -> torch.Tensor:
+        """`net`'s vectors of `texts` (on the device) as this run reads them: whole, or with
+        `text_window`, long texts in windows combined by their share of the text's weight
+        (runtime/base.py `windows`, what `encode` does)."""
+        cfg, dev = self.cfg, self.device
+        win = windows(texts, weights, cfg.text_window, cfg.max_chars)
+        ids, lengths, w = batch_tensors(win.rows, win.weights, index, cfg.max_chars)
+        word_ids = self.word_ids(win.rows, ids, dev)
+        with torch.autocast(dev.type, torch.bfloat16, enabled=cfg.precision == "bf16"):
+            out = net(ids.to(dev), lengths, w.to(dev), word_ids)  # lengths stay on the CPU
+        if len(win.rows) == len(texts):
+            return out
+        share = torch.from_numpy(win.share).to(dev)[:, None]
+        res = torch.zeros(len(texts), out.shape[1], device=dev, dtype=torch.float32)
+        return res.index_add(0, torch.from_numpy(win.owner).to(dev), out.float() * share)
+
     def word_ids(self, texts: list[str], ids: torch.Tensor, device=None) -> torch.Tensor | None:
         """The padded batch's word ids (B, T) for the word path (on `device`); None without
         one."""
@@ -512,16 +529,8 @@ class Trainer(Checkpoints, Validation):
                     # long documents: the batch in parts whose gradients add up (memory)
                     for part in char_parts(rows, [len(sents[i]) for i in rows], cfg):
                         texts = [sents[i] for i in part]
-                        ids, lengths, w = batch_tensors(
-                            texts, [weights[i] for i in part], index, cfg.max_chars
-                        )
-                        word_ids = self.word_ids(texts, ids, self.device)
+                        pred = self.predict(net, texts, [weights[i] for i in part], index)
                         target = torch.from_numpy(vecs[part] - mean).to(self.device)
-                        ids, w = ids.to(self.device), w.to(self.device)  # lengths: CPU
-                        with torch.autocast(
-                            self.device.type, torch.bfloat16, enabled=cfg.precision == "bf16"
-                        ):
-                            pred = net(ids, lengths, w, word_ids)
                         part_loss = loss_fn(pred.float(), target, cfg.loss) * (
                             len(part) / len(rows)
                         )
@@ -593,12 +602,7 @@ class Trainer(Checkpoints, Validation):
 
         def forward(part):
             texts = [sents[rows[i]] for i in part]
-            ids, lengths, w = batch_tensors(
-                texts, [weights[rows[i]] for i in part], index, cfg.max_chars
-            )
-            word_ids = self.word_ids(texts, ids, dev)
-            with torch.autocast(dev.type, torch.bfloat16, enabled=cfg.precision == "bf16"):
-                return net(ids.to(dev), lengths, w.to(dev), word_ids).float()
+            return self.predict(net, texts, [weights[rows[i]] for i in part], index).float()
 
         vecs = torch.empty(len(rows), self.data.dim, device=dev)
         states = []
@@ -666,6 +670,7 @@ class Trainer(Checkpoints, Validation):
             "segmenter": self.cfg.segmenter or s.get("segmenter", "jieba"),
             "idf_sha256": s.get("idf_sha256"),
             "max_chars": self.cfg.max_chars,
+            **({"window": self.cfg.text_window} if self.cfg.text_window else {}),
             "centered": True,
             **cal.config_entries(),
             "train": asdict(self.cfg),

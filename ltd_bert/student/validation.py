@@ -9,7 +9,6 @@ import torch.nn.functional as F
 
 from ltd_bert.student.calibrate import NEIGHBOURS, neighbour_pairs, pair_fidelity
 from ltd_bert.student.data import split
-from ltd_bert.student.model import batch_tensors
 from ltd_bert.teacher import distributed
 
 
@@ -46,12 +45,8 @@ class Validation:
         for i in range(0, len(order), 256):
             idx = order[i : i + 256]
             texts = [sents[j] for j in idx]
-            ids, lengths, w = batch_tensors(
-                texts, [weights[j] for j in idx], index, self.cfg.max_chars
-            )
-            dev = self.device
-            word_ids = self.word_ids(texts, ids, dev)
-            preds.append((idx, self.model(ids.to(dev), lengths, w.to(dev), word_ids).cpu()))
+            pred = self.predict(self.model, texts, [weights[j] for j in idx], index)
+            preds.append((idx, pred.float().cpu()))
         pred = torch.zeros(vecs.shape, dtype=torch.float32)
         for idx, p in preds:
             pred[torch.from_numpy(idx)] = p
