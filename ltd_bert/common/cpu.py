@@ -144,14 +144,20 @@ def require_bf16(what: str = "--precision bf16", device: str = "cpu") -> None:
 ENV = "LTD_PRECISION"
 
 
+def forced_precision() -> str | None:
+    """What LTD_PRECISION makes of "auto": fp32 or bf16, else None (unset or other)."""
+    forced = os.environ.get(ENV, "").strip().lower()
+    return forced if forced in ("fp32", "bf16") else None
+
+
 def auto_precision(device: str = "cpu") -> str:
     """`bf16` on a CPU with AMX, else `fp32` (GPUs: fp32 unless asked, as before); the
     LTD_PRECISION environment variable, when set to fp32 or bf16, decides instead (bf16 on
     a CPU without native bf16: `PrecisionError`)."""
-    forced = os.environ.get(ENV, "").strip().lower()
+    forced = forced_precision()
     if forced == "bf16":
         require_bf16(f"{ENV}=bf16", device)
-    if forced in ("fp32", "bf16"):
+    if forced:
         return forced
     return "bf16" if str(device).startswith("cpu") and has_amx() else "fp32"
 

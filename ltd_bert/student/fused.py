@@ -22,14 +22,12 @@ bf16 where AMX is there, else int8 (x86), else fp32.
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
 import torch
 
-from ltd_bert.common.cpu import ENV as PRECISION_ENV
-from ltd_bert.common.cpu import PrecisionError, auto_precision, require_bf16
+from ltd_bert.common.cpu import PrecisionError, auto_precision, forced_precision, require_bf16
 from ltd_bert.runtime.light import first_layer_table, gate_weights
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
@@ -48,8 +46,7 @@ def resolve_precision(precision: str) -> str:
     if precision != "auto":
         return precision
     chosen = auto_precision("cpu")
-    forced = os.environ.get(PRECISION_ENV, "").strip().lower() in ("fp32", "bf16")
-    return "int8" if chosen == "fp32" and not forced and has_int8() else chosen
+    return "int8" if chosen == "fp32" and not forced_precision() and has_int8() else chosen
 
 
 def has_int8() -> bool:
@@ -87,7 +84,6 @@ class FusedBiLSTM:
     def __init__(self, model, precision: str = "auto"):
         self.precision = resolve_precision(precision)
         self.mm_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
-        self.int8 = None
         c = model.config
         self.H, self.layers = c.hidden_size, c.num_layers
         with torch.no_grad():
@@ -95,10 +91,14 @@ class FusedBiLSTM:
             ih, bias, hh = gate_weights(tensors, c, sigmoid_first=True)  # (i, f, o, g)
             self.ih = [[torch.from_numpy(w) for w in layer] for layer in ih]
             self.bias = [[torch.from_numpy(b) for b in layer] for layer in bias]
-            # both directions' recurrent weights stacked: (2, H, 4H) per layer
-            self.hh = [torch.from_numpy(np.stack(layer)).to(self.mm_dtype) for layer in hh]
-            if self.precision == "int8":
-                self.int8 = [[int8_packed(w) for w in layer] for layer in hh]
+            # per layer, both directions' recurrent weights: stacked (2, H, 4H), or for int8
+            # one packed weight per direction
+            self.hh = [
+                [int8_packed(w) for w in layer]
+                if self.precision == "int8"
+                else torch.from_numpy(np.stack(layer)).to(self.mm_dtype)
+                for layer in hh
+            ]
             e = tensors["embedding.weight"]
             # both directions' first-layer gate inputs per character: rows [0, V) forward,
             # [V, 2V) backward
@@ -156,7 +156,7 @@ class FusedBiLSTM:
         """Both directions of one layer: their weighted sums (2, B, H) with `pool` (2, B, T),
         else every step's states (2, B, T, H) (the backward direction in its own order)."""
         hh = self.hh[layer]
-        hh_q = self.int8[layer] if self.int8 is not None else None
+        int8 = self.precision == "int8"
         B = len(lengths)
         T = int(lengths.max(initial=0))
         H = self.H
@@ -169,12 +169,12 @@ class FusedBiLSTM:
             n = int(running[t])
             # in place on the gate inputs (a fresh tensor from `gates`, or a slice of the
             # layer's inputs used once): no output allocated and copied, ~5 % of the loop
-            if self.int8 is None:
-                g = gates(t, n).baddbmm_(h[:, :n], hh)
-            else:
+            if int8:
                 g = gates(t, n)
                 for d in (0, 1):
-                    g[d] += torch.ops.quantized.linear_dynamic(h[d, :n], hh_q[d], True)
+                    g[d] += torch.ops.quantized.linear_dynamic(h[d, :n], hh[d], True)
+            else:
+                g = gates(t, n).baddbmm_(h[:, :n], hh)
             if g.dtype != torch.float32:
                 g = g.float()  # gates, cell and pooling in float32
             sig = g[..., : 3 * H].sigmoid_()

@@ -339,15 +339,19 @@ class Trainer(Checkpoints, Validation):
     def _use_lexicon(self, words: list[str] | None) -> None:
         self._word_index = word_index(words) if words else None
 
-    def predict(self, net, texts: list[str], weights: list, index: dict) -> torch.Tensor:
+    def predict(
+        self, net, texts: list[str], weights: list, index: dict, autocast: bool = True
+    ) -> torch.Tensor:
         """`net`'s vectors of `texts` (on the device) as this run reads them: whole, or with
         `text_window`, long texts in windows combined by their share of the text's weight
-        (runtime/base.py `windows`, what `encode` does)."""
+        (runtime/base.py `windows`, what `encode` does); in bf16 autocast when the run is
+        bf16 and `autocast`."""
         cfg, dev = self.cfg, self.device
         win = windows(texts, weights, cfg.text_window, cfg.max_chars)
         ids, lengths, w = batch_tensors(win.rows, win.weights, index, cfg.max_chars)
         word_ids = self.word_ids(win.rows, ids, dev)
-        with torch.autocast(dev.type, torch.bfloat16, enabled=cfg.precision == "bf16"):
+        bf16 = autocast and cfg.precision == "bf16"
+        with torch.autocast(dev.type, torch.bfloat16, enabled=bf16):
             out = net(ids.to(dev), lengths, w.to(dev), word_ids)  # lengths stay on the CPU
         if len(win.rows) == len(texts):
             return out

@@ -45,8 +45,9 @@ class Validation:
         for i in range(0, len(order), 256):
             idx = order[i : i + 256]
             texts = [sents[j] for j in idx]
-            pred = self.predict(self.model, texts, [weights[j] for j in idx], index)
-            preds.append((idx, pred.float().cpu()))
+            # in float32 whatever the run's precision
+            pred = self.predict(self.model, texts, [weights[j] for j in idx], index, False)
+            preds.append((idx, pred.cpu()))
         pred = torch.zeros(vecs.shape, dtype=torch.float32)
         for idx, p in preds:
             pred[torch.from_numpy(idx)] = p

@@ -22,13 +22,7 @@ import numpy as np
 from ltd_bert.common.cpu import hold_heap
 from ltd_bert.common.errors import InputError
 from ltd_bert.common.progress import bar
-from ltd_bert.common.textio import (
-    LineReader,
-    check_output_dir,
-    check_readable,
-    count_lines,
-    output_tempfile,
-)
+from ltd_bert.common.textio import LineReader, check_output_dir, count_lines, output_tempfile
 from ltd_bert.runtime.base import Encoder
 
 FORMATS = ("npy", "h5", "jsonl", "tsv")
@@ -71,19 +65,12 @@ def line_blocks(reader: LineReader) -> Iterator[list[str]]:
 
 
 def more_than_one_block(path: str) -> bool:
-    """Whether the plain file `path` makes more than one block (stdin and gzip: False)."""
+    """Whether the plain file `path` makes more than one block (stdin and gzip: False):
+    `line_blocks` itself, read until its second block starts."""
     if path == "-" or path.endswith(".gz"):
         return False
-    check_readable(path)
-    lines = chars = 0
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            lines, chars = lines + 1, chars + len(line.rstrip("\r\n"))
-            if lines > BLOCK:
-                return True
-            if chars >= BLOCK_CHARS:  # a block ends here: is there a line after it?
-                return next(fh, None) is not None
-    return False
+    blocks = line_blocks(LineReader([path], errors="replace"))
+    return next(blocks, None) is not None and next(blocks, None) is not None
 
 
 def encoded_blocks(
