@@ -281,10 +281,13 @@ def test_adapt_continues_training_with_replay_and_keeps_the_mean(
         epochs=1,
         batch_size=16,
         pair_loss="corr",
+        replay_docs=3,
     )
     assert report.domain_rows == 200 and report.replay_rows > 0 and report.held_out > 0
+    assert report.replay_windows >= 3  # the shipped documents' windows, the model's targets
     # the relational term: neighbours mined over the domain's and the replayed rows
-    assert (tmp_path / "adapted.work" / "pairs.h5").is_file()
+    rows = report.domain_rows + report.replay_rows + report.replay_windows
+    assert (tmp_path / "adapted.work" / f"pairs-k12-{rows}.h5").is_file()
     assert Student.load(out).meta["train"]["pair_loss"] == "corr"
     for side in ("before", "after"):
         assert set(report.scores[side]["domain_pairs"]) == {
@@ -325,7 +328,9 @@ def test_adapt_takes_domain_teacher_files_as_they_are(tiny_model, tiny_bert, sui
         calib=suite,
         suite=False,
         batch_size=16,
+        replay_docs=0,
     )
+    assert report.replay_windows == 0
     with TeacherFile(teacher_file) as tf:
         assert report.domain_rows == len(tf) + 200
     with TeacherFile(tmp_path / "adapted.work" / "domain.h5") as tf:
@@ -360,10 +365,12 @@ def test_adapt_replays_the_shipped_set_without_replay(
         "16",
         "--work",
         str(tmp_path / "w"),
+        "--replay-docs",
+        "0",
     ]
     result = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "a"), "--replay-lines", "40"])
     assert result.exit_code == 0, result.output
-    assert "200 domain rows, 40 replayed" in result.output
+    assert "200 domain rows, 40 replayed, 0 document windows replayed" in result.output
     cached = list((tmp_path / "home" / "replay").glob("*/replay-*.h5"))
     assert len(cached) == 1
     with TeacherFile(cached[0]) as tf:
@@ -376,7 +383,7 @@ def test_adapt_replays_the_shipped_set_without_replay(
     monkeypatch.setattr("ltd_bert.teacher.embed._embed_block", no_teacher_time)
     result = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "b"), "--replay-lines", "25"])
     assert result.exit_code == 0, result.output
-    assert "200 domain rows, 25 replayed" in result.output
+    assert "200 domain rows, 25 replayed, 0 document windows replayed" in result.output
     assert cached[0].stat().st_mtime_ns == stamp
     with TeacherFile(tmp_path / "w" / "replay-shipped.h5") as tf, TeacherFile(cached[0]) as c:
         assert len(tf) == 25 and len(c) == 40 and tf.read(0, 25)[0] == c.read(0, 25)[0]
@@ -471,3 +478,35 @@ def test_adapt_keeps_the_models_map_unless_the_new_one_costs_nothing_and_gains()
     # the model's map scrambles, the new one is exact: taken
     new = MixCalibration(0.0, 0.0, eye, {}, None, {})
     assert kept_or_new_map(groups, model(eye), model(scramble), new, said.append) is new
+
+
+def test_own_replay_keeps_the_models_vectors_of_the_windows(tiny_model, tmp_path):
+    """The shipped documents are replayed as the windows the model reads them in, each with
+    the model's own uncentred vector of it as the target: training on them at step 0 has
+    nothing to correct."""
+    from ltd_bert.runtime.base import windows
+    from ltd_bert.suites import REPLAY_DOCS
+    from ltd_bert.tasks.replay import own_replay, replay_docs
+    from ltd_bert.teacher.store import TeacherFile
+
+    docs = replay_docs()
+    assert 500 <= len(docs) <= 700 and REPLAY_DOCS.stat().st_size < 1_000_000
+    assert all(200 <= len(t) <= 4000 for t in docs)
+    model, teacher_file = tiny_model
+    student = Student.load(model)
+    student.window = 100
+    with TeacherFile(teacher_file) as tf:
+        settings = tf.settings
+    path, n = own_replay(student, docs[:2], settings, tmp_path / "docs.h5")
+    texts, weights = student.prepare(docs[:2])
+    win = windows(texts, weights, 100, student.max_chars)
+    assert n == len(win.rows) >= 2 * 2 and not (tmp_path / "docs.h5.partial").exists()
+    with TeacherFile(path) as tf:
+        assert tf.settings == settings and len(tf) == n
+        rows, vecs, stored = tf.read(0, n)
+        np.testing.assert_array_equal(tf.f["line"][:], win.owner)
+    assert rows == win.rows and all(len(r) <= 100 for r in rows)
+    for w, v in zip(stored, win.weights, strict=True):
+        np.testing.assert_allclose(w, v, rtol=1e-6)
+    own = student.encode_prepared(rows, stored) + student.mean
+    np.testing.assert_allclose(vecs, own, rtol=1e-5, atol=1e-5)

@@ -178,12 +178,51 @@ def load_light(path: str):
 PAIR_LOSSES = ("none", "mse", "corr", "list")
 
 
-def pair_loss_option(help: str):
-    """`--pair-loss` of `ltd train` and `ltd adapt` (student/pairs.py)."""
-    return click.option(
-        "--pair-loss",
-        type=click.Choice(PAIR_LOSSES),
-        default="none",
-        show_default=True,
-        help=help,
-    )
+def pair_options(help: str, default: str = "none"):
+    """`--pair-loss` (its help `help`) and the settings of the relational term, of `ltd train`
+    and `ltd adapt` (student/pairs.py, `TrainConfig.pair_*`)."""
+    options = [
+        click.option(
+            "--pair-loss",
+            type=click.Choice(PAIR_LOSSES),
+            default=default,
+            show_default=True,
+            help=help,
+        ),
+        click.option(
+            "--pair-weight",
+            type=click.FloatRange(min=0),
+            default=1.0,
+            show_default=True,
+            help="Weight of the relational term.",
+        ),
+        click.option(
+            "--pair-batch",
+            type=click.IntRange(min=4),
+            default=128,
+            show_default=True,
+            help="Rows of each step's pair batch (groups of --pair-group).",
+        ),
+        click.option(
+            "--pair-group",
+            type=click.IntRange(min=2),
+            default=4,
+            show_default=True,
+            help="A text and this many minus one of its mined neighbours per group.",
+        ),
+        click.option(
+            "--pair-k",
+            type=click.IntRange(min=1),
+            default=12,
+            show_default=True,
+            help="Neighbours mined per text (of its own length class; 4 more of the other "
+            "class), among which each group's are drawn: more reach pairs less near.",
+        ),
+    ]
+
+    def apply(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply

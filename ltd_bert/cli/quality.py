@@ -8,7 +8,7 @@ import json
 
 import click
 
-from ltd_bert.cli.base import CONTEXT, pair_loss_option, resolve_model
+from ltd_bert.cli.base import CONTEXT, pair_options, resolve_model
 
 
 def texts_per_kind_option(which: str, them: str):
@@ -115,6 +115,15 @@ def eval_suite(ctx, model, suite_dir, kinds, texts_per_kind, teacher, cache, cal
     "[default: --replay-ratio × the domain's lines]",
 )
 @click.option(
+    "--replay-docs",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Documents of the shipped set (ltd_bert/suites/replay_docs.txt.gz) replayed as the "
+    "windows the model reads them in, with its own vectors before adapting as targets (no "
+    "teacher time), so that adapting to short text keeps documents; 0: none.  [default: all "
+    "605]",
+)
+@click.option(
     "--limit", type=click.IntRange(min=1), default=None, help="Read at most N domain lines."
 )
 @click.option(
@@ -142,9 +151,9 @@ def eval_suite(ctx, model, suite_dir, kinds, texts_per_kind, teacher, cache, cal
     help="0 (with --new-words or --new-pieces): only the new words, no training step: "
     "seconds, and nothing the model knew changes.",
 )
-@pair_loss_option(
+@pair_options(
     "The relational term of training (ltd train --pair-loss): the domain's and the "
-    "replayed rows' near neighbours by the teacher are mined (WORK/pairs.h5) and their "
+    "replayed rows' near neighbours by the teacher are mined (WORK/pairs-k<K>-<rows>.h5) and their "
     "cosines fitted."
 )
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
@@ -191,11 +200,16 @@ def adapt(
     replay,
     replay_ratio,
     replay_lines,
+    replay_docs,
     limit,
     new_words,
     new_pieces,
     epochs,
     pair_loss,
+    pair_weight,
+    pair_batch,
+    pair_group,
+    pair_k,
     lr,
     batch_size,
     seed,
@@ -264,8 +278,15 @@ def adapt(
             new_words=new_words,
             new_pieces=new_pieces,
             replay_lines=replay_lines,
+            replay_docs=replay_docs,
             texts_per_kind=texts_per_kind,
             pair_loss=pair_loss,
+            pair_settings={
+                "pair_weight": pair_weight,
+                "pair_batch": pair_batch,
+                "pair_group": pair_group,
+                "pair_k": pair_k,
+            },
         )
     finally:
         for b in (*bars.values(), tbar):
@@ -273,6 +294,7 @@ def adapt(
     c = report.calibration
     click.echo(
         f"adapt: {report.domain_rows} domain rows, {report.replay_rows} replayed, "
+        f"{report.replay_windows} document windows replayed, "
         f"{report.held_out} held out, {report.words_added} words and pieces added; similarity map: "
         f"whitening {c['whiten']:g}, mean scale {c['mean_scale']:g} → {output}"
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ltd_bert.cli.base import CONTEXT, SEGMENTERS, cli, pair_loss_option, workdir
+from ltd_bert.cli.base import CONTEXT, SEGMENTERS, cli, pair_options, workdir
 
 
 # --- train / encode ---------------------------------------------------------------------
@@ -44,41 +44,12 @@ from ltd_bert.cli.base import CONTEXT, SEGMENTERS, cli, pair_loss_option, workdi
     show_default=True,
     help="Distance to the centred teacher vectors.",
 )
-@pair_loss_option(
+@pair_options(
     "A relational term beside --loss: the student's cosines within groups of a text and "
     "its nearest texts by the teacher (mined once from the training files into "
     "<first --data>.pairs.h5, resumable) should match the teacher's: mse of the cosines, "
     "corr (one minus their correlation over the near pairs: their order), list (each "
     "text's neighbours as a distribution, KL at a low temperature)."
-)
-@click.option(
-    "--pair-weight",
-    type=click.FloatRange(min=0),
-    default=1.0,
-    show_default=True,
-    help="Weight of the relational term.",
-)
-@click.option(
-    "--pair-batch",
-    type=click.IntRange(min=4),
-    default=128,
-    show_default=True,
-    help="Rows of each step's pair batch (groups of --pair-group).",
-)
-@click.option(
-    "--pair-group",
-    type=click.IntRange(min=2),
-    default=4,
-    show_default=True,
-    help="A text and this many minus one of its mined neighbours per group.",
-)
-@click.option(
-    "--pair-k",
-    type=click.IntRange(min=1),
-    default=12,
-    show_default=True,
-    help="Neighbours mined per text (of its own length class; 4 more of the other class), "
-    "among which each group's are drawn: more reach pairs less near.",
 )
 @click.option(
     "--pairs",

@@ -1,5 +1,5 @@
 """Text that ships with the package, so that an installed `ltd` can check and adapt a model
-without the repository: the fidelity suite, the calibration mix and the general replay set
+without the repository: the fidelity suite, the calibration mix and the general replay sets
 (README.md here says where each came from)."""
 
 from __future__ import annotations
@@ -13,3 +13,5 @@ SUITE = HERE / "suite"
 CALIB = HERE / "calib"
 #: general sentences replayed by `ltd adapt` when no --replay is given (gzip, one a line)
 REPLAY = HERE / "replay.txt.gz"
+#: general documents whose windows `ltd adapt` replays with the model's own vectors as targets
+REPLAY_DOCS = HERE / "replay_docs.txt.gz"

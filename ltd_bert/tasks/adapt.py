@@ -6,7 +6,8 @@
 2. General rows are replayed beside it, so that nothing else is forgotten: teacher files
    as they are, or text files embedded the same way (at most `replay_ratio` × the domain's
    rows of each); without either, the general set shipped with the package (`replay.py`,
-   its teacher vectors cached under LTD_HOME).
+   its teacher vectors cached under LTD_HOME). Documents of a shipped set are replayed too,
+   as the windows the model reads, with its own vectors as targets.
 3. Training continues from the model (`--init-from`), keeping its mean, for `epochs` over
    the domain and replay rows shuffled together; the domain's last rows are held out.
    With `new_words`, the domain's most frequent words that the model's word path lacks join
@@ -42,6 +43,8 @@ class AdaptReport:
     calibration: dict
     #: {"before"|"after": {"domain": fidelity, "suite": [KindResult...], "pairs": {...}}}
     scores: dict = field(default_factory=dict)
+    #: windows of the shipped documents replayed with the model's own vectors
+    replay_windows: int = 0
 
 
 def embed_text(
@@ -181,8 +184,10 @@ def adapt(
     new_words: int = 0,
     new_pieces: int = 0,
     replay_lines: int | None = None,
+    replay_docs: int | None = None,
     texts_per_kind: int | None = None,
     pair_loss: str = "none",
+    pair_settings: dict | None = None,
 ) -> AdaptReport:
     """Adapt the model at `model_dir` to `corpus` into `output`; see the module docstring. `corpus`
     holds text files, embedded together into WORK/domain.h5, or teacher files (.h5) made with
@@ -193,9 +198,12 @@ def adapt(
     path (`TrainConfig.lexicon_add`), and `new_pieces` pieces of its Latin words
     (`TrainConfig.lexicon_pieces`). `replay` (teacher or text files) empty: the general set
     shipped with the package; `replay_lines` caps the lines of each replay text used;
+    `replay_docs` documents of the shipped set are replayed too, as the windows the model
+    reads, with its own vectors as targets (`replay.own_replay`; None: all, 0: none);
     `texts_per_kind` uses only the first texts of each general kind (calibration and suite);
     `pair_loss` the relational term of training (`TrainConfig.pair_loss`: the neighbours of
-    the domain's and the replayed rows mined into WORK/pairs.h5)."""
+    the domain's and the replayed rows mined into WORK/pairs-k<K>-<rows>.h5), `pair_settings`
+    its other `TrainConfig.pair_*` fields (weight, batch, group, k)."""
     from ltd_bert.student.calibrate import calibrate_mix
     from ltd_bert.student.config import TrainConfig
     from ltd_bert.student.data import split
@@ -302,6 +310,17 @@ def adapt(
                 lambda n: embed_progress and embed_progress("replay", n),
             )
             files.append(str(out))
+    n_windows = 0
+    if replay_docs != 0:
+        from ltd_bert.tasks.replay import own_replay
+        from ltd_bert.tasks.replay import replay_docs as shipped_docs
+
+        with TeacherFile(domain_files[-1]) as tf:
+            settings = tf.settings
+        docs = shipped_docs()[:replay_docs]
+        say(f"replay: {len(docs)} documents, the model's own vectors of their windows")
+        path, n_windows = own_replay(before, docs, settings, work / "replay-docs.h5")
+        files.append(path)
     files += domain_files  # last: the tail of the last one is the held-out part
 
     cfg = TrainConfig(
@@ -316,10 +335,14 @@ def adapt(
         lexicon_add=new_words,
         lexicon_pieces=new_pieces,
         pair_loss=pair_loss,
-        pairs=str(work / "pairs.h5"),
+        **(pair_settings or {}),
     )
-    cfg.window = n_domain + n_replay  # one window: domain and replay rows shuffled together
-    _, n_val = split(n_domain + n_replay, cfg)
+    cfg.window = (
+        n_domain + n_replay + n_windows
+    )  # one window: domain and replay rows shuffled together
+    # (other rows or another k: mined again beside it)
+    cfg.pairs = str(work / f"pairs-k{cfg.pair_k}-{cfg.window}.h5")
+    _, n_val = split(cfg.window, cfg)
     with TeacherFile(domain_files[-1]) as tf:
         if n_val >= len(tf):  # the held-out rows are the last file's
             raise InputError(
@@ -336,7 +359,10 @@ def adapt(
         )
     }
 
-    say(f"training: {n_domain} domain and {n_replay} replayed rows, {epochs} epoch(s)")
+    say(
+        f"training: {n_domain} domain, {n_replay} replayed rows and {n_windows} document "
+        f"windows, {epochs} epoch(s)"
+    )
     result = train(
         files,
         output,
@@ -356,7 +382,9 @@ def adapt(
         after, domain_rows, suite, suite_cache, pairs, teacher_name, say, texts_per_kind
     )
     added = len(after.lexicon.words) - len(before.lexicon.words) if after.lexicon else 0
-    return AdaptReport(n_domain, n_replay, n_val, added, result, cal.config_entries(), scores)
+    return AdaptReport(
+        n_domain, n_replay, n_val, added, result, cal.config_entries(), scores, n_windows
+    )
 
 
 def report_table(report: AdaptReport) -> str:
