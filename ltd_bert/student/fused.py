@@ -124,9 +124,14 @@ class FusedBiLSTM:
                 # than indexing with a (2, n) slice)
                 both = np.stack([ids, reversed_within(ids, lengths) + V]).transpose(2, 0, 1)
                 both = torch.from_numpy(np.ascontiguousarray(both))
+                # one buffer for every step's gate inputs (used up within the step):
+                # gathering into it is ~1.6x faster than into a fresh tensor per step
+                buf = torch.empty(2 * len(lengths), self.table.shape[1], dtype=self.mm_dtype)
 
-                def gates(t, n, both=both):
-                    return self.table.index_select(0, both[t, :, :n].reshape(-1)).view(2, n, -1)
+                def gates(t, n, both=both, buf=buf):
+                    out = buf[: 2 * n]
+                    torch.index_select(self.table, 0, both[t, :, :n].reshape(-1), out=out)
+                    return out.view(2, n, -1)
 
             else:
                 gates = lambda t, n, x2=x2: x2[:, :n, t]  # noqa: E731
