@@ -371,6 +371,8 @@ def test_adapt_replays_the_shipped_set_without_replay(
     result = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "a"), "--replay-lines", "40"])
     assert result.exit_code == 0, result.output
     assert "200 domain rows, 40 replayed, 0 document windows replayed" in result.output
+    # the relational term is adapt's default
+    assert Student.load(tmp_path / "a").meta["train"]["pair_loss"] == "corr"
     cached = list((tmp_path / "home" / "replay").glob("*/replay-*.h5"))
     assert len(cached) == 1
     with TeacherFile(cached[0]) as tf:

@@ -153,8 +153,9 @@ def eval_suite(ctx, model, suite_dir, kinds, texts_per_kind, teacher, cache, cal
 )
 @pair_options(
     "The relational term of training (ltd train --pair-loss): the domain's and the "
-    "replayed rows' near neighbours by the teacher are mined (WORK/pairs-k<K>-<rows>.h5) and their "
-    "cosines fitted."
+    "replayed rows' near neighbours by the teacher are mined (WORK/pairs-k<K>-<rows>.h5) "
+    "and their cosines fitted; none: vectors alone.",
+    default="corr",
 )
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)

@@ -186,7 +186,7 @@ def adapt(
     replay_lines: int | None = None,
     replay_docs: int | None = None,
     texts_per_kind: int | None = None,
-    pair_loss: str = "none",
+    pair_loss: str = "corr",
     pair_settings: dict | None = None,
 ) -> AdaptReport:
     """Adapt the model at `model_dir` to `corpus` into `output`; see the module docstring. `corpus`
