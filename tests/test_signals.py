@@ -23,10 +23,22 @@ def ltd(*args, cwd=None):
     return [sys.executable, "-m", "ltd_bert", *map(str, args)]
 
 
+def interactive() -> None:
+    """In the child: Ctrl-C as at a terminal. A shell without job control starts its
+    background commands with SIGINT ignored (so would a test run started that way), and
+    Python then keeps it ignored, as it should."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*args):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.Popen(
-        ltd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+        ltd(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+        preexec_fn=interactive,
     )
 
 
