@@ -228,7 +228,7 @@ def adapt_to(lexicon_model, tiny_bert, tmp_path, lines, **kw):
         [str(model.parent / "teacher.h5")],
         teacher_name=str(tiny_bert),
         batch_size=16,
-        **kw,
+        **{"replay_docs": 3, **kw},  # a few documents: their replay has its own tests
     )
     return report, Student.load(out), Student.load(tmp_path / "adapted")
 
