@@ -172,8 +172,8 @@ class FusedBiLSTM:
         running = np.searchsorted(-lengths, -np.arange(T), side="left")  # rows longer than t
         for t in range(T):
             n = int(running[t])
-            # in place on the gate inputs (a fresh tensor from `gates`, or a slice of the
-            # layer's inputs used once): no output allocated and copied, ~5 % of the loop
+            # in place on the gate inputs (the step's part of the gather buffer, or a slice
+            # of the layer's inputs used once): no output allocated and copied, ~5 % of the loop
             if int8:
                 g = gates(t, n)
                 for d in (0, 1):

@@ -337,12 +337,11 @@ def adapt(
         pair_loss=pair_loss,
         **(pair_settings or {}),
     )
-    cfg.window = (
-        n_domain + n_replay + n_windows
-    )  # one window: domain and replay rows shuffled together
+    n_rows = n_domain + n_replay + n_windows
+    cfg.window = n_rows  # one window: domain and replay rows shuffled together
     # (other rows or another k: mined again beside it)
-    cfg.pairs = str(work / f"pairs-k{cfg.pair_k}-{cfg.window}.h5")
-    _, n_val = split(cfg.window, cfg)
+    cfg.pairs = str(work / f"pairs-k{cfg.pair_k}-{n_rows}.h5")
+    _, n_val = split(n_rows, cfg)
     with TeacherFile(domain_files[-1]) as tf:
         if n_val >= len(tf):  # the held-out rows are the last file's
             raise InputError(

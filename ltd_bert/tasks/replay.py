@@ -79,15 +79,23 @@ def head_rows(path: Path, lines: int, out: Path) -> tuple[str, int]:
             return str(path), n
         sents, vecs, weights = tf.read(0, n)
         settings, dtype = tf.settings, str(tf.f["vectors"].dtype)
+    write_rows(out, sents, vecs, weights, line[:n], lines, settings, dtype)
+    return str(out), n
+
+
+def write_rows(out: Path, sents, vecs, weights, line, lines: int, settings: dict, dtype: str):
+    """A complete teacher file at `out` holding these rows (`line`: each row's input line,
+    `lines` the input lines they came from), written under `.partial` and renamed."""
+    from ltd_bert.teacher import store
+
     part = out.with_name(out.name + ".partial")
     f = store.create_store(part, vecs.shape[1], settings, dtype)
     try:
-        store.append_rows(f, sents, vecs, weights, line[:n], lines)
+        store.append_rows(f, sents, vecs, weights, line, lines)
         store.finalize(f)
     finally:
         f.close()
     part.replace(out)
-    return str(out), n
 
 
 @functools.cache
@@ -102,17 +110,9 @@ def own_replay(student, texts: list[str], settings: dict, out: Path) -> tuple[st
     the model's own (uncentred) vector of it as the target, with teacher settings
     `settings` (those of the teacher files trained beside it)."""
     from ltd_bert.runtime.base import windows
-    from ltd_bert.teacher import store
 
     texts, weights = student.prepare(texts)
     win = windows(texts, weights, student.window, student.max_chars)
     vecs = student.encode_prepared(win.rows, win.weights) + student.mean
-    part = out.with_name(out.name + ".partial")
-    f = store.create_store(part, vecs.shape[1], settings, "float32")
-    try:
-        store.append_rows(f, win.rows, vecs, win.weights, win.owner, len(texts))
-        store.finalize(f)
-    finally:
-        f.close()
-    part.replace(out)
+    write_rows(out, win.rows, vecs, win.weights, win.owner, len(texts), settings, "float32")
     return str(out), len(win.rows)
