@@ -391,6 +391,43 @@ def test_adapt_replays_the_shipped_set_without_replay(
         assert len(tf) == 25 and len(c) == 40 and tf.read(0, 25)[0] == c.read(0, 25)[0]
 
 
+@pytest.mark.slow
+def test_adapt_replays_with_the_models_own_targets(
+    tiny_model, tiny_bert, suite, tmp_path, monkeypatch
+):
+    """--replay-targets own: the replayed lines' targets are the model's own vectors before
+    adapting, and no teacher vectors of them are made or cached."""
+    from ltd_bert.suites import REPLAY
+    from ltd_bert.tasks.replay import replay_texts
+    from ltd_bert.teacher.store import TeacherFile
+
+    monkeypatch.setenv("LTD_HOME", str(tmp_path / "home"))
+    model, _ = tiny_model
+    domain = domain_text(tmp_path, 200)
+    extra = tmp_path / "extra.txt"
+    extra.write_text("\n".join(LINES[:12]) + "\n\n", encoding="utf-8")
+    args = ["adapt", str(domain), "-m", str(model), "--teacher", str(tiny_bert), "-q"]
+    args += ["--calib", str(suite), "--no-suite", "--batch-size", "16", "--replay-docs", "0"]
+    args += ["--work", str(tmp_path / "w"), "--replay-lines", "30", "--replay-targets", "own"]
+    result = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    assert "200 domain rows, 30 replayed, 0 document windows replayed" in result.output
+    assert not (tmp_path / "home" / "replay").exists()
+    student = Student.load(model)
+    with TeacherFile(tmp_path / "w" / "replay-own.h5") as tf:
+        rows, vecs, weights = tf.read(0, len(tf))
+    first = replay_texts(REPLAY, 30)
+    assert len(first) == 30 and rows == student.prepare(first)[0]
+    own = student.encode_prepared(rows, weights) + student.mean
+    np.testing.assert_allclose(vecs, own, rtol=1e-5, atol=1e-5)
+    # a replay text file: its non-blank lines, up to --replay-lines
+    result = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "b"), "--replay", str(extra)])
+    assert result.exit_code == 0, result.output
+    assert "200 domain rows, 12 replayed" in result.output
+    with TeacherFile(tmp_path / "w" / "replay-0-own.h5") as tf:
+        assert len(tf) == 12
+
+
 def test_adapt_cli_errors(tiny_model, tiny_bert, tmp_path, tiny_teacher_file):
     model, _ = tiny_model
     domain = domain_text(tmp_path, 20)

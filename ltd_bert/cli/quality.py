@@ -115,6 +115,15 @@ def eval_suite(ctx, model, suite_dir, kinds, texts_per_kind, teacher, cache, cal
     "[default: --replay-ratio × the domain's lines]",
 )
 @click.option(
+    "--replay-targets",
+    type=click.Choice(["teacher", "own"]),
+    default="teacher",
+    show_default=True,
+    help="Targets of the replayed text (the shipped set or --replay text files): the "
+    "teacher's vectors, or the model's own vectors before adapting (no teacher time; what "
+    "is kept is exactly what the model did). Teacher files given with --replay keep theirs.",
+)
+@click.option(
     "--replay-docs",
     type=click.IntRange(min=0),
     default=None,
@@ -201,6 +210,7 @@ def adapt(
     replay,
     replay_ratio,
     replay_lines,
+    replay_targets,
     replay_docs,
     limit,
     new_words,
@@ -280,6 +290,7 @@ def adapt(
             new_pieces=new_pieces,
             replay_lines=replay_lines,
             replay_docs=replay_docs,
+            replay_targets=replay_targets,
             texts_per_kind=texts_per_kind,
             pair_loss=pair_loss,
             pair_settings={

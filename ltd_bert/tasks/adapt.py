@@ -6,8 +6,10 @@
 2. General rows are replayed beside it, so that nothing else is forgotten: teacher files
    as they are, or text files embedded the same way (at most `replay_ratio` × the domain's
    rows of each); without either, the general set shipped with the package (`replay.py`,
-   its teacher vectors cached under LTD_HOME). Documents of a shipped set are replayed too,
-   as the windows the model reads, with its own vectors as targets.
+   its teacher vectors cached under LTD_HOME). With `replay_targets="own"` replayed text
+   has the model's own vectors before adapting as targets instead, and no teacher time.
+   Documents of a shipped set are replayed too, as the windows the model reads, with its
+   own vectors as targets.
 3. Training continues from the model (`--init-from`), keeping its mean, for `epochs` over
    the domain and replay rows shuffled together; the domain's last rows are held out.
    With `new_words`, the domain's most frequent words that the model's word path lacks join
@@ -45,6 +47,10 @@ class AdaptReport:
     scores: dict = field(default_factory=dict)
     #: windows of the shipped documents replayed with the model's own vectors
     replay_windows: int = 0
+
+
+#: the targets replayed text can have (`adapt`'s `replay_targets`)
+REPLAY_TARGETS = ("teacher", "own")
 
 
 def embed_text(
@@ -188,6 +194,7 @@ def adapt(
     texts_per_kind: int | None = None,
     pair_loss: str = "corr",
     pair_settings: dict | None = None,
+    replay_targets: str = "teacher",
 ) -> AdaptReport:
     """Adapt the model at `model_dir` to `corpus` into `output`; see the module docstring. `corpus`
     holds text files, embedded together into WORK/domain.h5, or teacher files (.h5) made with
@@ -198,8 +205,11 @@ def adapt(
     path (`TrainConfig.lexicon_add`), and `new_pieces` pieces of its Latin words
     (`TrainConfig.lexicon_pieces`). `replay` (teacher or text files) empty: the general set
     shipped with the package; `replay_lines` caps the lines of each replay text used;
-    `replay_docs` documents of the shipped set are replayed too, as the windows the model
-    reads, with its own vectors as targets (`replay.own_replay`; None: all, 0: none);
+    `replay_targets` the targets of replayed text (the shipped set's or text files'):
+    `teacher` vectors, or the model's `own` vectors before adapting (`replay.own_replay`: no
+    teacher time, and what is kept is what the model did); `replay_docs` documents of the
+    shipped set are replayed too, as the windows the model reads, with its own vectors as
+    targets (None: all, 0: none);
     `texts_per_kind` uses only the first texts of each general kind (calibration and suite);
     `pair_loss` the relational term of training (`TrainConfig.pair_loss`: the neighbours of
     the domain's and the replayed rows mined into WORK/pairs-k<K>-<rows>.h5), `pair_settings`
@@ -219,6 +229,8 @@ def adapt(
     )
     from ltd_bert.teacher.store import TARGET_KEYS, TeacherFile, same_setting, setting
 
+    if replay_targets not in REPLAY_TARGETS:
+        raise ValueError(f"replay_targets: one of {', '.join(REPLAY_TARGETS)}")
     say = say or (lambda msg: None)
     output = Path(output)
     if output.exists():
@@ -276,32 +288,52 @@ def adapt(
             lambda n: embed_progress and embed_progress("domain", n),
         )
         domain_files.append(str(domain_h5))
+    with TeacherFile(domain_files[-1]) as tf:
+        settings = tf.settings  # (rows with the model's own targets are stamped with them)
     files: list[str] = []
     n_replay = 0
     replay_cap = int(replay_ratio * n_domain)
     if replay_lines is not None:
         replay_cap = min(replay_cap, replay_lines)
-    if not replay:
-        from ltd_bert.tasks.replay import shipped_replay
+    from ltd_bert.tasks.replay import own_replay, replay_texts
 
-        say("teacher: the general replay set shipped with the package (cached under LTD_HOME)")
-        path, n = shipped_replay(
-            before,
-            get_teacher(),
-            replay_cap,
-            work,
-            lambda n: embed_progress and embed_progress("replay", n),
-        )
+    own = replay_targets == "own"
+    if not replay:
+        if own:
+            from ltd_bert.suites import REPLAY
+
+            say("replay: the general set shipped with the package, the model's own vectors")
+            path, n = own_replay(
+                before, replay_texts(REPLAY, max(replay_cap, 1)), settings, work / "replay-own.h5"
+            )
+        else:
+            from ltd_bert.tasks.replay import shipped_replay
+
+            say("teacher: the general replay set shipped with the package (cached under LTD_HOME)")
+            path, n = shipped_replay(
+                before,
+                get_teacher(),
+                replay_cap,
+                work,
+                lambda n: embed_progress and embed_progress("replay", n),
+            )
         files.append(path)
         n_replay += n
     for i, path in enumerate(replay):
         if is_teacher_file(path):
             n_replay += rows[path]
             files.append(path)
+            continue
+        if own:
+            out = work / f"replay-{i}-own.h5"
+            say(f"replay: {path}, the model's own vectors → {out}")
+            out, n = own_replay(before, replay_texts(path, max(replay_cap, 1)), settings, out)
+            if not n:
+                raise InputError(f"--replay {path}: no text to replay (the file is empty)")
         else:
             out = work / f"replay-{i}.h5"
             say(f"teacher: embedding replay text {path} → {out}")
-            n_replay += embed_text(
+            n = embed_text(
                 [path],
                 out,
                 before,
@@ -309,14 +341,12 @@ def adapt(
                 max(replay_cap, 1),
                 lambda n: embed_progress and embed_progress("replay", n),
             )
-            files.append(str(out))
+        n_replay += n
+        files.append(str(out))
     n_windows = 0
     if replay_docs != 0:
-        from ltd_bert.tasks.replay import own_replay
         from ltd_bert.tasks.replay import replay_docs as shipped_docs
 
-        with TeacherFile(domain_files[-1]) as tf:
-            settings = tf.settings
         docs = shipped_docs()[:replay_docs]
         say(f"replay: {len(docs)} documents, the model's own vectors of their windows")
         path, n_windows = own_replay(before, docs, settings, work / "replay-docs.h5")

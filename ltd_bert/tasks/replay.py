@@ -98,6 +98,15 @@ def write_rows(out: Path, sents, vecs, weights, line, lines: int, settings: dict
     part.replace(out)
 
 
+def replay_texts(path: str | Path, lines: int) -> list[str]:
+    """The first `lines` non-blank lines of a replay text (plain or .gz)."""
+    import itertools
+
+    from ltd_bert.common.textio import read_texts
+
+    return list(itertools.islice(filter(str.strip, read_texts([str(path)])), lines))
+
+
 @functools.cache
 def replay_docs() -> list[str]:
     """The texts of the shipped document replay set."""
