@@ -234,15 +234,21 @@ def adapt_to(lexicon_model, tiny_bert, tmp_path, lines, **kw):
 
 
 def test_adapt_keeps_the_word_path(lexicon_model, tiny_bert, tmp_path):
-    """`ltd adapt` of a model with a word path: the adapted model keeps (and trains) it."""
+    """`ltd adapt` of a model with a word path: the adapted model keeps (and trains) it, and
+    by default the domain's words it lacks join it (at most `NEW_WORDS`)."""
     from conftest import SAMPLE_CORPUS
 
+    from ltd_bert.tasks.adapt import NEW_WORDS
+
     lines = SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()[500:600]
-    _, before, after = adapt_to(
+    report, before, after = adapt_to(
         lexicon_model, tiny_bert, tmp_path, lines, calib=None, suite=None, epochs=1
     )
-    assert after.lexicon.words == before.lexicon.words
-    assert not np.array_equal(after.lexicon.embedding, before.lexicon.embedding)
+    old = len(before.lexicon.words)
+    assert after.lexicon.words[:old] == before.lexicon.words
+    assert 0 < report.words_added == len(after.lexicon.words) - old <= NEW_WORDS
+    trained = after.lexicon.embedding[: old + 1]  # its own rows (and the padding's)
+    assert not np.array_equal(trained, before.lexicon.embedding)
 
 
 def test_words_added_to_a_path_start_fitted(lexicon_model):
@@ -383,7 +389,7 @@ def test_adapt_adds_pieces(lexicon_model, tiny_bert, tmp_path):
 
     lines = (DEFAULT_SUITE / "latin.txt").read_text(encoding="utf-8").splitlines()[:300]
     report, before, after = adapt_to(
-        lexicon_model, tiny_bert, tmp_path, lines, suite=False, epochs=0, new_pieces=30
+        lexicon_model, tiny_bert, tmp_path, lines, suite=False, epochs=0, new_words=0, new_pieces=30
     )
     new = after.lexicon.words[200:]
     assert report.words_added == len(new) == 30 and all(w.startswith("##") for w in new)

@@ -265,7 +265,7 @@ def domain_text(tmp_path, n: int):
 def test_adapt_continues_training_with_replay_and_keeps_the_mean(
     tiny_model, tiny_bert, suite, tmp_path
 ):
-    from ltd_bert.tasks.adapt import adapt, report_table
+    from ltd_bert.tasks.adapt import PAIR_K, adapt, report_table
 
     model, teacher_file = tiny_model
     domain = domain_text(tmp_path, 200)
@@ -287,7 +287,7 @@ def test_adapt_continues_training_with_replay_and_keeps_the_mean(
     assert report.replay_windows >= 3  # the shipped documents' windows, the model's targets
     # the relational term: neighbours mined over the domain's and the replayed rows
     rows = report.domain_rows + report.replay_rows + report.replay_windows
-    assert (tmp_path / "adapted.work" / f"pairs-k12-{rows}.h5").is_file()
+    assert (tmp_path / "adapted.work" / f"pairs-k{PAIR_K}-{rows}.h5").is_file()
     assert Student.load(out).meta["train"]["pair_loss"] == "corr"
     for side in ("before", "after"):
         assert set(report.scores[side]["domain_pairs"]) == {

@@ -178,9 +178,10 @@ def load_light(path: str):
 PAIR_LOSSES = ("none", "mse", "corr", "list")
 
 
-def pair_options(help: str, default: str = "none"):
-    """`--pair-loss` (its help `help`) and the settings of the relational term, of `ltd train`
-    and `ltd adapt` (student/pairs.py, `TrainConfig.pair_*`)."""
+def pair_options(help: str, default: str = "none", k: int = 12):
+    """`--pair-loss` (its help `help`, its default `default`) and the settings of the relational
+    term (`--pair-k` defaults to `k`), of `ltd train` and `ltd adapt` (student/pairs.py,
+    `TrainConfig.pair_*`)."""
     options = [
         click.option(
             "--pair-loss",
@@ -213,7 +214,7 @@ def pair_options(help: str, default: str = "none"):
         click.option(
             "--pair-k",
             type=click.IntRange(min=1),
-            default=12,
+            default=k,
             show_default=True,
             help="Neighbours mined per text (of its own length class; 4 more of the other "
             "class), among which each group's are drawn: more reach pairs less near.",

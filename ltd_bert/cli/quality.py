@@ -9,6 +9,7 @@ import json
 import click
 
 from ltd_bert.cli.base import CONTEXT, pair_options, resolve_model
+from ltd_bert.tasks.adapt import NEW_WORDS, PAIR_K
 
 
 def texts_per_kind_option(which: str, them: str):
@@ -138,10 +139,10 @@ def eval_suite(ctx, model, suite_dir, kinds, texts_per_kind, teacher, cache, cal
 @click.option(
     "--new-words",
     type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
+    default=None,
     help="Words of the domain the model's word path lacks (the most frequent first) added "
-    "to it before training, each fitted to the model's errors on the domain.",
+    "to it before training, each fitted to the model's errors on the domain; 0: none.  "
+    f"[default: {NEW_WORDS:,} when the model has a word path]",
 )
 @click.option(
     "--new-pieces",
@@ -165,6 +166,7 @@ def eval_suite(ctx, model, suite_dir, kinds, texts_per_kind, teacher, cache, cal
     "replayed rows' near neighbours by the teacher are mined (WORK/pairs-k<K>-<rows>.h5) "
     "and their cosines fitted; none: vectors alone.",
     default="corr",
+    k=PAIR_K,
 )
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)

@@ -27,8 +27,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from statistics import fmean
 
 from ltd_bert.common.errors import InputError
 
@@ -48,6 +47,12 @@ class AdaptReport:
     #: windows of the shipped documents replayed with the model's own vectors
     replay_windows: int = 0
 
+
+#: adapt's defaults, chosen on LCQMC's validation questions (docs/quality.md): the words of
+#: the domain added to a word path (None: this many when the model has one), and the
+#: neighbours the relational term's groups are drawn from
+NEW_WORDS = 4000
+PAIR_K = 48
 
 #: the targets replayed text can have (`adapt`'s `replay_targets`)
 REPLAY_TARGETS = ("teacher", "own")
@@ -187,7 +192,7 @@ def adapt(
     say: Callable[[str], None] | None = None,
     embed_progress: Callable[[str, int], None] | None = None,
     train_progress=None,
-    new_words: int = 0,
+    new_words: int | None = None,
     new_pieces: int = 0,
     replay_lines: int | None = None,
     replay_docs: int | None = None,
@@ -197,23 +202,22 @@ def adapt(
     replay_targets: str = "teacher",
 ) -> AdaptReport:
     """Adapt the model at `model_dir` to `corpus` into `output`; see the module docstring. `corpus`
-    holds text files, embedded together into WORK/domain.h5, or teacher files (.h5) made with
-    the model's teacher settings: those first, in the order given, then the text's rows; the
-    held-out rows are the tail of the last. `work` keeps the teacher files (default:
-    OUTPUT.work, reused on a rerun); `suite=False` skips the general suite; `pairs` are labelled
-    pair files scored before and after; `new_words` words of the domain join the model's word
-    path (`TrainConfig.lexicon_add`), and `new_pieces` pieces of its Latin words
-    (`TrainConfig.lexicon_pieces`). `replay` (teacher or text files) empty: the general set
-    shipped with the package; `replay_lines` caps the lines of each replay text used;
-    `replay_targets` the targets of replayed text (the shipped set's or text files'):
-    `teacher` vectors, or the model's `own` vectors before adapting (`replay.own_replay`: no
-    teacher time, and what is kept is what the model did); `replay_docs` documents of the
-    shipped set are replayed too, as the windows the model reads, with its own vectors as
-    targets (None: all, 0: none);
-    `texts_per_kind` uses only the first texts of each general kind (calibration and suite);
-    `pair_loss` the relational term of training (`TrainConfig.pair_loss`: the neighbours of
-    the domain's and the replayed rows mined into WORK/pairs-k<K>-<rows>.h5), `pair_settings`
-    its other `TrainConfig.pair_*` fields (weight, batch, group, k)."""
+    holds text files, embedded together into WORK/domain.h5, or teacher files (.h5) made with the
+    model's teacher settings: those first, in the order given, then the text's rows; the held-out
+    rows are the tail of the last. `work` keeps the teacher files (default: OUTPUT.work, reused on
+    a rerun); `suite=False` skips the general suite; `pairs` are labelled pair files scored before
+    and after; `new_words` words of the domain join the model's word path
+    (`TrainConfig.lexicon_add`; None: `NEW_WORDS` when it has one), and `new_pieces` pieces of its
+    Latin words (`TrainConfig.lexicon_pieces`). `replay` (teacher or text files) empty: the general
+    set shipped with the package; `replay_lines` caps the lines of each replay text used;
+    `replay_targets` the targets of replayed text (the shipped set's or text files'): `teacher`
+    vectors, or the model's `own` vectors before adapting (`replay.own_replay`: no teacher time,
+    and what is kept is what the model did); `replay_docs` documents of the shipped set are
+    replayed too, as the windows the model reads, with its own vectors as targets (None: all, 0:
+    none); `texts_per_kind` uses only the first texts of each general kind (calibration and suite);
+    `pair_loss` the relational term of training (`TrainConfig.pair_loss`: the neighbours of the
+    domain's and the replayed rows mined into WORK/pairs-k<K>-<rows>.h5), `pair_settings` its other
+    `TrainConfig.pair_*` fields (weight, batch, group, k; k defaults to `PAIR_K`)."""
     from ltd_bert.student.calibrate import calibrate_mix
     from ltd_bert.student.config import TrainConfig
     from ltd_bert.student.data import split
@@ -244,6 +248,8 @@ def adapt(
     before = Student.load(model_dir)
     if before.meta.get("quantized"):
         raise InputError(f"{model_dir}: adapt the float32 model, then quantize the result")
+    if new_words is None:  # the default: as many as chosen when there is a word path
+        new_words = NEW_WORDS if before.lexicon is not None else 0
     if (new_words or new_pieces) and before.lexicon is None:
         flag = "--new-words" if new_words else "--new-pieces"
         raise InputError(f"{flag}: {model_dir} has no word path to add words to")
@@ -365,7 +371,7 @@ def adapt(
         lexicon_add=new_words,
         lexicon_pieces=new_pieces,
         pair_loss=pair_loss,
-        **(pair_settings or {}),
+        **{"pair_k": PAIR_K, **(pair_settings or {})},
     )
     n_rows = n_domain + n_replay + n_windows
     cfg.window = n_rows  # one window: domain and replay rows shuffled together
@@ -435,8 +441,8 @@ def report_table(report: AdaptReport) -> str:
     if "suite" in b:
         for kb, ka in zip(b["suite"], a["suite"], strict=True):
             row(f"suite {kb.kind}: fidelity", kb.fidelity, ka.fidelity)
-        mb = float(np.mean([k.fidelity for k in b["suite"]]))
-        ma = float(np.mean([k.fidelity for k in a["suite"]]))
+        mb = fmean(k.fidelity for k in b["suite"])
+        ma = fmean(k.fidelity for k in a["suite"])
         row("suite, mean of kinds: fidelity", mb, ma)
     for name in b.get("pairs", {}):
         row(f"{name}: Spearman × 100", b["pairs"][name], a["pairs"][name], "{:.2f}")
