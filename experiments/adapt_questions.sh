@@ -29,7 +29,11 @@ for run in "${RUNS[@]}"; do
       | tee "$OUT/lq_$run.log"
   # the general kinds' pair columns (adapt prints their fidelity)
   [ -s "$OUT/lq_$run.suite.json" ] ||
-    $LTD eval suite -m "$OUT/lq_$run" --json > "$OUT/lq_$run.suite.json"
+    { $LTD eval suite -m "$OUT/lq_$run" --json > "$OUT/lq_$run.suite.json.partial" &&
+      mv "$OUT/lq_$run.suite.json.partial" "$OUT/lq_$run.suite.json"; }
 done
 # zh-small's own, the figures each run is set against
-[ -s "$OUT/zh-small.suite.json" ] || $LTD eval suite -m zh-small --json > "$OUT/zh-small.suite.json"
+[ -s "$OUT/zh-small.suite.json" ] || {
+  $LTD eval suite -m zh-small --json > "$OUT/zh-small.suite.json.partial" &&
+    mv "$OUT/zh-small.suite.json.partial" "$OUT/zh-small.suite.json"
+}
