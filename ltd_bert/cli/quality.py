@@ -9,7 +9,7 @@ import json
 import click
 
 from ltd_bert.cli.base import CONTEXT, pair_options, resolve_model
-from ltd_bert.tasks.adapt import NEW_WORDS, PAIR_K
+from ltd_bert.tasks.adapt import NEW_WORDS, PAIR_K, REPLAY_TARGETS
 
 
 def texts_per_kind_option(which: str, them: str):
@@ -117,7 +117,7 @@ def eval_suite(ctx, model, suite_dir, kinds, texts_per_kind, teacher, cache, cal
 )
 @click.option(
     "--replay-targets",
-    type=click.Choice(["teacher", "own"]),
+    type=click.Choice(REPLAY_TARGETS),
     default="teacher",
     show_default=True,
     help="Targets of the replayed text (the shipped set or --replay text files): the "

@@ -301,41 +301,32 @@ def adapt(
     replay_cap = int(replay_ratio * n_domain)
     if replay_lines is not None:
         replay_cap = min(replay_cap, replay_lines)
-    from ltd_bert.tasks.replay import own_replay, replay_texts
+    from ltd_bert.suites import REPLAY
+    from ltd_bert.tasks.replay import own_replay, replay_texts, shipped_replay
 
     own = replay_targets == "own"
-    if not replay:
+    shipped = not replay  # the general set shipped with the package
+    for i, path in enumerate(replay or [str(REPLAY)]):
+        if is_teacher_file(path):
+            n_replay += rows[path]
+            files.append(path)
+            continue
         if own:
-            from ltd_bert.suites import REPLAY
-
-            say("replay: the general set shipped with the package, the model's own vectors")
-            path, n = own_replay(
-                before, replay_texts(REPLAY, max(replay_cap, 1)), settings, work / "replay-own.h5"
-            )
-        else:
-            from ltd_bert.tasks.replay import shipped_replay
-
+            out = work / ("replay-own.h5" if shipped else f"replay-{i}-own.h5")
+            name = "the general set shipped with the package" if shipped else path
+            say(f"replay: {name}, the model's own vectors → {out}")
+            out, n = own_replay(before, replay_texts(path, max(replay_cap, 1)), settings, out)
+            if not n:
+                raise InputError(f"--replay {path}: no text to replay (the file is empty)")
+        elif shipped:
             say("teacher: the general replay set shipped with the package (cached under LTD_HOME)")
-            path, n = shipped_replay(
+            out, n = shipped_replay(
                 before,
                 get_teacher(),
                 replay_cap,
                 work,
                 lambda n: embed_progress and embed_progress("replay", n),
             )
-        files.append(path)
-        n_replay += n
-    for i, path in enumerate(replay):
-        if is_teacher_file(path):
-            n_replay += rows[path]
-            files.append(path)
-            continue
-        if own:
-            out = work / f"replay-{i}-own.h5"
-            say(f"replay: {path}, the model's own vectors → {out}")
-            out, n = own_replay(before, replay_texts(path, max(replay_cap, 1)), settings, out)
-            if not n:
-                raise InputError(f"--replay {path}: no text to replay (the file is empty)")
         else:
             out = work / f"replay-{i}.h5"
             say(f"teacher: embedding replay text {path} → {out}")

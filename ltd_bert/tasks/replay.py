@@ -98,8 +98,8 @@ def write_rows(out: Path, sents, vecs, weights, line, lines: int, settings: dict
     part.replace(out)
 
 
-def replay_texts(path: str | Path, lines: int) -> list[str]:
-    """The first `lines` non-blank lines of a replay text (plain or .gz)."""
+def replay_texts(path: str | Path, lines: int | None = None) -> list[str]:
+    """The first `lines` (None: all) non-blank lines of a replay text (plain or .gz)."""
     import itertools
 
     from ltd_bert.common.textio import read_texts
@@ -110,8 +110,7 @@ def replay_texts(path: str | Path, lines: int) -> list[str]:
 @functools.cache
 def replay_docs() -> list[str]:
     """The texts of the shipped document replay set."""
-    with gzip.open(REPLAY_DOCS, "rt", encoding="utf-8") as fh:
-        return [line.rstrip("\n") for line in fh if line.strip()]
+    return replay_texts(REPLAY_DOCS)
 
 
 def own_replay(student, texts: list[str], settings: dict, out: Path) -> tuple[str, int]:
