@@ -52,6 +52,25 @@ def test_precision_choice(monkeypatch):
 
 
 @pytest.mark.precision
+def test_auto_keeps_fp32_for_a_small_lstm(monkeypatch):
+    monkeypatch.delenv(cpu.ENV, raising=False)
+    monkeypatch.setattr(fused, "has_int8", lambda: True)
+    monkeypatch.setattr(cpu, "has_amx", lambda: False)
+    assert [resolve_precision("auto", h) for h in (64, 255, 256, 384)] == [
+        "fp32",
+        "fp32",
+        "int8",
+        "int8",
+    ]
+    assert resolve_precision("int8", 64) == "int8"  # asked for, not chosen
+    monkeypatch.setattr(cpu, "has_amx", lambda: True)
+    assert [resolve_precision("auto", h) for h in (64, 127, 128)] == ["fp32", "fp32", "bf16"]
+    assert resolve_precision("bf16", 64) == "bf16"
+    monkeypatch.setenv(cpu.ENV, "bf16")
+    assert resolve_precision("auto", 64) == "bf16"  # LTD_PRECISION decides auto
+
+
+@pytest.mark.precision
 @pytest.mark.skipif(not fused.has_int8(), reason="no FBGEMM in this PyTorch")
 def test_fused_int8_keeps_the_fp32_vectors():
     """int8 recurrent products: the same vectors to a cosine of 0.9999 (long rows too)."""

@@ -17,7 +17,8 @@ keep a cosine of ~0.999999 to fp32 (docs/pipeline.md). "int8" multiplies the sta
 recurrent weights (one scale per gate unit; the state quantised each step, FBGEMM's dynamic
 linear with 7-bit activations, which AVX2 sums without saturating): vectors keep a cosine
 of ~0.99997 to fp32, and an AVX2 CPU encodes ~1.13× faster (docs/speed.md). "auto" picks
-bf16 where AMX is there, else int8 (x86), else fp32.
+bf16 where AMX is there, else int8 (x86), else fp32; and fp32 for a small LSTM, whose
+products are too small to gain from either (`AUTO_MIN_HIDDEN`).
 """
 
 from __future__ import annotations
@@ -33,10 +34,18 @@ from ltd_bert.runtime.light import first_layer_table, gate_weights
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 
-def resolve_precision(precision: str) -> str:
+#: the smallest LSTM (units per direction) whose loop "auto" runs in bf16 / int8: below
+#: them fp32 is faster, the products being too small to pay for the conversions (one
+#: thread, 4,000 corpus lines, `experiments/precision_grid.py`: bf16 on AMX 0.87× fp32 at 64
+#: units, 1.21× at 128; int8 as AVX2 0.73× at 64, 0.90× at 128, 0.97× at 192, 1.15× at 256)
+AUTO_MIN_HIDDEN = {"bf16": 128, "int8": 256}
+
+
+def resolve_precision(precision: str, hidden: int | None = None) -> str:
     """The products a fused loop runs: `precision` as asked (bf16 only where native), or for
     "auto" bf16 where the CPU multiplies bf16 natively, else int8 where PyTorch has FBGEMM
-    (x86), else fp32; LTD_PRECISION=fp32 or bf16 decides "auto" instead."""
+    (x86), else fp32; LTD_PRECISION=fp32 or bf16 decides "auto" instead. With `hidden` (the
+    LSTM's units per direction), "auto" keeps fp32 for a loop below `AUTO_MIN_HIDDEN`."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision == "bf16":
@@ -45,8 +54,13 @@ def resolve_precision(precision: str) -> str:
         raise PrecisionError("--precision int8: this PyTorch has no FBGEMM (x86 CPUs only)")
     if precision != "auto":
         return precision
+    forced = forced_precision()
     chosen = auto_precision("cpu")
-    return "int8" if chosen == "fp32" and not forced_precision() and has_int8() else chosen
+    if chosen == "fp32" and not forced and has_int8():
+        chosen = "int8"
+    if not forced and hidden is not None and hidden < AUTO_MIN_HIDDEN.get(chosen, 0):
+        return "fp32"
+    return chosen
 
 
 def has_int8() -> bool:
@@ -82,7 +96,7 @@ class FusedBiLSTM:
     weights)` gives the model's sentence vectors (B, D) as numpy."""
 
     def __init__(self, model, precision: str = "auto"):
-        self.precision = resolve_precision(precision)
+        self.precision = resolve_precision(precision, model.config.hidden_size)
         self.mm_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
         c = model.config
         self.H, self.layers = c.hidden_size, c.num_layers

@@ -305,7 +305,7 @@ class Student(Encoder):
         self.meta = meta
         self.max_chars = int(meta.get("max_chars", 1024))
         self.window = int(meta.get("window", WINDOW))
-        self.precision = resolve_precision(precision)
+        self.precision = resolve_precision(precision, model.config.hidden_size)
         self._fused = None  # (the parameters' versions, FusedBiLSTM)
         self._lexicon = None  # (the word path's parameters' versions, Lexicon)
 
