@@ -97,8 +97,8 @@ def auto_workers(sentences: str, one_process: bool) -> int:
     show_default=True,
     help="The torch runtime's recurrent products: bf16 is ~2× faster per thread where the "
     "CPU has AMX (cosine ~0.999999 to fp32); int8 ~1.1× on AVX2 (cosine ~0.99997); auto: "
-    "bf16 there, else int8, else fp32 (fp32 for a small LSTM: zh-tiny). bf16 on a CPU without native bf16 (AMX or "
-    "AVX512-BF16) is refused with a one-line error.",
+    "bf16 there, else int8, else fp32, and fp32 for a small LSTM (zh-tiny). bf16 on a CPU "
+    "without native bf16 (AMX or AVX512-BF16) is refused with a one-line error.",
 )
 @click.option(
     "--workers",

@@ -11,7 +11,10 @@ direction, `embedding[c] @ W_ih^T + b_ih + b_hh`, so a character's gate inputs a
 lookup instead of an (E × 4H) product. The sigmoid gates' rows are halved at load, so one
 `tanh` over all four gates gives them all (`sigmoid(x) = 0.5 tanh(x / 2) + 0.5`; halving is
 exact in floating point). The recurrence runs over sentences sorted longest first, so the
-rows still running at a step are always the first ones.
+rows still running at a step are always the first ones, and both directions run in one loop
+(the backward one fed each sentence reversed within its own length, as `fused.FusedBiLSTM`
+does): one (2, n, H) × (2, H, 4H) product and one pass of each elementwise step for both,
+~1.15× the two loops' speed for zh-tiny.
 """
 
 from __future__ import annotations
@@ -65,13 +68,14 @@ class LightStudent(Encoder):
         self.max_chars = int(meta.get("max_chars", 1024))
         self.window = int(meta.get("window", WINDOW))
         self._embedding = tensors["embedding.weight"].astype(np.float32)
-        self._ih, self._bias, self._hh = gate_weights(tensors, config)
+        self._ih, self._bias, hh = gate_weights(tensors, config)
+        self._hh = [np.stack(layer) for layer in hh]  # per layer (2, H, 4H): both directions
         self._proj = tensors.get("proj.weight")
         self._proj_bias = tensors.get("proj.bias")
         self._mean = tensors["mean"].astype(np.float32)
         sim = tensors.get("similarity")
         self._similarity = sim if sim is not None else np.eye(config.output_dim, dtype=np.float32)
-        self._table: list[np.ndarray] | None = None
+        self._table: np.ndarray | None = None
         self._chars = 0
 
     @classmethod
@@ -123,8 +127,8 @@ class LightStudent(Encoder):
 
     def fold(self) -> None:
         """Build the first layer's per-character gate table (both directions)."""
-        if self._table is None:
-            self._table = first_layer_table(self._embedding, self._ih, self._bias)
+        if self._table is None:  # both directions: rows [0, V) forward, [V, 2V) backward
+            self._table = np.concatenate(first_layer_table(self._embedding, self._ih, self._bias))
 
     def network_prepared(
         self, texts: Sequence[str], weights: Sequence[np.ndarray], batch_size: int = 256
@@ -148,25 +152,51 @@ class LightStudent(Encoder):
             back[order] = np.arange(len(order))
             return self.forward(ids[order], lengths[order], weights[order])[back]
         layers = self.config.num_layers
-        x = None
+        rev_ids = reversed_within(ids, lengths)
+        states = None  # a layer's states (2, B, T, H), for the next layer
         for layer in range(layers):
             last = layer == layers - 1
-            outs = []
-            for d in range(2):
+            if layer == 0 and self._table is not None:
+                # (T, 2, B): each step's ids of both directions into the stacked table
+                both = np.stack([ids, rev_ids + len(self.vocab)]).transpose(2, 0, 1)
+                both = np.ascontiguousarray(both)
+
+                def gates(t, n, both=both, table=self._table):
+                    return table[both[t, :, :n]]
+
+            else:
                 if layer == 0:
-                    if self._table is not None:
-                        xp = self._table[d][ids]
-                    else:
-                        xp = self._embedding[ids] @ self._ih[0][d] + self._bias[0][d]
-                else:
-                    xp = x @ self._ih[layer][d] + self._bias[layer][d]
-                pool = weights if last else None
-                outs.append(_recur(xp, lengths, self._hh[layer][d], d == 1, pool))
-            x = np.concatenate(outs, axis=-1)
-        pooled = x  # (B, 2H): the last layer pooled as it ran
-        if self._proj is not None:
-            return pooled @ self._proj.T + self._proj_bias
-        return pooled
+                    x, xr = self._embedding[ids], self._embedding[rev_ids]
+                else:  # the previous layer's states at their positions (B, T, 2H)
+                    x = np.concatenate([states[0], reversed_within(states[1], lengths)], -1)
+                    xr = reversed_within(x, lengths)
+                ih, bias = self._ih[layer], self._bias[layer]
+                x2 = np.stack([x @ ih[0] + bias[0], xr @ ih[1] + bias[1]])  # (2, B, T, 4H)
+
+                def gates(t, n, x2=x2):
+                    return x2[:, :n, t]
+
+            hh = self._hh[layer]
+            if last:
+                pool = np.stack([weights, reversed_within(weights, lengths)]).astype(np.float32)
+                pooled = _recur(gates, lengths, hh, pool)
+                pooled = np.concatenate([pooled[0], pooled[1]], 1)  # (B, 2H)
+                if self._proj is None:
+                    return pooled
+                return pooled @ self._proj.T + self._proj_bias
+            states = _recur(gates, lengths, hh, None)
+        raise AssertionError("unreachable")
+
+
+def reversed_within(a: np.ndarray, lengths: np.ndarray, fill=0) -> np.ndarray:
+    """Each row of `a` (B, T, ...) reversed within its own length; `fill` after it."""
+    T = a.shape[1]
+    ar = np.arange(T)[None, :]
+    inside = ar < lengths[:, None]
+    rev = np.where(inside, lengths[:, None] - 1 - ar, 0)
+    out = np.take_along_axis(a, rev.reshape(rev.shape + (1,) * (a.ndim - 2)), 1)
+    out[~inside] = fill
+    return out
 
 
 def gate_weights(tensors: dict[str, np.ndarray], config: StudentConfig, sigmoid_first=False):
@@ -212,37 +242,37 @@ def first_layer_table(embedding: np.ndarray, ih, bias) -> list[np.ndarray]:
     return [embedding @ w + b for w, b in zip(ih[0], bias[0], strict=True)]
 
 
-def _recur(
-    xp: np.ndarray,
-    lengths: np.ndarray,
-    hh: np.ndarray,
-    reverse: bool,
-    pool: np.ndarray | None,
-) -> np.ndarray:
-    """One direction of one LSTM layer over gate inputs `xp` (B, T, 4H; sigmoid rows halved),
-    rows sorted longest first: the states (B, T, H), or with `pool` (B, T) their weighted
-    sum (B, H). A row starts (at its first or, reversed, its last character) from zeros."""
-    B, T, G = xp.shape
-    H = G // 4
-    h = np.zeros((B, H), dtype=np.float32)
-    c = np.zeros((B, H), dtype=np.float32)
-    states = None if pool is not None else np.zeros((B, T, H), dtype=np.float32)
-    pooled = np.zeros((B, H), dtype=np.float32) if pool is not None else None
+def _recur(gates, lengths: np.ndarray, hh: np.ndarray, pool: np.ndarray | None) -> np.ndarray:
+    """Both directions of one LSTM layer at once, rows sorted longest first, the backward
+    direction fed each row reversed within its own length (so at each step both run the
+    same rows): `gates(t, n)` gives step t's gate inputs (2, n, 4H; sigmoid rows halved),
+    `hh` the recurrent weights (2, H, 4H). The states (2, B, T, H) in the order run, or with
+    `pool` (2, B, T) their weighted sums (2, B, H). A row starts from zeros."""
+    B = len(lengths)
+    T = int(lengths.max(initial=0))
+    H = hh.shape[1]
+    h = np.zeros((2, B, H), dtype=np.float32)
+    c = np.zeros((2, B, H), dtype=np.float32)
+    states = None if pool is not None else np.zeros((2, B, max(T, 1), H), dtype=np.float32)
+    pooled = np.zeros((2, B, H), dtype=np.float32) if pool is not None else None
     running = np.searchsorted(-lengths, -np.arange(T), side="left")  # rows with length > t
-    for t in range(T - 1, -1, -1) if reverse else range(T):
+    for t in range(T):
         n = int(running[t])
-        if n == 0:
-            continue
-        g = h[:n] @ hh
-        g += xp[:n, t]
+        g = np.matmul(h[:, :n], hh)
+        g += gates(t, n)
         np.tanh(g, out=g)
-        i, f, gg, o = g[:, :H], g[:, H : 2 * H], g[:, 2 * H : 3 * H], g[:, 3 * H :]
         # sigmoid(a) = 0.5 tanh(a/2) + 0.5 (a/2 is what the halved rows hold)
-        c[:n] = (0.5 * f + 0.5) * c[:n] + (0.5 * i + 0.5) * gg
-        hn = (0.5 * o + 0.5) * np.tanh(c[:n])
-        h[:n] = hn
+        for s in (g[..., : 2 * H], g[..., 3 * H :]):
+            s *= 0.5
+            s += 0.5
+        cn = c[:, :n]
+        cn *= g[..., H : 2 * H]  # f·c + i·g
+        cn += g[..., :H] * g[..., 2 * H : 3 * H]
+        hn = np.tanh(cn)
+        hn *= g[..., 3 * H :]  # o·tanh(c)
+        h[:, :n] = hn
         if pooled is not None:
-            pooled[:n] += pool[:n, t, None] * hn
+            pooled[:, :n] += pool[:, :n, t, None] * hn
         else:
-            states[:n, t] = hn
+            states[:, :n, t] = hn
     return pooled if pooled is not None else states

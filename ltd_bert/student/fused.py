@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ltd_bert.common.cpu import PrecisionError, auto_precision, forced_precision, require_bf16
-from ltd_bert.runtime.light import first_layer_table, gate_weights
+from ltd_bert.runtime.light import first_layer_table, gate_weights, reversed_within
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
@@ -66,17 +66,6 @@ def resolve_precision(precision: str, hidden: int | None = None) -> str:
 def has_int8() -> bool:
     """Whether PyTorch multiplies int8 through FBGEMM here (x86 builds)."""
     return "fbgemm" in torch.backends.quantized.supported_engines
-
-
-def reversed_within(a: np.ndarray, lengths: np.ndarray, fill=0) -> np.ndarray:
-    """Each row of `a` (B, T, ...) reversed within its own length; `fill` after it."""
-    T = a.shape[1]
-    ar = np.arange(T)[None, :]
-    inside = ar < lengths[:, None]
-    rev = np.where(inside, lengths[:, None] - 1 - ar, 0)
-    out = np.take_along_axis(a, rev.reshape(rev.shape + (1,) * (a.ndim - 2)), 1)
-    out[~inside] = fill
-    return out
 
 
 def int8_packed(w: np.ndarray):
