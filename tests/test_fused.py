@@ -406,31 +406,44 @@ def test_documents_make_blocks_by_characters(tmp_path, monkeypatch):
 
 def test_auto_runtime_follows_the_file_size(tiny_model, tmp_path, monkeypatch):
     """`--runtime auto`: numpy (no torch import) for small files and stdin, torch for files
-    over SMALL_BYTES and whenever --precision is given."""
+    over SMALL_BYTES (SMALL_NETWORK_BYTES for a small LSTM, whose numpy loop also runs in
+    workers) and whenever --precision is given."""
     from ltd_bert.tasks import encode
 
     seen = []
-    real = encode.Loader.load
 
-    def spy(self):
-        seen.append(self.runtime)
-        return real(self)
+    def spy(student, sentences, output, *args, loader, **kw):  # the runtime chosen
+        seen.append(loader.runtime)
+        return 0, output
 
-    monkeypatch.setattr(encode.Loader, "load", spy)
+    monkeypatch.setattr(encode, "encode_file", spy)
     monkeypatch.setattr(encode, "SMALL_BYTES", 100)
+    monkeypatch.setattr(encode, "SMALL_NETWORK_BYTES", 200)
     f = tmp_path / "s.txt"
     out = str(tmp_path / "o.npy")
     base = ["encode", str(f), "-m", str(tiny_model[0]), "-o", out, "--workers", "1"]
-    for text, extra, want in (
+    # the tiny model's LSTM is small (< SMALL_HIDDEN units): numpy up to 200 bytes
+    cases = (
         ("你好\n" * 5, [], "numpy"),  # 35 bytes
+        ("你好\n" * 20, [], "numpy"),  # 140 bytes
+        ("你好\n" * 20, ["--workers", "2"], "numpy"),  # in workers too
         ("你好\n" * 50, [], None),  # 350 bytes: torch
         ("你好\n" * 5, ["--precision", "fp32"], None),
-    ):
-        f.write_text(text, encoding="utf-8")
-        seen.clear()
-        result = CliRunner().invoke(cli, base + extra)
-        assert result.exit_code == 0, result.output
-        assert seen == [want]
+    )
+    for small_hidden in (encode.SMALL_HIDDEN, 1):  # then as a big LSTM: numpy to 100 bytes
+        monkeypatch.setattr(encode, "SMALL_HIDDEN", small_hidden)
+        if small_hidden == 1:
+            cases = (
+                ("你好\n" * 5, [], "numpy"),
+                ("你好\n" * 20, [], None),
+                ("你好\n" * 5, ["--workers", "2"], None),
+            )
+        for text, extra, want in cases:
+            f.write_text(text, encoding="utf-8")
+            seen.clear()
+            result = CliRunner().invoke(cli, base + extra)
+            assert result.exit_code == 0, result.output
+            assert seen == [want], (text, extra)
 
 
 def test_workers_option_errors(tmp_path):

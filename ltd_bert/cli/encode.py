@@ -88,7 +88,8 @@ def auto_workers(sentences: str, one_process: bool) -> int:
     show_default=True,
     help="numpy: a float32 model without importing torch (starts ~2 s sooner); torch: "
     "PyTorch (much faster per sentence: both directions fused, bf16 products on AMX CPUs); "
-    "auto: numpy for stdin and files of 64 KiB or less, else torch.",
+    "auto: numpy for stdin and files of 64 KiB or less (4 MiB for a model with a small "
+    "LSTM: zh-tiny), else torch.",
 )
 @click.option(
     "--precision",
@@ -162,7 +163,10 @@ def encode(
     """
     import os
 
-    from ltd_bert.tasks.encode import SMALL_BYTES, Loader, encode_file, load_parent
+    # numpy's BLAS in one thread (set before numpy is imported): its products here are one
+    # step of one batch, too small to share, and the workers share the cores
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from ltd_bert.tasks.encode import SMALL_BYTES, Loader, encode_file, load_parent, numpy_limit
 
     path = resolve_model(ctx, model)
     if precision == "bf16":  # refused where not native, whichever runtime would run
@@ -176,8 +180,10 @@ def encode(
     if threads or onnx_path or (runtime == "auto" and precision != "auto"):
         runtime = "torch"  # what these options are for
     elif runtime == "auto":  # stdin and small files: numpy (the quickest start)
-        big = os.path.isfile(sentences) and os.path.getsize(sentences) > SMALL_BYTES
-        runtime = "torch" if workers > 1 or big else "numpy"
+        limit = numpy_limit(path)  # bigger for a small network, in workers too
+        size = os.path.getsize(sentences) if os.path.isfile(sentences) else 0
+        one = workers == 1 or limit > SMALL_BYTES
+        runtime = "numpy" if size <= limit and one else "torch"
     loader = Loader(str(path), runtime if runtime == "numpy" else None, precision, segmenter)
     if workers > 1:
         # loaded once here for forked workers to share, else (spawned workers load their

@@ -33,6 +33,27 @@ BLOCK_CHARS = 1 << 18
 #: a file up to this size is encoded by default with the numpy runtime (its start-up is
 #: shorter than torch's import; torch's loop is faster past ~1,000 sentences)
 SMALL_BYTES = 1 << 16
+#: ...and with a small LSTM (fewer units per direction than SMALL_HIDDEN: zh-tiny), a file
+#: up to SMALL_NETWORK_BYTES, in workers too: its numpy loop is slower per line than
+#: torch's, but starts without torch's import (zh-tiny, two workers: 40,000 corpus lines,
+#: 2.9 MB, 1.15-1.4x faster through numpy; 100,000 lines, 7.4 MB, 0.91x:
+#: `experiments/runtime_choice.py`)
+SMALL_HIDDEN = 128
+SMALL_NETWORK_BYTES = 4 << 20
+
+
+def numpy_limit(path: str) -> int:
+    """The largest input file `ltd encode --runtime auto` runs with numpy for the model
+    folder `path` (SMALL_NETWORK_BYTES for a float32 model with a small LSTM)."""
+    from ltd_bert.runtime.light import LightStudent
+
+    try:
+        meta = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+        hidden = int(meta["student"]["hidden_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return SMALL_BYTES  # loading reports what is wrong
+    small = hidden < SMALL_HIDDEN and LightStudent.can_load(path)
+    return SMALL_NETWORK_BYTES if small else SMALL_BYTES
 
 
 def pick_format(output: str | None, fmt: str | None) -> str:
