@@ -3,7 +3,7 @@
 # 9,993 distinct titles of THUCNews's dev split (never its test split, from which the suite's
 # headlines come), then the general suite of each run. A run already made is skipped, so a
 # rerun resumes.
-# Usage: bash experiments/adapt_headlines.sh [OUT_DIR] [RUN ...]   (runs: c1)
+# Usage: bash experiments/adapt_headlines.sh [OUT_DIR] [RUN ...]   (runs: c1 own)
 set -euo pipefail
 OUT="${1:-adapt_headline_runs}"
 shift || true
@@ -17,6 +17,7 @@ T="$OUT/thuc_dev_titles.txt"
   mv "$T.partial" "$T"; }
 declare -A ARGS=(
   [c1]="--replay-ratio 2 --epochs 2"
+  [own]="--replay-ratio 2 --epochs 2 --replay-targets own"
 )
 for run in "${RUNS[@]}"; do
   mkdir -p "$OUT/work_$run"
