@@ -63,7 +63,9 @@ def test_auto_keeps_fp32_for_a_small_lstm(monkeypatch):
         "int8",
     ]
     assert resolve_precision("int8", 64) == "int8"  # asked for, not chosen
-    monkeypatch.setattr(cpu, "has_amx", lambda: True)
+    monkeypatch.setattr(cpu, "has_amx", lambda: True)  # as on a CPU with native bf16
+    monkeypatch.setattr(cpu, "require_bf16", lambda *a, **k: None)
+    monkeypatch.setattr(fused, "require_bf16", lambda *a, **k: None)
     assert [resolve_precision("auto", h) for h in (64, 127, 128)] == ["fp32", "fp32", "bf16"]
     assert resolve_precision("bf16", 64) == "bf16"
     monkeypatch.setenv(cpu.ENV, "bf16")
