@@ -19,14 +19,5 @@ declare -A ARGS=(
   [c1]="--replay-ratio 2 --epochs 2"
   [own]="--replay-ratio 2 --epochs 2 --replay-targets own"
 )
-for run in "${RUNS[@]}"; do
-  mkdir -p "$OUT/work_$run"
-  [ "$run" = "${RUNS[0]}" ] || [ -e "$OUT/work_$run/domain.h5" ] ||
-    ln -s "$(realpath "$OUT/work_${RUNS[0]}")/domain.h5" "$OUT/work_$run/domain.h5"
-  [ -f "$OUT/hl_$run/config.json" ] ||
-    $LTD adapt "$T" -m zh-small -o "$OUT/hl_$run" --work "$OUT/work_$run" ${ARGS[$run]} \
-      | tee "$OUT/hl_$run.log"
-  [ -s "$OUT/hl_$run.suite.json" ] ||
-    { $LTD eval suite -m "$OUT/hl_$run" --json > "$OUT/hl_$run.suite.json.partial" &&
-      mv "$OUT/hl_$run.suite.json.partial" "$OUT/hl_$run.suite.json"; }
-done
+source experiments/adapt_runs.sh
+adapt_runs "$T" hl "${RUNS[@]}"

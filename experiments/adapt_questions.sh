@@ -19,19 +19,8 @@ declare -A ARGS=(
   [c3]="--pair-k 48 --new-words 4000 --epochs 3"
   [c3own]="--pair-k 48 --new-words 4000 --epochs 3 --replay-targets own"
 )
-for run in "${RUNS[@]}"; do
-  mkdir -p "$OUT/work_$run"
-  # one domain teacher file for every run (the teacher embeds the questions once)
-  [ "$run" = "${RUNS[0]}" ] || [ -e "$OUT/work_$run/domain.h5" ] ||
-    ln -s "$(realpath "$OUT/work_${RUNS[0]}")/domain.h5" "$OUT/work_$run/domain.h5"
-  [ -f "$OUT/lq_$run/config.json" ] ||
-    $LTD adapt "$Q" -m zh-small -o "$OUT/lq_$run" --work "$OUT/work_$run" ${ARGS[$run]} \
-      | tee "$OUT/lq_$run.log"
-  # the general kinds' pair columns (adapt prints their fidelity)
-  [ -s "$OUT/lq_$run.suite.json" ] ||
-    { $LTD eval suite -m "$OUT/lq_$run" --json > "$OUT/lq_$run.suite.json.partial" &&
-      mv "$OUT/lq_$run.suite.json.partial" "$OUT/lq_$run.suite.json"; }
-done
+source experiments/adapt_runs.sh
+adapt_runs "$Q" lq "${RUNS[@]}"
 # zh-small's own, the figures each run is set against
 [ -s "$OUT/zh-small.suite.json" ] || {
   $LTD eval suite -m zh-small --json > "$OUT/zh-small.suite.json.partial" &&

@@ -36,8 +36,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 #: the smallest LSTM (units per direction) whose loop "auto" runs in bf16 / int8: below
 #: them fp32 is faster, the products being too small to pay for the conversions (one
-#: thread, 4,000 corpus lines, `experiments/precision_grid.py`: bf16 on AMX 0.87× fp32 at 64
-#: units, 1.21× at 128; int8 as AVX2 0.73× at 64, 0.90× at 128, 0.97× at 192, 1.15× at 256)
+#: thread, 4,000 corpus lines, `experiments/precision_grid.py`: bf16 on AMX 0.96× fp32 at 64
+#: units, 1.20× at 128; int8 as AVX2 0.78× at 64, 0.91× at 128, 0.94× at 192, 1.03× at 256)
 AUTO_MIN_HIDDEN = {"bf16": 128, "int8": 256}
 
 
