@@ -96,6 +96,21 @@ def test_sampler_draws_groups_of_neighbours_deterministically(tmp_path):
     assert (s.draw(7, 5, 3) == g).all() and not (s.draw(8, 5, 3) == g).all()
 
 
+def test_sampler_anchors_groups_on_the_rows_it_is_given(tmp_path):
+    out = mine_pairs(FakeData(), tmp_path / "t.pairs.h5", 6, k=2, k_cross=1)
+    s = PairSampler(FakeData(), out, 6, seed=3, k=2, anchors_from=4)
+    g = s.draw(step=7, anchors=50, group=3)
+    # anchors: the documents (rows 4 and 5) only; their neighbours any rows (row 2 is row
+    # 5's nearest)
+    assert set(g[:, 0].tolist()) == {4, 5}
+    assert 2 in set(g[:, 1:].ravel().tolist())
+    # anchored on every row, the draws are those of a sampler without the argument
+    every = PairSampler(FakeData(), out, 6, seed=3, k=2, anchors_from=0)
+    assert (every.draw(7, 5, 3) == PairSampler(FakeData(), out, 6, seed=3, k=2).draw(7, 5, 3)).all()
+    with pytest.raises(InputError, match="anchors from row 6, of 6 training rows"):
+        PairSampler(FakeData(), out, 6, seed=3, k=2, anchors_from=6)
+
+
 def test_pair_losses_vanish_on_the_teacher_and_grow_with_disorder():
     torch.manual_seed(0)
     t = torch.randn(12, 5)

@@ -62,6 +62,9 @@ class TrainConfig:
     pair_k: int = 12
     pair_k_cross: int = 4
     pairs: str | None = None  # default: beside the first teacher file (`<stem>.pairs.h5`)
+    # the groups are anchored on training rows from this one on (`ltd adapt`: the domain's,
+    # which come last); their neighbours are any training rows
+    pair_from: int = 0
     precision: str = "fp32"  # fp32 | bf16 (autocast; weights and optimiser stay fp32)
     threads: int | None = None
     device: str = "cpu"  # cpu | cuda | cuda:N | auto (CUDA when available)

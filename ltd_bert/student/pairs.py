@@ -138,7 +138,15 @@ def mine_pairs(
 class PairSampler:
     """Groups of a training row and `group - 1` of its mined neighbours, drawn per step."""
 
-    def __init__(self, data, pairs_path: str | os.PathLike, n_rows: int, seed: int, k: int):
+    def __init__(
+        self,
+        data,
+        pairs_path: str | os.PathLike,
+        n_rows: int,
+        seed: int,
+        k: int,
+        anchors_from: int = 0,
+    ):
         import h5py
 
         with h5py.File(pairs_path, "r") as f:
@@ -153,12 +161,15 @@ class PairSampler:
         long = np.array([len(t) >= LONG_CHARS for t in self.sents])
         self.valid[~long, k:] = False
         self.seed = seed
+        if not 0 <= anchors_from < n_rows:
+            raise InputError(f"pairs: anchors from row {anchors_from}, of {n_rows} training rows")
+        self.anchors_from = anchors_from
 
     def draw(self, step: int, anchors: int, group: int, rank: int = 0) -> np.ndarray:
-        """(anchors, group) row indices: each row a random anchor and `group - 1` distinct
-        neighbours of it (seeded by seed, step and rank)."""
+        """(anchors, group) row indices: each row a random anchor (a row from `anchors_from`
+        on) and `group - 1` distinct neighbours of it (seeded by seed, step and rank)."""
         rng = np.random.default_rng((self.seed, step, rank))
-        a = rng.integers(0, len(self.idx), anchors)
+        a = rng.integers(self.anchors_from, len(self.idx), anchors)
         out = np.empty((anchors, group), dtype=np.int64)
         out[:, 0] = a
         for r, i in enumerate(a):

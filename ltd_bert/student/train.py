@@ -591,7 +591,7 @@ class Trainer(Checkpoints, Validation):
             mine_pairs(self.data, path, n_train, cfg.pair_k, cfg.pair_k_cross, self.data.mean)
             log.info("pairs: %s (%.0f s)", path, time.perf_counter() - t0)
         distributed.barrier()
-        return PairSampler(self.data, path, n_train, cfg.seed, cfg.pair_k)
+        return PairSampler(self.data, path, n_train, cfg.seed, cfg.pair_k, cfg.pair_from)
 
     def _pair_term(self, net, index: dict[str, int]) -> torch.Tensor:
         """This step's relational term, its gradient added to the parameters'. The pair
