@@ -3,7 +3,7 @@
 # 9,993 distinct titles of THUCNews's dev split (never its test split, from which the suite's
 # headlines come), then the general suite of each run. A run already made is skipped, so a
 # rerun resumes.
-# Usage: bash experiments/adapt_headlines.sh [OUT_DIR] [RUN ...]   (runs: c1 own)
+# Usage: bash experiments/adapt_headlines.sh [OUT_DIR] [RUN ...]   (runs: c1 own dom)
 set -euo pipefail
 OUT="${1:-adapt_headline_runs}"
 shift || true
@@ -16,8 +16,9 @@ T="$OUT/thuc_dev_titles.txt"
 [ -f "$T" ] || { cut -f1 "$DATA/eval/THUCNews/dev.txt" | awk 'NF && !seen[$0]++' > "$T.partial" &&
   mv "$T.partial" "$T"; }
 declare -A ARGS=(
-  [c1]="--replay-ratio 2 --epochs 2"
-  [own]="--replay-ratio 2 --epochs 2 --replay-targets own"
+  [c1]="--replay-ratio 2 --epochs 2 --pair-anchors all"
+  [own]="--replay-ratio 2 --epochs 2 --replay-targets own --pair-anchors all"
+  [dom]="--replay-ratio 2 --epochs 2 --pair-anchors domain --no-suite"
 )
 source experiments/adapt_runs.sh
 adapt_runs "$T" hl "${RUNS[@]}"

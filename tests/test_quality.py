@@ -398,7 +398,6 @@ def test_adapt_replays_with_the_models_own_targets(
     """--replay-targets own: the replayed lines' targets are the model's own vectors before
     adapting, and no teacher vectors of them are made or cached."""
     from ltd_bert.suites import REPLAY
-    from ltd_bert.tasks.adapt import RECURRENT_SHARES
     from ltd_bert.tasks.replay import replay_texts
     from ltd_bert.teacher.store import TeacherFile
 
@@ -410,14 +409,10 @@ def test_adapt_replays_with_the_models_own_targets(
     args = ["adapt", str(domain), "-m", str(model), "--teacher", str(tiny_bert), "-q"]
     args += ["--calib", str(suite), "--no-suite", "--batch-size", "16", "--replay-docs", "0"]
     args += ["--work", str(tmp_path / "w"), "--replay-lines", "30", "--replay-targets", "own"]
-    result = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "a"), "--keep-general"])
+    result = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "a"), "--pair-anchors", "all"])
     assert result.exit_code == 0, result.output
     assert "200 domain rows, 30 replayed, 0 document windows replayed" in result.output
     assert not (tmp_path / "home" / "replay").exists()
-    # --keep-general: the share of the adapted recurrent weights kept, said and recorded
-    share = json.loads((tmp_path / "a" / "config.json").read_text())["recurrent_share"]
-    assert share in RECURRENT_SHARES
-    assert f"recurrent weights {share:g} adapted" in result.output
     student = Student.load(model)
     with TeacherFile(tmp_path / "w" / "replay-own.h5") as tf:
         rows, vecs, weights = tf.read(0, len(tf))
@@ -426,8 +421,8 @@ def test_adapt_replays_with_the_models_own_targets(
     own = student.encode_prepared(rows, weights) + student.mean
     np.testing.assert_allclose(vecs, own, rtol=1e-5, atol=1e-5)
     # a replay text file: its non-blank lines, up to --replay-lines; the relational term's
-    # groups drawn around the domain's rows only, which follow the 12 replayed
-    b = ["-o", str(tmp_path / "b"), "--replay", str(extra), "--pair-anchors", "domain"]
+    # groups drawn around the domain's rows only (the default), which follow the 12 replayed
+    b = ["-o", str(tmp_path / "b"), "--replay", str(extra)]
     result = CliRunner().invoke(cli, [*args, *b])
     assert result.exit_code == 0, result.output
     assert "200 domain rows, 12 replayed" in result.output
@@ -527,60 +522,6 @@ def test_adapt_keeps_the_models_map_unless_the_new_one_costs_nothing_and_gains()
     # the model's map scrambles, the new one is exact: taken
     new = MixCalibration(0.0, 0.0, eye, {}, None, {})
     assert kept_or_new_map(groups, model(eye), model(scramble), new, said.append) is new
-
-
-def test_general_costs_name_the_kinds_ordered_worse_beyond_their_spread():
-    from ltd_bert.tasks.adapt import general_costs
-
-    rng = np.random.default_rng(0)
-    t = rng.normal(size=(300, 8)).astype(np.float32)
-    mean = np.zeros(8, np.float32)
-    noisy = t + rng.normal(size=t.shape).astype(np.float32)
-    before = {"a": (t, t), "b": (t, t), "domain": (t, t)}
-    # a: ordered as the teacher before, scrambled after; b: unchanged; the domain not judged
-    after = {"a": (noisy, t), "b": (t, t), "domain": (noisy, t)}
-    costs = general_costs(before, after, mean)
-    assert list(costs) == ["a"] and 10 < costs["a"] < 100
-    # a kind that got better costs nothing
-    assert general_costs(after, before, mean) == {}
-
-
-def test_keep_general_takes_the_largest_share_that_costs_no_kind(tiny_model):
-    """The adapted LSTM blended back towards the model's: share 1 keeps the adapted weights,
-    share s is s × adapted + (1 - s) × the model's, and the largest share whose groups no
-    general kind pays for is kept."""
-    import torch
-
-    from ltd_bert.tasks.adapt import blend_recurrent, keep_general_kinds
-
-    model, _ = tiny_model
-    before, after = Student.load(model), Student.load(model)
-    original = {k: v.detach().clone() for k, v in before.model.lstm.named_parameters()}
-    with torch.no_grad():
-        for p in after.model.lstm.parameters():
-            p.add_(1.0)
-    adapted = {k: v.detach().clone() for k, v in after.model.lstm.named_parameters()}
-    blend_recurrent(after, adapted, original, 0.25)
-    w = after.model.lstm.weight_hh_l0
-    torch.testing.assert_close(w, original["weight_hh_l0"] + 0.25)
-    blend_recurrent(after, adapted, original, 1.0)
-
-    rng = np.random.default_rng(0)
-    t = rng.normal(size=(300, before.dim)).astype(np.float32)
-    base, noise = (rng.normal(size=t.shape).astype(np.float32) for _ in range(2))
-
-    def groups_of(student):  # a general kind scrambled in proportion to the LSTM's change
-        shift = float((student.model.lstm.weight_hh_l0 - original["weight_hh_l0"]).mean())
-        return {"general": (t + 0.5 * base + shift * noise, t), "domain": (t, t)}
-
-    said = []
-    share, groups = keep_general_kinds(after, before, groups_of(after), groups_of, said.append)
-    # share 1 costs the kind 6.5 points of matched pair agreement, beyond its spread; 0.75
-    # less than its spread
-    assert share == 0.75
-    assert said == ["recurrent weights, 1 adapted: general −6.5 beyond spread"]
-    torch.testing.assert_close(w, original["weight_hh_l0"] + share)
-    np.testing.assert_allclose(groups["general"][0], groups_of(after)["general"][0])
 
 
 def test_own_replay_keeps_the_models_vectors_of_the_windows(tiny_model, tmp_path):

@@ -171,20 +171,11 @@ def eval_suite(ctx, model, suite_dir, kinds, texts_per_kind, teacher, cache, cal
 @click.option(
     "--pair-anchors",
     type=click.Choice(PAIR_ANCHORS),
-    default="all",
+    default="domain",
     show_default=True,
     help="The rows the relational term's groups are drawn around: all training rows, or the "
     "domain's only (their neighbours may be replayed rows; the replayed text then keeps to "
     "the vector loss).",
-)
-@click.option(
-    "--keep-general/--no-keep-general",
-    default=False,
-    show_default=True,
-    help="After training, blend the adapted recurrent weights back towards the model's "
-    "(shares 1, 0.75, 0.5, 0.25, 0 of them): the largest share that orders no general "
-    "calibration kind's near pairs worse than the model did by more than their resampling "
-    "spread.",
 )
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=128, show_default=True)
@@ -242,7 +233,6 @@ def adapt(
     pair_group,
     pair_k,
     pair_anchors,
-    keep_general,
     lr,
     batch_size,
     seed,
@@ -314,7 +304,6 @@ def adapt(
             replay_docs=replay_docs,
             replay_targets=replay_targets,
             pair_anchors=pair_anchors,
-            keep_general=keep_general,
             texts_per_kind=texts_per_kind,
             pair_loss=pair_loss,
             pair_settings={
@@ -331,8 +320,7 @@ def adapt(
     click.echo(
         f"adapt: {report.domain_rows} domain rows, {report.replay_rows} replayed, "
         f"{report.replay_windows} document windows replayed, "
-        f"{report.held_out} held out, {report.words_added} words and pieces added; "
-        f"recurrent weights {report.recurrent_share:g} adapted; similarity map: "
+        f"{report.held_out} held out, {report.words_added} words and pieces added; similarity map: "
         f"whitening {c['whiten']:g}, mean scale {c['mean_scale']:g} → {output}"
     )
     click.echo(report_table(report))

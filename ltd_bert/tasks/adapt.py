@@ -15,15 +15,10 @@
    With `new_words`, the domain's most frequent words that the model's word path lacks join
    it first, each fitted to the model's errors on the domain (with `epochs` 0, that is all:
    nothing the model knew changes).
-4. With `keep_general`, the recurrent weights are blended back towards the model's
-   (`RECURRENT_SHARES`): the largest share of the adapted ones that orders no general
-   calibration kind's near pairs worse than the model did by more than their resampling
-   spread (`general_costs`). What the LSTM learns for the domain is what costs other text
-   most; the word path and the projection carry much of the domain's gain at little cost.
-5. The similarity map is chosen again on a mix of kinds (`calibrate_mix`): the general
+4. The similarity map is chosen again on a mix of kinds (`calibrate_mix`): the general
    calibration kinds plus the domain's held-out rows, so neither kind falls under its
    plain centred vectors.
-6. Fidelity before and after, on the domain's held-out rows and on the general suite.
+5. Fidelity before and after, on the domain's held-out rows and on the general suite.
 """
 
 from __future__ import annotations
@@ -51,8 +46,6 @@ class AdaptReport:
     scores: dict = field(default_factory=dict)
     #: windows of the shipped documents replayed with the model's own vectors
     replay_windows: int = 0
-    #: the share of the adapted recurrent weights kept (`keep_general`; 1: all of them)
-    recurrent_share: float = 1.0
 
 
 #: adapt's defaults, chosen on LCQMC's validation questions (docs/quality.md): the words of
@@ -65,8 +58,6 @@ PAIR_K = 48
 REPLAY_TARGETS = ("teacher", "own")
 #: the rows the relational term's groups are anchored on (`adapt`'s `pair_anchors`)
 PAIR_ANCHORS = ("all", "domain")
-#: the shares of the adapted recurrent weights `keep_general` tries, the largest first
-RECURRENT_SHARES = (1.0, 0.75, 0.5, 0.25, 0.0)
 
 
 def embed_text(
@@ -161,63 +152,6 @@ def kept_or_new_map(groups, after, before, new, say):
     return MixCalibration(before.mean_scale, before.whiten, old_map, {}, None, kinds)
 
 
-def general_costs(before_groups, after_groups, mean) -> dict[str, float]:
-    """`{kind: fall}` of the general kinds whose near pairs (`neighbour_pairs`, the suite's)
-    the adapted student's centred vectors order worse against the teacher's centred cosines
-    (the suite's `matched` column, × 100) than the model's did, by more than the resampling
-    spread of the model's figure. `*_groups`: `{kind: (centred predictions, teacher
-    vectors)}` (`kind_groups`; a `domain` entry is skipped)."""
-    from ltd_bert.common.stats import cosines, spearman
-    from ltd_bert.student.calibrate import NEIGHBOURS, neighbour_pairs, pair_cosines, spread
-
-    costs = {}
-    for kind, (pred_b, targets) in before_groups.items():
-        if kind == "domain":
-            continue
-        pairs = neighbour_pairs(targets, NEIGHBOURS)
-        i, j = pairs
-        teacher = cosines(targets[i] - mean, targets[j] - mean)
-        b = pair_cosines(pred_b, mean, 0.0, pairs)
-        a = pair_cosines(after_groups[kind][0], mean, 0.0, pairs)
-        fall = 100 * (spearman(b, teacher) - spearman(a, teacher))
-        if fall > spread(b, teacher):
-            costs[kind] = round(fall, 3)
-    return costs
-
-
-def blend_recurrent(student, adapted: dict, original: dict, share: float) -> None:
-    """`student`'s LSTM weights set to `share` × `adapted` + (1 − share) × `original` (state
-    dicts of the LSTM's parameters)."""
-    import torch
-
-    with torch.no_grad():
-        for name, p in student.model.lstm.named_parameters():
-            p.copy_(share * adapted[name] + (1 - share) * original[name])
-
-
-def keep_general_kinds(after, before, groups: dict, kind_groups, say) -> tuple[float, dict]:
-    """Blend `after`'s recurrent weights towards `before`'s (`RECURRENT_SHARES`, in place):
-    the largest share for which `general_costs` finds no general kind. Returns the share and
-    `after`'s groups as it is left; `groups` are after's own, `kind_groups(model)` makes them
-    for other weights."""
-    before_groups = kind_groups(before)
-    adapted = {k: v.detach().clone() for k, v in after.model.lstm.named_parameters()}
-    original = dict(before.model.lstm.named_parameters())
-    for share in RECURRENT_SHARES:
-        if share < 1:
-            blend_recurrent(after, adapted, original, share)
-            groups = kind_groups(after)
-        costs = general_costs(before_groups, groups, after.mean)
-        if not costs:
-            break
-        say(
-            f"recurrent weights, {share:g} adapted: "
-            + ", ".join(f"{k} −{v:.1f}" for k, v in costs.items())
-            + " beyond spread"
-        )
-    return share, groups
-
-
 def measure(
     student, domain_rows, suite, suite_cache, pairs, teacher_name, say, texts_per_kind=None
 ) -> dict:
@@ -268,8 +202,7 @@ def adapt(
     pair_loss: str = "corr",
     pair_settings: dict | None = None,
     replay_targets: str = "teacher",
-    pair_anchors: str = "all",
-    keep_general: bool = False,
+    pair_anchors: str = "domain",
 ) -> AdaptReport:
     """Adapt the model at `model_dir` to `corpus` into `output`; see the module docstring. `corpus`
     holds text files, embedded together into WORK/domain.h5, or teacher files (.h5) made with the
@@ -289,8 +222,7 @@ def adapt(
     domain's and the replayed rows mined into WORK/pairs-k<K>-<rows>.h5), `pair_settings` its other
     `TrainConfig.pair_*` fields (weight, batch, group, k; k defaults to `PAIR_K`); `pair_anchors`
     the rows its groups are drawn around: `all` training rows, or the `domain`'s only (their
-    neighbours may still be replayed rows; `TrainConfig.pair_from`); `keep_general` blends the
-    adapted recurrent weights back towards the model's until no general kind pays (step 4)."""
+    neighbours may still be replayed rows; `TrainConfig.pair_from`)."""
     from ltd_bert.student.calibrate import calibrate_mix
     from ltd_bert.student.config import TrainConfig
     from ltd_bert.student.data import split
@@ -474,16 +406,9 @@ def adapt(
         progress=train_progress,
     )
 
-    def groups_of(model):  # the calibration kinds and the domain's held-out rows
-        g = kind_groups(model, calib_files, None, teacher_name, say, texts_per_kind)
-        return {**g, "domain": (model.encode_prepared(texts, weights), vecs)}
-
     after = Student.load(output)
-    groups = groups_of(after)
-    share = 1.0
-    if keep_general and epochs:
-        share, groups = keep_general_kinds(after, before, groups, groups_of, say)
-        after.meta = dict(after.meta, recurrent_share=share)
+    groups = kind_groups(after, calib_files, None, teacher_name, say, texts_per_kind)
+    groups["domain"] = (after.encode_prepared(texts, weights), vecs)
     cal = kept_or_new_map(groups, after, before, calibrate_mix(groups, after.mean), say)
     write_calibration(output, after, cal)
     after = Student.load(output)
@@ -493,7 +418,7 @@ def adapt(
     )
     added = len(after.lexicon.words) - len(before.lexicon.words) if after.lexicon else 0
     return AdaptReport(
-        n_domain, n_replay, n_val, added, result, cal.config_entries(), scores, n_windows, share
+        n_domain, n_replay, n_val, added, result, cal.config_entries(), scores, n_windows
     )
 
 
