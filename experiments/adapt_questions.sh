@@ -3,7 +3,8 @@
 # domain"): LCQMC's 15,917 distinct validation questions (never a test set), then the runs
 # of the tables, each followed by its general suite. About 70 minutes a run on 2 cores
 # (three epochs: 2 hours); a run already made is skipped, so a rerun resumes.
-# Usage: bash experiments/adapt_questions.sh [OUT_DIR] [RUN ...]   (runs: c1 c3 c3own c1dom)
+# Usage: bash experiments/adapt_questions.sh [OUT_DIR] [RUN ...]
+#        (runs: c1 c3 c3own c1dom c1domlr)
 set -euo pipefail
 OUT="${1:-adapt_question_runs}"
 shift || true
@@ -20,6 +21,7 @@ declare -A ARGS=(
   [c3]="--pair-k 48 --new-words 4000 --epochs 3 --pair-anchors all"
   [c3own]="--pair-k 48 --new-words 4000 --epochs 3 --replay-targets own --pair-anchors all"
   [c1dom]="--replay-ratio 2 --pair-k 48 --new-words 4000 --epochs 2 --pair-anchors domain --no-suite"
+  [c1domlr]="--replay-ratio 2 --pair-k 48 --new-words 4000 --epochs 2 --pair-anchors domain --no-suite --lr 1e-3"
 )
 source experiments/adapt_runs.sh
 adapt_runs "$Q" lq "${RUNS[@]}"
