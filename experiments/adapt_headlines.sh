@@ -3,7 +3,7 @@
 # 9,993 distinct titles of THUCNews's dev split (never its test split, from which the suite's
 # headlines come), then the general suite of each run. A run already made is skipped, so a
 # rerun resumes.
-# Usage: bash experiments/adapt_headlines.sh [OUT_DIR] [RUN ...]   (runs: c1 own dom)
+# Usage: bash experiments/adapt_headlines.sh [OUT_DIR] [RUN ...]   (runs: c1 own dom domlr)
 set -euo pipefail
 OUT="${1:-adapt_headline_runs}"
 shift || true
@@ -19,6 +19,7 @@ declare -A ARGS=(
   [c1]="--replay-ratio 2 --epochs 2 --pair-anchors all"
   [own]="--replay-ratio 2 --epochs 2 --replay-targets own --pair-anchors all"
   [dom]="--replay-ratio 2 --epochs 2 --pair-anchors domain --no-suite"
+  [domlr]="--replay-ratio 2 --epochs 2 --pair-anchors domain --no-suite --lr 1e-3"
 )
 source experiments/adapt_runs.sh
 adapt_runs "$T" hl "${RUNS[@]}"
