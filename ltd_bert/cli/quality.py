@@ -162,9 +162,10 @@ def eval_suite(ctx, model, suite_dir, kinds, texts_per_kind, teacher, cache, cal
     "seconds, and nothing the model knew changes.",
 )
 @pair_options(
-    "The relational term of training (ltd train --pair-loss): the domain's and the "
-    "replayed rows' near neighbours by the teacher are mined (WORK/pairs-k<K>-<rows>.h5) "
-    "and their cosines fitted; none: vectors alone.",
+    "The relational term of training (ltd train --pair-loss): near neighbours by the "
+    "teacher are mined among the domain's and the replayed rows "
+    "(WORK/pairs-k<K>-<rows>.h5), and the cosines of groups drawn around the rows of "
+    "--pair-anchors fitted; none: vectors alone.",
     default="corr",
     k=PAIR_K,
 )
