@@ -48,7 +48,7 @@ def main() -> None:
 
         table = {}
         if a.data:
-            pred, vecs, _ = held_out(student, a.data)
+            pred, vecs, _, _ = held_out(student, a.data)
             best, table = best_mean_scale(pred, vecs, student.mean)
         for s in scales:
             r = [score(p, lambda x, s=s, m=student.mean: centred(x) + s * m) for p in sets]

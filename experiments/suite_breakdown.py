@@ -74,7 +74,7 @@ def resampled(student, folder, scales) -> None:
     rng = np.random.default_rng(0)
     print(f"{folder}: gain over centred ± sd over 200 resamples of the pairs")
     files = suite_files(folder)
-    groups = kind_groups(student, files)
+    groups, _ = kind_groups(student, files)
     for kind, (p, t) in groups.items():
         print(f"  {kind:16s} " + gains(student, p, t, neighbour_pairs(t, 10), scales, rng))
     long = {f.stem: np.mean([len(x) for x in load_kind(f)]) >= DOC_CHARS for f in files}

@@ -51,7 +51,8 @@ def main() -> None:
                 t0 = time.perf_counter()
                 pred = student.encode(texts, space="centred")
                 best = min(best, time.perf_counter() - t0)
-            fid, _, default, matched, _ = measure(student, pred, targets)
+            lengths = [len(t) for t in texts]
+            fid, _, default, matched, _ = measure(student, pred, targets, lengths)
             print(
                 f"| {kind} | {w} | {fid:.4f} | {matched:.1f} | {default:.1f} | "
                 f"{chars / best:,.0f} |",

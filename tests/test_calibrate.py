@@ -79,3 +79,78 @@ def test_calibrate_whitens_a_direction_of_noise():
     exact = calibrate(targets - mean, targets, mean)
     assert (exact.whiten, exact.mean_scale) == (0.0, 1.0)
     np.testing.assert_array_equal(exact.map, np.eye(8))
+
+
+def test_norm_features_and_map_hand_checked():
+    from ltd_bert.runtime.base import NORM_EXTRA, apply_norm_map, norm_features
+
+    pred = np.array([[3.0, 4.0], [0.0, 0.0]])
+    f = norm_features(pred, np.array([np.e, 5]))
+    a, b = np.log(5.0), 1.0  # log |pred| and log chars of the first row
+    np.testing.assert_allclose(f[0], [0.6, 0.8, a, b, a * a, b * b, a * b, 1.0], rtol=1e-6)
+    assert f.shape == (2, 2 + NORM_EXTRA)
+    # a map of log 2 on the constant: every length becomes 2, directions kept, zeros stay
+    norm = np.zeros(2 + NORM_EXTRA, np.float32)
+    norm[-1] = np.log(2.0)
+    out = apply_norm_map(pred, np.array([3, 0]), norm)
+    np.testing.assert_allclose(out, [[1.2, 1.6], [0.0, 0.0]], rtol=1e-6)
+    # the length's own log with weight 1: the prediction keeps its length
+    norm = np.zeros(2 + NORM_EXTRA, np.float32)
+    norm[2] = 1.0
+    np.testing.assert_allclose(apply_norm_map(pred[:1], np.array([7]), norm), pred[:1], rtol=1e-6)
+
+
+def _lengths_matter(n=600, d=8, seed=0):
+    """Teacher residuals whose lengths follow the texts' characters, a student whose
+    directions are right but whose lengths are noise."""
+    rng = np.random.default_rng(seed)
+    mean = np.zeros(d)
+    mean[0] = 4.0
+    chars = rng.integers(5, 400, n)
+    unit = rng.normal(size=(n, d))
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    targets = mean + unit * (chars**0.3)[:, None]  # log length 0.3 × log chars
+    pred = unit * rng.uniform(0.5, 2.0, (n, 1))
+    return pred, targets, mean, chars
+
+
+def test_fit_norm_map_recovers_the_teachers_lengths():
+    from ltd_bert.runtime.base import apply_norm_map
+    from ltd_bert.student.calibrate import fit_norm_map
+
+    pred, targets, mean, chars = _lengths_matter()
+    w = fit_norm_map(pred, targets, mean, chars, ridge=1e-6)
+    mapped = apply_norm_map(pred, chars, w)
+    np.testing.assert_allclose(
+        np.linalg.norm(mapped, axis=1), np.linalg.norm(targets - mean, axis=1), rtol=1e-3
+    )
+    np.testing.assert_allclose(  # directions untouched
+        mapped / np.linalg.norm(mapped, axis=1, keepdims=True),
+        pred / np.linalg.norm(pred, axis=1, keepdims=True),
+        atol=1e-5,
+    )
+
+
+def test_calibrate_keeps_a_norm_map_only_where_it_helps():
+    pred, targets, mean, chars = _lengths_matter()
+    cal = calibrate(pred, targets, mean, chars=chars)
+    assert cal.norm is not None and cal.config_entries()["norm_map"] == [float(v) for v in cal.norm]
+    assert cal.score > calibrate(pred, targets, mean).score + 5
+    # predictions with the teacher's own lengths: nothing to mend, so none is kept
+    exact = calibrate(targets - mean, targets, mean, chars=chars)
+    assert exact.norm is None and exact.config_entries()["norm_map"] is None
+
+
+def test_calibrate_mix_weighs_a_norm_map():
+    from ltd_bert.student.calibrate import calibrate_mix
+
+    groups, chars = {}, {}
+    for name, seed in (("a", 0), ("b", 1)):
+        pred, targets, mean, c = _lengths_matter(seed=seed)
+        groups[name], chars[name] = (pred, targets), c
+    with_map = calibrate_mix(groups, mean, scales=(0.0, 0.5, 1.0), alphas=(0.0,), chars=chars)
+    without = calibrate_mix(groups, mean, scales=(0.0, 0.5, 1.0), alphas=(0.0,))
+    assert with_map.norm is not None and without.norm is None
+    assert with_map.score > without.score + 5
+    for k, s in with_map.kinds.items():
+        assert s["chosen"] >= s["centred"], k

@@ -129,7 +129,7 @@ def test_cross_row_only_with_documents_and_sentences(tiny_model):
     rng = np.random.default_rng(0)
     d = student.dim
     kinds = {
-        k: KindVectors(rng.normal(size=(n, d)), rng.normal(size=(n, d)), chars)
+        k: KindVectors(rng.normal(size=(n, d)), rng.normal(size=(n, d)), chars, np.full(n, chars))
         for k, n, chars in (("docs", 12, 450.0), ("short", 15, 11.0), ("mid", 9, 40.0))
     }
     row = cross_row(student, kinds)
@@ -509,19 +509,24 @@ def test_adapt_keeps_the_models_map_unless_the_new_one_costs_nothing_and_gains()
 
     def model(similarity):
         return SimpleNamespace(
-            similarity_map=similarity, mean_scale=0.0, whiten=0.0, mean=np.zeros(d, np.float32)
+            similarity_map=similarity,
+            mean_scale=0.0,
+            whiten=0.0,
+            mean=np.zeros(d, np.float32),
+            norm_map=None,
         )
 
     said = []
     # the new map scrambles every kind: the model's (exact) map is kept, and it says why
-    new = MixCalibration(0.0, 0.1, scramble, {}, None, {})
-    kept = kept_or_new_map(groups, model(eye), model(eye), new, said.append)
+    new = MixCalibration(0.0, 0.1, scramble, {}, None, None, {})
+    chars = {k: np.full(200, 20) for k in groups}
+    kept = kept_or_new_map(groups, chars, model(eye), model(eye), new, said.append)
     assert kept is not new and np.array_equal(kept.map, eye)
     assert kept.kinds["general"]["kept"] == pytest.approx(100)
     assert "costs general more than its spread" in said[0]
     # the model's map scrambles, the new one is exact: taken
-    new = MixCalibration(0.0, 0.0, eye, {}, None, {})
-    assert kept_or_new_map(groups, model(eye), model(scramble), new, said.append) is new
+    new = MixCalibration(0.0, 0.0, eye, {}, None, None, {})
+    assert kept_or_new_map(groups, chars, model(eye), model(scramble), new, said.append) is new
 
 
 def test_own_replay_keeps_the_models_vectors_of_the_windows(tiny_model, tmp_path):

@@ -140,6 +140,38 @@ def test_similarity_map_applies_saves_and_defaults(trained, tmp_path):
     np.testing.assert_array_equal(Student.load(old).similarity_map, np.eye(16))
 
 
+def test_norm_map_gives_the_similarity_vectors_their_lengths(trained, tmp_path):
+    from ltd_bert.runtime.base import NORM_EXTRA
+    from ltd_bert.runtime.light import LightStudent
+
+    out, _ = trained
+    s = Student.load(out)
+    sents = ["今天天气很好", "", "我们去公园散步吧。", "好" * 5000]
+    c = s.encode(sents, space="centred")
+    norm = np.zeros(16 + NORM_EXTRA, np.float32)
+    norm[17] = 0.5  # length = sqrt(characters read)
+    s.model.similarity.copy_(torch.eye(16))
+    s.meta = dict(s.meta, whiten=0.0, mean_scale=0.5, norm_map=norm.tolist())
+    v = s.encode(sents)
+    read = np.array([6, 0, 9, s.max_chars])  # a text past max_chars: the characters read
+    np.testing.assert_array_equal(s.read_chars(sents), read)
+    want = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
+    want = want * np.sqrt(read)[:, None]
+    want[read > 0] += 0.5 * s.mean
+    np.testing.assert_allclose(v, want, rtol=1e-4, atol=1e-5)
+    assert not v[1].any()
+    np.testing.assert_array_equal(s.encode(sents, space="centred"), c)  # only the default
+    s.save(tmp_path / "n")
+    np.testing.assert_allclose(Student.load(tmp_path / "n").encode(sents), v, rtol=1e-6)
+    np.testing.assert_allclose(LightStudent.load(tmp_path / "n").encode(sents), v, atol=1e-4)
+    # a map of the wrong width: the folder's error, not a shape error later
+    meta = json.loads((tmp_path / "n" / "config.json").read_text(encoding="utf-8"))
+    meta["norm_map"] = [0.0] * 5
+    (tmp_path / "n" / "config.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(ModelError, match=f"norm_map must be a list of {16 + NORM_EXTRA}"):
+        Student.load(tmp_path / "n")
+
+
 def test_resume_equals_uninterrupted(tiny_teacher_file, trained, tmp_path):
     out, _ = trained
     resumed = tmp_path / "model"

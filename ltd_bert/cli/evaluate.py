@@ -61,6 +61,10 @@ def eval_pairs(ctx, pair_files, model, teacher, baselines, no_student, max_pairs
     click.echo(format_table(result))
 
 
+def _norm(kept: bool) -> str:
+    return "norm map" if kept else "own lengths"
+
+
 def format_table(result: dict) -> str:
     files = result["files"]
     ref_key = "teacher, mean pooling (as intended)"
@@ -116,7 +120,8 @@ def eval_fidelity(ctx, data, model, calibrate, as_json):
     if result["best_pair_spearman"] is not None:
         click.echo(
             f"neighbour pairs: Spearman {result['pair_spearman']:.2f} at the model's "
-            f"whitening {result['whiten']:g} and mean scale {result['mean_scale']:g}, "
-            f"{result['best_pair_spearman']:.2f} at {result['best_whiten']:g} and "
+            f"{_norm(result['norm_map'])}, whitening {result['whiten']:g} and mean scale "
+            f"{result['mean_scale']:g}, {result['best_pair_spearman']:.2f} at "
+            f"{_norm(result['best_norm_map'])}, {result['best_whiten']:g} and "
             f"{result['best_mean_scale']:g}" + (f" (written to {model_dir})" if calibrate else "")
         )

@@ -76,8 +76,8 @@ def eval_suite(ctx, model, suite_dir, kinds, texts_per_kind, teacher, cache, cal
     if calibrate_on:
         cal = calibrate(model_dir, calibrate_on, cache, teacher, say, texts_per_kind)
         say(
-            f"calibrated on {calibrate_on}: whitening {cal.whiten:g}, mean scale "
-            f"{cal.mean_scale:g} (written to {model_dir})"
+            f"calibrated on {calibrate_on}: {'a' if cal.norm is not None else 'no'} norm map, "
+            f"whitening {cal.whiten:g}, mean scale {cal.mean_scale:g} (written to {model_dir})"
         )
     student, vectors = Student.load(model_dir), {}
     rows = run_suite(student, suite_dir, kinds, cache, teacher, say, vectors, texts_per_kind)
@@ -322,7 +322,8 @@ def adapt(
         f"adapt: {report.domain_rows} domain rows, {report.replay_rows} replayed, "
         f"{report.replay_windows} document windows replayed, "
         f"{report.held_out} held out, {report.words_added} words and pieces added; similarity map: "
-        f"whitening {c['whiten']:g}, mean scale {c['mean_scale']:g} → {output}"
+        f"{'a' if c.get('norm_map') else 'no'} norm map, whitening {c['whiten']:g}, mean scale "
+        f"{c['mean_scale']:g} → {output}"
     )
     click.echo(report_table(report))
 

@@ -170,6 +170,28 @@ def windows(
     )
 
 
+#: the norm map's inputs beyond the prediction's direction (`norm_features`)
+NORM_EXTRA = 6
+
+
+def norm_features(pred: np.ndarray, chars: np.ndarray) -> np.ndarray:
+    """The norm map's inputs (N, D + NORM_EXTRA): each prediction's direction; the log of its
+    length `a` and of its text's characters `b`, `a²`, `b²`, `ab`; and 1."""
+    n = np.maximum(np.linalg.norm(pred, axis=1, keepdims=True), 1e-12)
+    a = np.log(n)
+    b = np.log(np.maximum(np.asarray(chars, np.float64), 1.0))[:, None]
+    one = np.ones((len(pred), 1))
+    return np.hstack([pred / n, a, b, a * a, b * b, a * b, one]).astype(np.float32)
+
+
+def apply_norm_map(pred: np.ndarray, chars: np.ndarray, norm: np.ndarray) -> np.ndarray:
+    """`pred` with each row's length replaced by the norm map's estimate of the teacher's
+    (`exp(norm_features · norm)`, student/calibrate.py); rows of zeros stay zeros."""
+    n = np.linalg.norm(pred, axis=1, keepdims=True)
+    length = np.exp(norm_features(pred, chars) @ norm.astype(np.float32))[:, None]
+    return np.where(n > 0, pred / np.maximum(n, 1e-12) * length, 0.0).astype(np.float32)
+
+
 @dataclass
 class StudentConfig:
     vocab_size: int
@@ -268,6 +290,30 @@ class Encoder:
         """How much of the mean the similarity vectors keep (calibrate.py)."""
         return float(self.meta.get("mean_scale", DEFAULT_SCALE))
 
+    @property
+    def norm_map(self) -> np.ndarray | None:
+        """The (D + NORM_EXTRA) weights that give the similarity vectors their lengths
+        (`apply_norm_map`, calibrate.py), or None: the predictions keep their own."""
+        w = self.meta.get("norm_map")
+        return None if w is None else np.asarray(w, dtype=np.float32)
+
+    def read_chars(self, texts: Sequence[str]) -> np.ndarray:
+        """How many characters of each (cleaned) text the model reads: the norm map's input."""
+        return np.minimum([len(t) for t in texts], self.max_chars).astype(np.int64)
+
+    def similarity(self, pred: np.ndarray, chars: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The similarity vectors (`encode`'s default) of predictions `pred` (N, D) of texts
+        of which the model read `chars` characters (`read_chars`): lengths from the norm map,
+        the whitening, plus the share of the mean; rows of empty texts (0) stay zeros."""
+        chars = np.asarray(chars)
+        norm = self.norm_map
+        vecs = pred if norm is None else apply_norm_map(pred, chars, norm)
+        w = self.whitening_map
+        vecs = vecs @ w.T if w is not None else vecs.copy()
+        if self.mean_scale:
+            vecs[chars > 0] += self.mean_scale * self.mean
+        return vecs
+
     def space_scale(self, space: str) -> float:
         """The multiple of the mean that vectors of `space` carry."""
         if space not in SPACES:
@@ -284,19 +330,19 @@ class Encoder:
         """Sentence vectors (N, D), in input order; an empty sentence gives zeros.
 
         The student predicts the teacher's vector minus the training mean (the common
-        direction all teacher vectors share). `space`: "similarity" (default) applies the
-        partial whitening chosen at training time (`whiten`, the map `similarity`) and
-        adds the share of the mean chosen with it (`mean_scale`): the best vectors to
-        compare by cosine; "teacher" adds the whole mean (vectors in the teacher's own
-        space); "centred" adds nothing.
+        direction all teacher vectors share). `space`: "similarity" (default) gives each
+        prediction the length the norm map estimates for the teacher's (`norm_map`, when the
+        model has one), applies the partial whitening (`whiten`, the map `similarity`) and
+        adds the share of the mean (`mean_scale`), all chosen without labels
+        (student/calibrate.py): the best vectors to compare by cosine; "teacher" adds the
+        whole mean (vectors in the teacher's own space); "centred" adds nothing.
         """
         scale = self.space_scale(space)
         texts, weights = self.prepare(sentences)
         vecs = self.encode_prepared(texts, weights, batch_size)
-        w = self.whitening_map if space == "similarity" else None
-        if w is not None:
-            vecs = vecs @ w.T
-        if scale:
+        if space == "similarity":
+            vecs = self.similarity(vecs, self.read_chars(texts))
+        elif scale:
             vecs[[i for i, t in enumerate(texts) if t]] += scale * self.mean
         if normalize:
             norms = np.linalg.norm(vecs, axis=1, keepdims=True)
@@ -334,6 +380,10 @@ def read_model_folder(p: Path) -> tuple[dict[str, Any], StudentConfig, list[str]
         raise ModelError(
             f"{p}: vocab.json has {len(vocab)} entries, config says {config.vocab_size}"
         )
+    norm = meta.get("norm_map")
+    width = config.output_dim + NORM_EXTRA
+    if norm is not None and (not isinstance(norm, list) or len(norm) != width):
+        raise ModelError(f"{p}/config.json: norm_map must be a list of {width} numbers")
     weighter = Weighter(load_idf(p / "idf.tsv.gz"), eps, segmenter=meta.get("segmenter", "jieba"))
     if meta.get("idf_sha256") and weighter.idf.sha256 != meta["idf_sha256"]:
         raise ModelError(f"{p}/idf.tsv.gz differs from the IDF the model was trained with")

@@ -648,14 +648,15 @@ class Trainer(Checkpoints, Validation):
             state = torch.load(best_path, map_location="cpu")
             self.model.load_state_dict(with_default_buffers(state, self.model.config))
         round_to_stored(self.model)
-        pred, vecs = self._val_predictions()
-        cal = calibrate(pred.numpy(), vecs, self.data.mean)
+        pred, vecs, chars = self._val_predictions()
+        cal = calibrate(pred.numpy(), vecs, self.data.mean, chars=chars)
         self.model.similarity.copy_(torch.from_numpy(cal.map))
         if cal.scores:
             plain = cal.scores[0.0]
             log.info(
-                "similarity vectors: whitening %.2f, %.2f × the mean (neighbour-pair "
-                "Spearman %.2f; no whitening %.2f, centred %.2f, teacher space %.2f)",
+                "similarity vectors: %s norm map, whitening %.2f, %.2f × the mean (neighbour-"
+                "pair Spearman %.2f; no whitening %.2f, centred %.2f, all of the mean %.2f)",
+                "a" if cal.norm is not None else "no",
                 cal.whiten,
                 cal.mean_scale,
                 cal.score,

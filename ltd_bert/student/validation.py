@@ -34,8 +34,9 @@ class Validation:
     model kept, patience, and the verdict shared by every rank."""
 
     @torch.no_grad()
-    def _val_predictions(self) -> tuple[torch.Tensor, np.ndarray]:
-        """The student's (centred) vectors of the validation rows, and their raw targets."""
+    def _val_predictions(self) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """The student's (centred) vectors of the validation rows, their raw targets and
+        their texts' lengths in characters."""
         self.model.eval()
         n_train, n_val = split(self.data.n, self.cfg)
         sents, vecs, weights = self.data.read(n_train, n_train + n_val)
@@ -52,10 +53,10 @@ class Validation:
         for idx, p in preds:
             pred[torch.from_numpy(idx)] = p
         self.model.train()
-        return pred, vecs
+        return pred, vecs, np.minimum([len(s) for s in sents], self.cfg.max_chars)
 
     def evaluate(self) -> dict[str, float]:
-        pred, vecs = self._val_predictions()
+        pred, vecs, _ = self._val_predictions()
         target = torch.from_numpy(vecs - self.data.mean)
         mean = torch.from_numpy(self.data.mean)
         metrics = {

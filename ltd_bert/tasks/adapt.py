@@ -103,13 +103,14 @@ def domain_pairs(student, sents, weights, vecs) -> dict[str, float]:
     from ltd_bert.tasks.suite import pair_scores
 
     pred = student.encode_prepared(sents, weights)
+    chars = student.read_chars(sents)
     centred, default, matched, spreads = pair_scores(
-        student, pred, vecs, neighbour_pairs(vecs, NEIGHBOURS)
+        student, pred, vecs, neighbour_pairs(vecs, NEIGHBOURS), chars
     )
     return {"centred": centred, "default": default, "matched": matched, "spread": spreads}
 
 
-def kept_or_new_map(groups, after, before, new, say):
+def kept_or_new_map(groups, chars, after, before, new, say):
     """The adapted model's similarity map: the one chosen again over the general kinds and
     the domain (`new`), only when it costs no general kind more than the resampling spread
     of its pairs and gains the domain more than its own, against the model's map applied to
@@ -119,6 +120,7 @@ def kept_or_new_map(groups, after, before, new, say):
     from ltd_bert.student.calibrate import (
         NEIGHBOURS,
         MixCalibration,
+        lengths_mapped,
         neighbour_pairs,
         pair_cosines,
         spread,
@@ -130,8 +132,13 @@ def kept_or_new_map(groups, after, before, new, say):
         pairs = neighbour_pairs(targets, NEIGHBOURS)
         i, j = pairs
         teacher = cosines(targets[i], targets[j])
-        kept = pair_cosines(pred, after.mean, before.mean_scale, pairs, old_map)
-        chosen = pair_cosines(pred, after.mean, new.mean_scale, pairs, new.map)
+        c = chars[kind]
+        kept = pair_cosines(
+            lengths_mapped(pred, before.norm_map, c), after.mean, before.mean_scale, pairs, old_map
+        )
+        chosen = pair_cosines(
+            lengths_mapped(pred, new.norm, c), after.mean, new.mean_scale, pairs, new.map
+        )
         a, b = 100 * spearman(kept, teacher), 100 * spearman(chosen, teacher)
         sd = spread(chosen, teacher)
         kinds[kind] = {"kept": round(a, 3), "chosen": round(b, 3), "spread": round(sd, 3)}
@@ -149,7 +156,9 @@ def kept_or_new_map(groups, after, before, new, say):
         + ("the domain gains less than its spread" if not gains else "")
         + ")"
     )
-    return MixCalibration(before.mean_scale, before.whiten, old_map, {}, None, kinds)
+    return MixCalibration(
+        before.mean_scale, before.whiten, old_map, {}, None, before.norm_map, kinds=kinds
+    )
 
 
 def measure(
@@ -407,9 +416,11 @@ def adapt(
     )
 
     after = Student.load(output)
-    groups = kind_groups(after, calib_files, None, teacher_name, say, texts_per_kind)
+    groups, chars = kind_groups(after, calib_files, None, teacher_name, say, texts_per_kind)
     groups["domain"] = (after.encode_prepared(texts, weights), vecs)
-    cal = kept_or_new_map(groups, after, before, calibrate_mix(groups, after.mean), say)
+    chars["domain"] = after.read_chars(texts)
+    new = calibrate_mix(groups, after.mean, chars=chars)
+    cal = kept_or_new_map(groups, chars, after, before, new, say)
     write_calibration(output, after, cal)
     after = Student.load(output)
     say(f"after: measuring {output}")

@@ -409,6 +409,7 @@ def encode_file(
                 f.attrs["space"] = space
                 f.attrs["mean_scale"] = student.space_scale(space)
                 f.attrs["whiten"] = student.whiten * (space == "similarity")
+                f.attrs["norm_map"] = space == "similarity" and student.norm_map is not None
                 for sents, vecs in blocks:
                     ds.resize(n + len(sents), axis=0)
                     ss.resize(n + len(sents), axis=0)

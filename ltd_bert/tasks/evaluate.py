@@ -179,8 +179,8 @@ def tfidf_encoder(weighter: Weighter) -> Encoder:
 
 def held_out(student, data: str | Path, batch_size: int = 256, name: str = "the model"):
     """The student's centred vectors and the teacher's raw vectors of the teacher file's
-    held-out rows (the tail the model was not trained on, as recorded in its config), and
-    the first such row."""
+    held-out rows (the tail the model was not trained on, as recorded in its config), the
+    first such row, and the rows' texts' lengths in characters."""
     from ltd_bert.student.config import TrainConfig
     from ltd_bert.student.data import Data, split
     from ltd_bert.teacher.store import TARGET_KEYS, same_setting, setting
@@ -204,7 +204,8 @@ def held_out(student, data: str | Path, batch_size: int = 256, name: str = "the 
         sents, vecs, weights = d.read(n_train, n_train + n_val)
     finally:
         d.close()
-    return student.encode_prepared(sents, weights, batch_size), vecs, n_train
+    chars = student.read_chars(sents)
+    return student.encode_prepared(sents, weights, batch_size), vecs, n_train, chars
 
 
 def fidelity(
@@ -220,15 +221,15 @@ def fidelity(
     student = Student.load(model_dir)
     if student.meta.get("quantized") and calibrate:
         raise InputError(f"{model_dir}: calibrate the float32 model, then quantize it again")
-    pred, vecs, start = held_out(student, data, batch_size, f"model {model_dir}")
+    pred, vecs, start, chars = held_out(student, data, batch_size, f"model {model_dir}")
     centred = cosines(pred, vecs - student.mean)
     raw = cosines(pred + student.mean, vecs)
-    cal = cal_.calibrate(pred, vecs, student.mean)
+    cal = cal_.calibrate(pred, vecs, student.mean, chars=chars)
     current = None
     if cal.pairs is not None:  # the model's own choice, on the pairs the calibration scored
-        current = cal_.pair_fidelity(
-            pred, vecs, student.mean, student.mean_scale, cal.pairs, student.whitening_map
-        )
+        i, j = cal.pairs
+        sim = student.similarity(pred, chars)
+        current = 100 * spearman(cosines(sim[i], sim[j]), cosines(vecs[i], vecs[j]))
     result = {
         "rows": len(vecs),
         "centred_cosine": float(centred.mean()),
@@ -236,8 +237,10 @@ def fidelity(
         "start_row": start,
         "mean_scale": student.mean_scale,
         "whiten": student.whiten,
+        "norm_map": student.norm_map is not None,
         "best_mean_scale": cal.mean_scale,
         "best_whiten": cal.whiten,
+        "best_norm_map": cal.norm is not None,
         "pair_spearman": current,
         "best_pair_spearman": cal.score,
     }

@@ -79,6 +79,7 @@ class KindVectors:
     pred: np.ndarray  # the student's centred vectors
     targets: np.ndarray  # the teacher's
     mean_chars: float
+    chars: np.ndarray  # each text's characters
 
 
 def suite_files(folder: str | Path | None) -> list[Path]:
@@ -193,42 +194,43 @@ def teacher_vectors(
         return tf.read(0, len(tf))[1]
 
 
-def measure(student, pred: np.ndarray, targets: np.ndarray, neighbours: int = NEIGHBOURS):
+def measure(student, pred: np.ndarray, targets: np.ndarray, chars, neighbours: int = NEIGHBOURS):
     """(fidelity, centred, default and matched pair agreement, their spreads) of one kind
-    from the student's centred vectors `pred` of its texts and the teacher's `targets`."""
+    from the student's centred vectors `pred` of its texts (of `chars` characters each) and
+    the teacher's `targets`."""
     from ltd_bert.common.stats import cosines
     from ltd_bert.student.calibrate import neighbour_pairs
 
     fid = float(cosines(pred, targets - student.mean).mean())
-    return (fid, *pair_scores(student, pred, targets, neighbour_pairs(targets, neighbours)))
+    pairs = neighbour_pairs(targets, neighbours)
+    return (fid, *pair_scores(student, pred, targets, pairs, chars))
 
 
-def pair_columns(student, pred: np.ndarray, targets: np.ndarray, pairs) -> dict:
+def pair_columns(student, pred: np.ndarray, targets: np.ndarray, pairs, chars) -> dict:
     """`{column: (student cosines, teacher cosines)}` of `pairs`: the centred and the default
-    vectors against the teacher's vectors, and the centred ones against the teacher's centred
-    vectors (`matched`)."""
+    vectors (`student.similarity` of `pred`, texts of `chars` characters) against the
+    teacher's vectors, and the centred ones against the teacher's centred vectors
+    (`matched`)."""
     from ltd_bert.common.stats import cosines
     from ltd_bert.student.calibrate import pair_cosines
 
     i, j = pairs
     mean = student.mean
     raw, centred = cosines(targets[i], targets[j]), cosines(targets[i] - mean, targets[j] - mean)
+    sim = student.similarity(pred, chars)
     return {
         "centred": (pair_cosines(pred, mean, 0.0, pairs), raw),
-        "default": (
-            pair_cosines(pred, mean, student.mean_scale, pairs, student.whitening_map),
-            raw,
-        ),
+        "default": (cosines(sim[i], sim[j]), raw),
         "matched": (pair_cosines(pred, mean, 0.0, pairs), centred),
     }
 
 
-def pair_scores(student, pred: np.ndarray, targets: np.ndarray, pairs) -> tuple:
+def pair_scores(student, pred: np.ndarray, targets: np.ndarray, pairs, chars) -> tuple:
     """(centred, default, matched) pair agreement of `pairs` (`pair_columns`), and their
     resampling spreads."""
     from ltd_bert.common.stats import spearman
 
-    cols = pair_columns(student, pred, targets, pairs)
+    cols = pair_columns(student, pred, targets, pairs, chars)
     scores = tuple(100 * spearman(a, b) for a, b in cols.values())
     return (*scores, {k: spread(a, b) for k, (a, b) in cols.items()})
 
@@ -258,9 +260,10 @@ def cross_row(student, vectors: dict[str, KindVectors]) -> KindResult | None:
         return None
     pred = np.concatenate([v.pred for v in docs + sents])
     targets = np.concatenate([v.targets for v in docs + sents])
+    chars = np.concatenate([v.chars for v in docs + sents])
     d = sum(len(v.targets) for v in docs)
     pairs = cross_pairs(targets[:d], targets[d:])
-    return KindResult(CROSS, d, None, None, *pair_scores(student, pred, targets, pairs))
+    return KindResult(CROSS, d, None, None, *pair_scores(student, pred, targets, pairs, chars))
 
 
 def load_kind(path: Path, first: int | None = None) -> list[str]:
@@ -319,11 +322,12 @@ def run_suite(
         texts = load_kind(f, texts_per_kind)
         targets = teacher_vectors(student, f, texts, cache, teacher, progress, texts_per_kind)
         pred = student.encode(texts, space="centred")
-        fid, centred, default, matched, spreads = measure(student, pred, targets)
+        lengths = student.read_chars(texts)
+        fid, centred, default, matched, spreads = measure(student, pred, targets, lengths)
         chars = float(np.mean([len(t) for t in texts]))
         rows.append(KindResult(f.stem, len(texts), chars, fid, centred, default, matched, spreads))
         if vectors is not None:
-            vectors[f.stem] = KindVectors(pred, targets, chars)
+            vectors[f.stem] = KindVectors(pred, targets, chars, lengths)
         if progress:
             progress(f"{f.stem}: fidelity {fid:.3f}")
     return rows
@@ -380,16 +384,17 @@ def kind_groups(
     teacher: str | None = None,
     progress=None,
     texts_per_kind: int | None = None,
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """`{kind: (the student's centred vectors, the teacher's vectors)}` of suite files: what
-    `calibrate_mix` chooses on."""
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, np.ndarray]]:
+    """`{kind: (the student's centred vectors, the teacher's vectors)}` of suite files and
+    `{kind: the texts' lengths in characters}`: what `calibrate_mix` chooses on."""
     cache = Path(cache) if cache else cache_dir(student)
-    groups = {}
+    groups, chars = {}, {}
     for f in files:
         texts = load_kind(f, texts_per_kind)
         targets = teacher_vectors(student, f, texts, cache, teacher, progress, texts_per_kind)
         groups[f.stem] = (student.encode(texts, space="centred"), targets)
-    return groups
+        chars[f.stem] = student.read_chars(texts)
+    return groups, chars
 
 
 def calibrate_on(
@@ -411,7 +416,9 @@ def calibrate_on(
     student = Student.load(model_dir)
     if student.meta.get("quantized"):
         raise InputError(f"{model_dir}: calibrate the float32 model, then quantize it again")
-    groups = kind_groups(student, suite_files(suite), cache, teacher, progress, texts_per_kind)
-    cal = calibrate_mix(groups, student.mean)
+    groups, chars = kind_groups(
+        student, suite_files(suite), cache, teacher, progress, texts_per_kind
+    )
+    cal = calibrate_mix(groups, student.mean, chars=chars)
     write_calibration(Path(model_dir), student, cal)
     return cal
