@@ -16,9 +16,9 @@ T="$OUT/thuc_dev_titles.txt"
 [ -f "$T" ] || { cut -f1 "$DATA/eval/THUCNews/dev.txt" | awk 'NF && !seen[$0]++' > "$T.partial" &&
   mv "$T.partial" "$T"; }
 declare -A ARGS=(
-  [c1]="--replay-ratio 2 --epochs 2 --pair-anchors all"
-  [own]="--replay-ratio 2 --epochs 2 --replay-targets own --pair-anchors all"
-  [dom]="--replay-ratio 2 --epochs 2 --pair-anchors domain --no-suite"
+  [c1]="--replay-ratio 2 --epochs 2 --pair-anchors all --lr 5e-4"
+  [own]="--replay-ratio 2 --epochs 2 --replay-targets own --pair-anchors all --lr 5e-4"
+  [dom]="--replay-ratio 2 --epochs 2 --pair-anchors domain --no-suite --lr 5e-4"
   [domlr]="--replay-ratio 2 --epochs 2 --pair-anchors domain --no-suite --lr 1e-3"
 )
 source experiments/adapt_runs.sh

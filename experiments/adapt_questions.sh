@@ -17,10 +17,10 @@ Q="$OUT/lcqmc_valid_questions.txt"
 # settings as each run was made (before --new-words 4000, --pair-k 48 and --pair-anchors
 # domain were the defaults)
 declare -A ARGS=(
-  [c1]="--replay-ratio 2 --pair-k 48 --new-words 4000 --epochs 2 --pair-anchors all"
-  [c3]="--pair-k 48 --new-words 4000 --epochs 3 --pair-anchors all"
-  [c3own]="--pair-k 48 --new-words 4000 --epochs 3 --replay-targets own --pair-anchors all"
-  [c1dom]="--replay-ratio 2 --pair-k 48 --new-words 4000 --epochs 2 --pair-anchors domain --no-suite"
+  [c1]="--replay-ratio 2 --pair-k 48 --new-words 4000 --epochs 2 --pair-anchors all --lr 5e-4"
+  [c3]="--pair-k 48 --new-words 4000 --epochs 3 --pair-anchors all --lr 5e-4"
+  [c3own]="--pair-k 48 --new-words 4000 --epochs 3 --replay-targets own --pair-anchors all --lr 5e-4"
+  [c1dom]="--replay-ratio 2 --pair-k 48 --new-words 4000 --epochs 2 --pair-anchors domain --no-suite --lr 5e-4"
   [c1domlr]="--replay-ratio 2 --pair-k 48 --new-words 4000 --epochs 2 --pair-anchors domain --no-suite --lr 1e-3"
 )
 source experiments/adapt_runs.sh

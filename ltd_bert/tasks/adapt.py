@@ -193,7 +193,7 @@ def adapt(
     limit: int | None = None,
     replay_ratio: float = 3.0,
     epochs: int = 1,
-    lr: float = 5e-4,
+    lr: float = 1e-3,
     batch_size: int = 128,
     seed: int = 42,
     threads: int | None = None,
