@@ -176,20 +176,24 @@ NORM_EXTRA = 6
 
 def norm_features(pred: np.ndarray, chars: np.ndarray) -> np.ndarray:
     """The norm map's inputs (N, D + NORM_EXTRA): each prediction's direction; the log of its
-    length `a` and of its text's characters `b`, `a²`, `b²`, `ab`; and 1."""
-    n = np.maximum(np.linalg.norm(pred, axis=1, keepdims=True), 1e-12)
+    length `a` and of its text's characters `b`, `a²`, `b²`, `ab`; and 1 (float32)."""
+    pred = np.asarray(pred, dtype=np.float32)
+    n = np.maximum(np.linalg.norm(pred, axis=1, keepdims=True), np.float32(1e-12))
     a = np.log(n)
-    b = np.log(np.maximum(np.asarray(chars, np.float64), 1.0))[:, None]
-    one = np.ones((len(pred), 1))
-    return np.hstack([pred / n, a, b, a * a, b * b, a * b, one]).astype(np.float32)
+    b = np.log(np.maximum(np.asarray(chars, np.float32), np.float32(1.0)))[:, None]
+    one = np.ones((len(pred), 1), np.float32)
+    return np.hstack([pred / n, a, b, a * a, b * b, a * b, one])
 
 
 def apply_norm_map(pred: np.ndarray, chars: np.ndarray, norm: np.ndarray) -> np.ndarray:
     """`pred` with each row's length replaced by the norm map's estimate of the teacher's
     (`exp(norm_features · norm)`, student/calibrate.py); rows of zeros stay zeros."""
-    n = np.linalg.norm(pred, axis=1, keepdims=True)
-    length = np.exp(norm_features(pred, chars) @ norm.astype(np.float32))[:, None]
-    return np.where(n > 0, pred / np.maximum(n, 1e-12) * length, 0.0).astype(np.float32)
+    pred = np.asarray(pred, dtype=np.float32)
+    n = np.linalg.norm(pred, axis=1)
+    # einsum, not `@`: a BLAS call here leaves its threads spinning beside the next batch
+    length = np.exp(np.einsum("ij,j->i", norm_features(pred, chars), norm.astype(np.float32)))
+    scale = np.where(n > 0, length / np.maximum(n, np.float32(1e-12)), np.float32(0.0))
+    return pred * scale[:, None].astype(np.float32)
 
 
 @dataclass
@@ -307,9 +311,10 @@ class Encoder:
         the whitening, plus the share of the mean; rows of empty texts (0) stay zeros."""
         chars = np.asarray(chars)
         norm = self.norm_map
-        vecs = pred if norm is None else apply_norm_map(pred, chars, norm)
+        vecs = pred.copy() if norm is None else apply_norm_map(pred, chars, norm)
         w = self.whitening_map
-        vecs = vecs @ w.T if w is not None else vecs.copy()
+        if w is not None:
+            vecs = vecs @ w.T
         if self.mean_scale:
             vecs[chars > 0] += self.mean_scale * self.mean
         return vecs
