@@ -90,14 +90,20 @@ def test_norm_features_and_map_hand_checked():
     np.testing.assert_allclose(f[0], [0.6, 0.8, a, b, a * a, b * b, a * b, 1.0], rtol=1e-6)
     assert f.shape == (2, 2 + NORM_EXTRA)
     # a map of log 2 on the constant: every length becomes 2, directions kept, zeros stay
-    norm = np.zeros(2 + NORM_EXTRA, np.float32)
-    norm[-1] = np.log(2.0)
+    # (the map: the weights, then the range of characters it was fitted on)
+    norm = np.zeros(2 + NORM_EXTRA + 2, np.float32)
+    norm[2 + NORM_EXTRA - 1] = np.log(2.0)
+    norm[-2:] = 1, 100
     out = apply_norm_map(pred, np.array([3, 0]), norm)
     np.testing.assert_allclose(out, [[1.2, 1.6], [0.0, 0.0]], rtol=1e-6)
     # the length's own log with weight 1: the prediction keeps its length
-    norm = np.zeros(2 + NORM_EXTRA, np.float32)
+    norm[2 + NORM_EXTRA - 1] = 0
     norm[2] = 1.0
     np.testing.assert_allclose(apply_norm_map(pred[:1], np.array([7]), norm), pred[:1], rtol=1e-6)
+    # log chars with weight 1: the length is the characters, clipped to the fitted range
+    norm[2], norm[3] = 0, 1.0
+    got = np.linalg.norm(apply_norm_map(pred[[0, 0, 0]], np.array([7, 100, 5000]), norm), axis=1)
+    np.testing.assert_allclose(got, [7, 100, 100], rtol=1e-5)
 
 
 def _lengths_matter(n=600, d=8, seed=0):
@@ -120,6 +126,7 @@ def test_fit_norm_map_recovers_the_teachers_lengths():
 
     pred, targets, mean, chars = _lengths_matter()
     w = fit_norm_map(pred, targets, mean, chars, ridge=1e-6)
+    assert w[-2:].tolist() == [chars.min(), chars.max()]  # the range it was fitted on
     mapped = apply_norm_map(pred, chars, w)
     np.testing.assert_allclose(
         np.linalg.norm(mapped, axis=1), np.linalg.norm(targets - mean, axis=1), rtol=1e-3

@@ -148,8 +148,9 @@ def test_norm_map_gives_the_similarity_vectors_their_lengths(trained, tmp_path):
     s = Student.load(out)
     sents = ["今天天气很好", "", "我们去公园散步吧。", "好" * 5000]
     c = s.encode(sents, space="centred")
-    norm = np.zeros(16 + NORM_EXTRA, np.float32)
-    norm[17] = 0.5  # length = sqrt(characters read)
+    norm = np.zeros(16 + NORM_EXTRA + 2, np.float32)
+    norm[17] = 0.5  # length = sqrt(characters read), fitted on 1 to 10,000 characters
+    norm[-2:] = 1, 10_000
     s.model.similarity.copy_(torch.eye(16))
     s.meta = dict(s.meta, whiten=0.0, mean_scale=0.5, norm_map=norm.tolist())
     v = s.encode(sents)
@@ -168,7 +169,7 @@ def test_norm_map_gives_the_similarity_vectors_their_lengths(trained, tmp_path):
     meta = json.loads((tmp_path / "n" / "config.json").read_text(encoding="utf-8"))
     meta["norm_map"] = [0.0] * 5
     (tmp_path / "n" / "config.json").write_text(json.dumps(meta), encoding="utf-8")
-    with pytest.raises(ModelError, match=f"norm_map must be a list of {16 + NORM_EXTRA}"):
+    with pytest.raises(ModelError, match=f"norm_map must be a list of {16 + NORM_EXTRA + 2}"):
         Student.load(tmp_path / "n")
 
 

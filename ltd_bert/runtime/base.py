@@ -170,7 +170,9 @@ def windows(
     )
 
 
-#: the norm map's inputs beyond the prediction's direction (`norm_features`)
+#: the norm map's inputs beyond the prediction's direction (`norm_features`); a norm map is
+#: D + NORM_EXTRA weights, then the fewest and the most characters of the texts it was fitted
+#: on (other texts are read as if clipped to that range: no extrapolation in `b²`)
 NORM_EXTRA = 6
 
 
@@ -187,11 +189,14 @@ def norm_features(pred: np.ndarray, chars: np.ndarray) -> np.ndarray:
 
 def apply_norm_map(pred: np.ndarray, chars: np.ndarray, norm: np.ndarray) -> np.ndarray:
     """`pred` with each row's length replaced by the norm map's estimate of the teacher's
-    (`exp(norm_features · norm)`, student/calibrate.py); rows of zeros stay zeros."""
+    (`exp(norm_features · weights)`, the characters clipped to the map's range; NORM_EXTRA,
+    student/calibrate.py); rows of zeros stay zeros."""
     pred = np.asarray(pred, dtype=np.float32)
     n = np.linalg.norm(pred, axis=1)
+    weights, (lo, hi) = norm[:-2].astype(np.float32), norm[-2:]
+    feats = norm_features(pred, np.clip(np.asarray(chars), lo, hi))
     # einsum, not `@`: a BLAS call here leaves its threads spinning beside the next batch
-    length = np.exp(np.einsum("ij,j->i", norm_features(pred, chars), norm.astype(np.float32)))
+    length = np.exp(np.einsum("ij,j->i", feats, weights))
     scale = np.where(n > 0, length / np.maximum(n, np.float32(1e-12)), np.float32(0.0))
     return pred * scale[:, None].astype(np.float32)
 
@@ -296,8 +301,9 @@ class Encoder:
 
     @property
     def norm_map(self) -> np.ndarray | None:
-        """The (D + NORM_EXTRA) weights that give the similarity vectors their lengths
-        (`apply_norm_map`, calibrate.py), or None: the predictions keep their own."""
+        """The norm map that gives the similarity vectors their lengths (D + NORM_EXTRA
+        weights and a range of characters: `apply_norm_map`, calibrate.py), or None: the
+        predictions keep their own."""
         w = self.meta.get("norm_map")
         return None if w is None else np.asarray(w, dtype=np.float32)
 
@@ -386,7 +392,7 @@ def read_model_folder(p: Path) -> tuple[dict[str, Any], StudentConfig, list[str]
             f"{p}: vocab.json has {len(vocab)} entries, config says {config.vocab_size}"
         )
     norm = meta.get("norm_map")
-    width = config.output_dim + NORM_EXTRA
+    width = config.output_dim + NORM_EXTRA + 2
     if norm is not None and (not isinstance(norm, list) or len(norm) != width):
         raise ModelError(f"{p}/config.json: norm_map must be a list of {width} numbers")
     weighter = Weighter(load_idf(p / "idf.tsv.gz"), eps, segmenter=meta.get("segmenter", "jieba"))

@@ -34,7 +34,8 @@ documents × sentences from 58.8 to 72.3 (s 0.75; with the logs alone, no square
 product, 68.7: `experiments/norm_map.py`, 2026-12-07). Where the calibration has the
 texts' lengths it weighs the map against none, with the predictions mapped out of sample
 (each half of the rows by a map fitted on the other half; the map kept is fitted on all),
-and keeps it when its choice of `α` and `s` wins; stored in config.json (`norm_map`).
+and keeps it when its choice of `α` and `s` wins; stored in config.json (`norm_map`: the
+weights, then the range of characters fitted, outside which texts are read as its ends).
 """
 
 from __future__ import annotations
@@ -71,15 +72,16 @@ def fit_norm_map(
     chars: np.ndarray,
     ridge: float = NORM_RIDGE,
 ) -> np.ndarray:
-    """The norm map (D + NORM_EXTRA) whose `apply_norm_map` estimates the length of each teacher
-    residual `targets - mean` from the centred prediction `pred` of a text of `chars`
-    characters: ridge regression of the log length on `norm_features` (rows of zeros or
-    of empty texts left out)."""
+    """The norm map whose `apply_norm_map` estimates the length of each teacher residual
+    `targets - mean` from the centred prediction `pred` of a text of `chars` characters:
+    ridge regression of the log length on `norm_features` (rows of zeros or of empty texts
+    left out), then the fewest and the most characters of the rows fitted (NORM_EXTRA)."""
     keep = (np.linalg.norm(pred, axis=1) > 0) & (np.asarray(chars) > 0)
     x = norm_features(pred[keep], np.asarray(chars)[keep]).astype(np.float64)
     y = np.log(np.maximum(np.linalg.norm(targets[keep] - mean, axis=1), 1e-6))
     w = np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ y)
-    return w.astype(np.float32)
+    fitted = np.asarray(chars)[keep]
+    return np.concatenate([w, [fitted.min(), fitted.max()]]).astype(np.float32)
 
 
 def cross_fitted(
