@@ -69,9 +69,10 @@ def auto_workers(sentences: str, one_process: bool) -> int:
     type=click.Choice(["similarity", "teacher", "centred"]),
     default="similarity",
     show_default=True,
-    help="similarity: the best vectors to compare by cosine (the student's prediction plus "
-    "the share of the teacher's mean chosen at training time); teacher: plus the whole mean, "
-    "in the teacher's own space; centred: the prediction alone.",
+    help="similarity: the best vectors to compare by cosine (the student's prediction at the "
+    "length its norm map estimates for the teacher's, plus the share of the teacher's mean "
+    "chosen with it); teacher: the prediction plus the whole mean, in the teacher's own space; "
+    "centred: the prediction alone.",
 )
 @click.option(
     "--batch-size",

@@ -95,7 +95,7 @@ def format_table(result: dict) -> str:
 @click.option(
     "--calibrate",
     is_flag=True,
-    help="Write the whitening and share of the mean these rows choose into the model "
+    help="Write the norm map, whitening and share of the mean these rows choose into the model "
     "folder (what `ltd train` does at its end; for models made before it did).",
 )
 @click.option("--json", "as_json", is_flag=True)
@@ -104,7 +104,7 @@ def eval_fidelity(ctx, data, model, calibrate, as_json):
     """Mean cosine between student and teacher vectors on the teacher file's validation part
     (centred: the teacher's mean removed from both, the figure that matters), and how well
     the similarity vectors order neighbour pairs like the teacher (Spearman × 100) at the
-    model's whitening and share of the mean, and at the best ones."""
+    model's norm map, whitening and share of the mean, and at the best ones."""
     from ltd_bert.tasks.evaluate import fidelity
 
     model_dir = resolve_model(ctx, model)

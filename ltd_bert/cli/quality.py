@@ -49,7 +49,7 @@ def texts_per_kind_option(which: str, them: str):
     "--calibrate-on",
     type=click.Path(file_okay=False),
     default=None,
-    help="First choose the similarity map (whitening, share of the mean) on the kinds of "
+    help="First choose the similarity map (norm map, whitening, share of the mean) on the kinds of "
     "this folder (a mix held apart from the suite, e.g. the package's ltd_bert/suites/calib) "
     "so that no kind orders its neighbour pairs worse than the plain centred vectors, and "
     "write it into the model.",
