@@ -3,7 +3,7 @@
 # 9,993 distinct titles of THUCNews's dev split (never its test split, from which the suite's
 # headlines come), then the general suite of each run. A run already made is skipped, so a
 # rerun resumes.
-# Usage: bash experiments/adapt_headlines.sh [OUT_DIR] [RUN ...]   (runs: c1 own dom domlr)
+# Usage: bash experiments/adapt_headlines.sh [OUT_DIR] [RUN ...]   (runs: c1 own dom domlr dompw2)
 set -euo pipefail
 OUT="${1:-adapt_headline_runs}"
 shift || true
@@ -20,6 +20,7 @@ declare -A ARGS=(
   [own]="--replay-ratio 2 --epochs 2 --replay-targets own --pair-anchors all --lr 5e-4"
   [dom]="--replay-ratio 2 --epochs 2 --pair-anchors domain --no-suite --lr 5e-4"
   [domlr]="--replay-ratio 2 --epochs 2 --pair-anchors domain --no-suite --lr 1e-3"
+  [dompw2]="--replay-ratio 2 --epochs 2 --pair-anchors domain --no-suite --lr 1e-3 --pair-weight 2"
 )
 source experiments/adapt_runs.sh
 adapt_runs "$T" hl "${RUNS[@]}"
