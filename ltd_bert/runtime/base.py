@@ -201,6 +201,17 @@ def apply_norm_map(pred: np.ndarray, chars: np.ndarray, norm: np.ndarray) -> np.
     return pred * scale[:, None].astype(np.float32)
 
 
+def lengths_mapped(pred: np.ndarray, norm: np.ndarray | None, chars) -> np.ndarray:
+    """`pred` with the lengths of the norm map `norm` (`apply_norm_map`), or as it is."""
+    return pred if norm is None else apply_norm_map(pred, np.asarray(chars), norm)
+
+
+def read_chars(texts: Sequence[str], max_chars: int) -> np.ndarray:
+    """How many characters of each (cleaned) text a model reading `max_chars` reads: the
+    norm map's input."""
+    return np.minimum([len(t) for t in texts], max_chars).astype(np.int64)
+
+
 @dataclass
 class StudentConfig:
     vocab_size: int
@@ -308,21 +319,20 @@ class Encoder:
         return None if w is None else np.asarray(w, dtype=np.float32)
 
     def read_chars(self, texts: Sequence[str]) -> np.ndarray:
-        """How many characters of each (cleaned) text the model reads: the norm map's input."""
-        return np.minimum([len(t) for t in texts], self.max_chars).astype(np.int64)
+        """How many characters of each (cleaned) text the model reads (`read_chars`)."""
+        return read_chars(texts, self.max_chars)
 
     def similarity(self, pred: np.ndarray, chars: Sequence[int] | np.ndarray) -> np.ndarray:
         """The similarity vectors (`encode`'s default) of predictions `pred` (N, D) of texts
         of which the model read `chars` characters (`read_chars`): lengths from the norm map,
         the whitening, plus the share of the mean; rows of empty texts (0) stay zeros."""
         chars = np.asarray(chars)
-        norm = self.norm_map
-        vecs = pred.copy() if norm is None else apply_norm_map(pred, chars, norm)
+        vecs = lengths_mapped(pred, self.norm_map, chars)
         w = self.whitening_map
         if w is not None:
             vecs = vecs @ w.T
-        if self.mean_scale:
-            vecs[chars > 0] += self.mean_scale * self.mean
+        if self.mean_scale:  # a new array: `pred` itself is never changed
+            vecs = vecs + (chars > 0)[:, None] * (self.mean_scale * self.mean)
         return vecs
 
     def space_scale(self, space: str) -> float:

@@ -22,8 +22,8 @@ together; `W` is stored with the weights (`similarity`), `α` in config.json (`w
 
 The teacher's own cosines are mostly a matter of lengths: its mean is twice as long as a
 residual `t - m`, so how long each residual is decides much of every cosine, and the
-student's lengths follow the teacher's poorly (Spearman 0.44-0.74 over a kind's texts, its
-directions at cosine ~0.87). A norm map gives each prediction the length a ridge regression
+student's lengths follow the teacher's poorly (below), its directions well (centred cosine
+~0.87). A norm map gives each prediction the length a ridge regression
 estimates for the teacher's residual, `exp(f · w)` with `f` the prediction's direction, the
 logs of its length and of its text's characters with their squares and product, and 1
 (`runtime.base.norm_features`), fitted to `log |t - m|` on the same rows. On the
@@ -239,11 +239,6 @@ def calibrate(
         if best is None or scores[a][s] > best.score:
             best = Calibration(s, a, maps[a], scores, pairs, norm)
     return best
-
-
-def lengths_mapped(pred: np.ndarray, norm: np.ndarray | None, chars) -> np.ndarray:
-    """`pred` with the lengths of the norm map `norm` (`apply_norm_map`), or as it is."""
-    return pred if norm is None else apply_norm_map(pred, np.asarray(chars), norm)
 
 
 def norm_options(pred, targets, mean, chars) -> list[tuple[np.ndarray | None, np.ndarray]]:

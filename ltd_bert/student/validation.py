@@ -7,6 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ltd_bert.runtime.base import read_chars
 from ltd_bert.student.calibrate import NEIGHBOURS, neighbour_pairs, pair_fidelity
 from ltd_bert.student.data import split
 from ltd_bert.teacher import distributed
@@ -53,7 +54,7 @@ class Validation:
         for idx, p in preds:
             pred[torch.from_numpy(idx)] = p
         self.model.train()
-        return pred, vecs, np.minimum([len(s) for s in sents], self.cfg.max_chars)
+        return pred, vecs, read_chars(sents, self.cfg.max_chars)
 
     def evaluate(self) -> dict[str, float]:
         pred, vecs, _ = self._val_predictions()

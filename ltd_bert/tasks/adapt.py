@@ -117,10 +117,10 @@ def kept_or_new_map(groups, chars, after, before, new, say):
     the adapted predictions; else the model's map (a domain's share of the mean can tip a
     choice that the general kinds pay for)."""
     from ltd_bert.common.stats import cosines, spearman
+    from ltd_bert.runtime.base import lengths_mapped
     from ltd_bert.student.calibrate import (
         NEIGHBOURS,
         MixCalibration,
-        lengths_mapped,
         neighbour_pairs,
         pair_cosines,
         spread,
