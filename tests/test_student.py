@@ -18,6 +18,9 @@ from ltd_bert.student.model import (
     StudentConfig,
     batch_tensors,
     build_vocab,
+    narrow,
+    pooled_states,
+    unit_importance,
     widen,
 )
 from ltd_bert.student.train import train
@@ -248,6 +251,38 @@ def test_widen_keeps_the_vectors(layers):
         widen(model, 8, 10)
 
 
+def test_narrow_keeps_the_chosen_units():
+    torch.manual_seed(0)
+    model = BiLSTMStudent(StudentConfig(30, 8, 6, 1, 0.1, 16)).eval()
+    drop = {"": [1, 4], "_reverse": [0, 2]}  # units no kept unit and no output reads
+    with torch.no_grad():
+        for d, (suffix, units) in enumerate(drop.items()):
+            getattr(model.lstm, f"weight_hh_l0{suffix}")[:, units] = 0.0
+            model.proj.weight[:, [d * 6 + u for u in units]] = 0.0
+    score = np.ones(12)
+    score[[1, 4, 6, 8]] = 0.0  # forward units 1, 4 and backward 0, 2 score lowest
+    small = narrow(model, 4, score).eval()
+    assert small.config.hidden_size == 4 and small.proj.weight.shape == (16, 8)
+    ids = torch.randint(2, 30, (3, 7))
+    ids[1, 4:] = 0
+    lengths = torch.tensor([7, 4, 2])
+    w = torch.rand(3, 7) * (torch.arange(7) < lengths[:, None])
+    w = w / w.sum(1, keepdim=True)
+    torch.testing.assert_close(small(ids, lengths, w), model(ids, lengths, w), atol=1e-6, rtol=0)
+    # the kept units' states are the wide model's, in their order
+    states = pooled_states(
+        model, {chr(0x4E00 + i): i for i in range(30)}, ["一丁七"], [np.ones(3, np.float32) / 3], 16
+    )
+    kept = pooled_states(
+        small, {chr(0x4E00 + i): i for i in range(30)}, ["一丁七"], [np.ones(3, np.float32) / 3], 16
+    )
+    np.testing.assert_allclose(kept, states[:, [0, 2, 3, 5, 7, 9, 10, 11]], atol=1e-6)
+    imp = unit_importance(model, states.repeat(2, 0))
+    assert imp.shape == (12,) and (imp == 0).all()  # one text: no spread
+    with pytest.raises(ValueError, match="must be 1 to 6"):
+        narrow(model, 7, score)
+
+
 def test_init_from_grows_the_model(tiny_teacher_file, trained, tmp_path):
     out, result = trained
     cfg = tiny_train_config(hidden_size=20, embedding_dim=0, epochs=1, lr=1e-12, grow=True)
@@ -258,6 +293,43 @@ def test_init_from_grows_the_model(tiny_teacher_file, trained, tmp_path):
     # at an almost zero learning rate the wider model still gives the model's vectors
     # (the folder stores float16: the loaded model is the trained one to ~1e-4)
     assert again["best"]["val_cos"] == pytest.approx(result["best"]["val_cos"], abs=2e-4)
+
+
+def test_init_from_narrows_the_model(tiny_teacher_file, trained, tmp_path):
+    import h5py
+
+    from ltd_bert.student.data import split
+    from ltd_bert.student.model import unit_importance
+
+    out, _ = trained
+    cfg = tiny_train_config(hidden_size=6, embedding_dim=0, epochs=0, grow=True)
+    cfg.init_from = str(out)
+    train([str(tiny_teacher_file)], tmp_path / "narrow", cfg)
+    small = Student.load(tmp_path / "narrow", precision="fp32")
+    assert small.model.config.hidden_size == 6 and small.model.proj.weight.shape == (16, 12)
+    # on the rows it was fitted on, the refitted projection fits the centred teacher
+    # vectors better than the kept units' old columns do
+    wide = Student.load(out, precision="fp32")
+    with h5py.File(tiny_teacher_file) as f:
+        texts = [s.decode() for s in f["sentences"][:]]
+        target = f["vectors"][:] - small.mean
+    texts, weights = wide.prepare(texts)
+    states = pooled_states(wide.model, wide.index, texts, weights, 64)
+    n_train, _ = split(len(texts), cfg)  # the trainer chooses units on its training rows
+    cut = narrow(wide.model, 6, unit_importance(wide.model, states[:n_train]))
+    kept = pooled_states(cut, wide.index, texts, weights, 64)
+    old = kept @ cut.proj.weight.detach().numpy().T + cut.proj.bias.detach().numpy()
+    new = kept @ small.model.proj.weight.detach().numpy().T + small.model.proj.bias.detach().numpy()
+    assert ((new - target) ** 2).mean() < ((old - target) ** 2).mean()
+    np.testing.assert_allclose(  # the same units as narrow() keeps
+        pooled_states(small.model, small.index, texts[:5], weights[:5], 64), kept[:5], atol=2e-3
+    )
+    with pytest.raises(InputError, match="2 × 8 = 16 outputs leaves no projection"):
+        train(
+            [str(tiny_teacher_file)],
+            tmp_path / "m",
+            tiny_train_config(hidden_size=8, epochs=0, grow=True, init_from=str(out)),
+        )
 
 
 def test_init_from_refuses_other_teacher_vectors(tiny_teacher_file, trained, tmp_path):

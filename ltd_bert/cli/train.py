@@ -111,7 +111,9 @@ from ltd_bert.cli.base import CONTEXT, SEGMENTERS, cli, pair_options, workdir
     help="Start from this model's weights, sizes and vocabulary (continue training it on "
     "more epochs or more sentences of the same teacher vectors). With --size, "
     "--embedding-dim or --hidden-size it is first widened to those sizes, giving the same "
-    "vectors (new units start silent), for more capacity without starting over.",
+    "vectors (new units start silent), for more capacity without starting over. A smaller "
+    "--hidden-size keeps the units that move the output most, with the projection fitted "
+    "again on the first training rows, for a faster model to train further.",
 )
 @click.option(
     "--keep-mean",

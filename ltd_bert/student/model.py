@@ -230,8 +230,87 @@ def widen(model: BiLSTMStudent, embedding_dim: int, hidden_size: int, seed: int 
     return new
 
 
-def growth_problem(c: StudentConfig, embedding_dim: int, hidden_size: int) -> str | None:
-    """Why `widen` cannot take a model of config `c` to these sizes; None if it can."""
+@torch.no_grad()
+def pooled_states(
+    model: BiLSTMStudent,
+    index: dict[str, int],
+    texts: Sequence[str],
+    weights: Sequence[np.ndarray],
+    max_chars: int,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """The weighted sums of `model`'s BiLSTM states (N, 2H) of cleaned texts with their
+    character weights: what its projection reads."""
+    model.eval()
+    out = np.zeros((len(texts), 2 * model.config.hidden_size), dtype=np.float32)
+    for idx in length_batches(texts, batch_size, max_chars):
+        ids, lengths, w = batch_tensors(
+            [texts[i] for i in idx], [weights[i] for i in idx], index, max_chars
+        )
+        states = model.token_states(ids, lengths)
+        out[idx] = torch.bmm(w.unsqueeze(1), states).squeeze(1).numpy()
+    return out
+
+
+def unit_importance(model: BiLSTMStudent, states: np.ndarray) -> np.ndarray:
+    """How much each unit (2H: forward units, then backward ones) moves the output over
+    rows whose pooled `states` (N, 2H) are given: the spread of its pooled state times the
+    norm of its projection column."""
+    proj = model.proj.weight.detach().float().numpy()
+    return states.std(axis=0) * np.linalg.norm(proj, axis=0)
+
+
+@torch.no_grad()
+def narrow(model: BiLSTMStudent, hidden_size: int, score: np.ndarray) -> BiLSTMStudent:
+    """A copy of `model` (one layer) that keeps, in each direction, the `hidden_size` units
+    of highest `score` (2H: forward units, then backward ones; `unit_importance`): their
+    gates' rows, their columns of the recurrent matrices and of the projection. The units
+    left out no longer feed the kept ones, so the vectors change: train it after."""
+    c = model.config
+    if c.num_layers != 1 or model.proj is None:
+        raise ValueError("can only narrow a one-layer model with a projection")
+    h0 = c.hidden_size
+    if not 0 < hidden_size <= h0:
+        raise ValueError(f"hidden size {hidden_size}: must be 1 to {h0}")
+    new = BiLSTMStudent(replace(c, hidden_size=hidden_size))
+    new.load_state_dict(
+        {k: v for k, v in model.state_dict().items() if not k.startswith(("lstm.", "proj."))},
+        strict=False,
+    )
+    columns = []
+    for d, suffix in enumerate(("", "_reverse")):
+        keep = np.sort(np.argsort(-score[d * h0 : (d + 1) * h0], kind="stable")[:hidden_size])
+        keep = torch.from_numpy(keep)
+        rows = torch.cat([k * h0 + keep for k in range(4)])
+        for name in LSTM_PARAMS:
+            old = getattr(model.lstm, f"{name}_l0{suffix}")
+            part = old[rows][:, keep] if name == "weight_hh" else old[rows]
+            getattr(new.lstm, f"{name}_l0{suffix}").copy_(part)
+        columns.append(d * h0 + keep)
+    new.proj.weight.copy_(model.proj.weight[:, torch.cat(columns)])
+    new.proj.bias.copy_(model.proj.bias)
+    return new
+
+
+def growth_problem(
+    c: StudentConfig, embedding_dim: int, hidden_size: int, narrowing: bool = False
+) -> str | None:
+    """Why `widen` cannot take a model of config `c` to these sizes; None if it can. With
+    `narrowing`, fewer LSTM units are allowed too (`narrow` first, for a one-layer model
+    that keeps a projection)."""
+    if narrowing and hidden_size < c.hidden_size:
+        if c.num_layers != 1 or 2 * c.hidden_size == c.output_dim:
+            has = "a" if 2 * c.hidden_size != c.output_dim else "no"
+            return (
+                "can only narrow a one-layer model with a projection "
+                f"({c.num_layers} layers, {has} projection)"
+            )
+        if 2 * hidden_size == c.output_dim:
+            return (
+                f"hidden size {hidden_size}: 2 × {hidden_size} = {c.output_dim} outputs leaves "
+                "no projection to fit again; choose another size"
+            )
+        hidden_size = c.hidden_size
     if embedding_dim < c.embedding_dim or hidden_size < c.hidden_size:
         return (
             f"can only grow the model ({c.embedding_dim}/{c.hidden_size}), not shrink it to "
