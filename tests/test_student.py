@@ -249,6 +249,16 @@ def test_widen_keeps_the_vectors(layers):
     )
     with pytest.raises(ValueError, match="can only grow"):
         widen(model, 8, 10)
+    # a word path comes along unchanged
+    worded = BiLSTMStudent(StudentConfig(30, 8, 12, 1, 0.1, 16, 5, 4)).eval()
+    torch.nn.init.normal_(worded.lexicon.proj.weight)
+    word_ids = torch.randint(0, 6, (4, 7))
+    torch.testing.assert_close(
+        widen(worded, 8, 20).eval()(ids, lengths, w, word_ids),
+        worded(ids, lengths, w, word_ids),
+        atol=1e-6,
+        rtol=0,
+    )
 
 
 def test_narrow_keeps_the_chosen_units():

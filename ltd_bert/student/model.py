@@ -225,6 +225,8 @@ def widen(model: BiLSTMStudent, embedding_dim: int, hidden_size: int, seed: int 
     new.proj.weight.zero_()
     new.proj.weight[:, below_old] = old_proj
     new.proj.bias.copy_(old_bias)
+    if model.lexicon is not None:  # the word path reads no unit: it stays as it was
+        new.lexicon.load_state_dict(model.lexicon.state_dict())
     new.mean.copy_(model.mean)
     new.similarity.copy_(model.similarity)
     return new
