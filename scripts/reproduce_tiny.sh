@@ -14,13 +14,7 @@ mkdir -p "$W"
 IDF="$W/idf.tsv"  # the shipped zh-small's IDF table (the teacher vectors zh-small learnt)
 [ -f "$IDF" ] || { gunzip -c ltd_bert/models/zh-small/idf.tsv.gz > "$IDF.tmp" && mv "$IDF.tmp" "$IDF"; }
 . scripts/lines.sh
-lines "$DATA/corpus/zh_big.txt" 1 393216 "$W/head.txt"
-lines "$DATA/corpus/zh_docs.txt" 8193 20480 "$W/docs.txt"
-lines "$DATA/corpus/zh_big.txt" 1611777 1879999 "$W/rest.txt"
-$LTD teacher-embed -i "$W/head.txt" -o "$W/teacher_a.h5" --idf "$IDF"
-$LTD teacher-embed -i "$W/docs.txt" -o "$W/docs3a.h5" --idf "$IDF" --batch-size 32 \
-  --chunk-size 512
-$LTD teacher-embed -i "$W/rest.txt" -o "$W/teacher10.h5" --idf "$IDF"
+tiny_teacher_files "$W" "$IDF"
 train() {  # train OUT ARGS...: unless it is done; resume if interrupted
   local out="$1" resume=
   shift
@@ -33,14 +27,6 @@ train "$W/tiny64" --embedding-dim 256 --hidden-size 64 --lexicon 16000 \
   --lexicon-dim 384 --data "$W/teacher_a.h5" --data "$W/docs3a.h5" \
   --data "$W/teacher10.h5" --epochs 2 --lr 3e-3 --batch-size 256 --eval-every 500 \
   --checkpoint-every 100 --patience 4 --seed 60 --segmenter rjieba --no-mix-files
-[ -f "$W/paras.txt" ] || .venv/bin/python scripts/paragraphs.py "$DATA/corpus/zh_docs.txt" \
-  20481 56132 "$W/paras.txt" 24576
-[ -f "$W/paras2.txt" ] || .venv/bin/python scripts/paragraphs.py "$DATA/corpus/zh_docs.txt" \
-  1 20480 "$W/paras2.txt" 24576 18
-$LTD teacher-embed -i "$W/paras.txt" -o "$W/paras.h5" --idf "$IDF" --batch-size 32 \
-  --chunk-size 512
-$LTD teacher-embed -i "$W/paras2.txt" -o "$W/paras2.h5" --idf "$IDF" --batch-size 32 \
-  --chunk-size 512
 more=(--keep-mean --data "$W/paras.h5" --data "$W/paras2.h5" --data "$W/docs3a.h5"
   --data "$W/teacher_a.h5" --data "$W/teacher10.h5" --mix-files --epochs 1 --batch-size 256
   --eval-every 500 --checkpoint-every 100 --patience 4 --segmenter rjieba)

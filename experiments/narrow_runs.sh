@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# A 128-unit student from a shipped model, on zh-tiny's teacher files (scripts/lines.sh
+# `tiny_teacher_files`), resumable, a finished run skipped:
+#   narrow   zh-small narrowed 384 → 128 units, 1,500 steps on corpus sentences
+#   widen    zh-tiny widened 64 → 128 units, the same steps
+#   mid      one epoch from the better of the two (validation cosine) with paragraphs and
+#            documents mixed in, read in windows of 384 characters as `encode` reads them
+# then each is calibrated on the calibration mix and measured on the suite and on STS-B /
+# LCQMC test (OUT/NAME.suite.txt, .suite.json, .sts.txt).
+#   OUT=/work/runs/mid bash experiments/narrow_runs.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LTD=".venv/bin/ltd"
+export LTD_WORKDIR="${LTD_WORKDIR:-repro_work}"
+DATA="${DATA:-../shared/data}"
+OUT="${OUT:-$LTD_WORKDIR/narrow_runs}"
+PRECISION="${PRECISION:-bf16}"  # training in bf16 needs AMX or AVX512-BF16; else fp32
+W="$LTD_WORKDIR/tiny"
+mkdir -p "$W" "$OUT"
+IDF="$W/idf.tsv"
+[ -f "$IDF" ] || { gunzip -c ltd_bert/models/zh-small/idf.tsv.gz > "$IDF.tmp" && mv "$IDF.tmp" "$IDF"; }
+. scripts/lines.sh
+tiny_teacher_files "$W" "$IDF"
+run() {  # run OUT ARGS...: unless it is done; resume if interrupted
+  local out="$1" resume=
+  shift
+  [ -d "$out.partial" ] && resume=--resume
+  [ -f "$out/config.json" ] && [ -z "$resume" ] || $LTD train -o "$out" "$@" $resume
+}
+first=(--hidden-size 128 --keep-mean --data "$W/teacher_a.h5" --data "$W/teacher10.h5"
+  --mix-files --epochs 1 --max-steps 1500 --lr 1e-3 --batch-size 256 --eval-every 250
+  --checkpoint-every 100 --patience 4 --segmenter rjieba --precision "$PRECISION" --seed 70)
+run "$OUT/narrow" --init-from ltd_bert/models/zh-small "${first[@]}"
+run "$OUT/widen" --init-from ltd_bert/models/zh-tiny "${first[@]}"
+best() { .venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['best']['val_cos'])" "$1/config.json"; }
+start="$OUT/narrow"
+.venv/bin/python -c "import sys; sys.exit(float(sys.argv[1]) <= float(sys.argv[2]))" \
+  "$(best "$OUT/widen")" "$(best "$OUT/narrow")" && start="$OUT/widen"
+run "$OUT/mid" --init-from "$start" --keep-mean --data "$W/paras.h5" --data "$W/docs3a.h5" \
+  --data "$W/teacher_a.h5" --data "$W/teacher10.h5" --mix-files --epochs 1 --lr 1e-3 \
+  --batch-size 256 --eval-every 500 --checkpoint-every 100 --patience 4 --segmenter rjieba \
+  --precision "$PRECISION" --text-window 384 --seed 71
+E="$DATA/eval"
+for m in narrow widen mid; do
+  [ -f "$OUT/$m.sts.txt" ] && continue
+  $LTD eval suite -m "$OUT/$m" --calibrate-on ltd_bert/suites/calib > "$OUT/$m.suite.txt"
+  $LTD eval suite -m "$OUT/$m" --json > "$OUT/$m.suite.json"
+  $LTD eval pairs "$E/STS-B/STS-B.test.data" "$E/LCQMC/LCQMC.test.data" -m "$OUT/$m" \
+    --max-pairs 3000 > "$OUT/$m.sts.txt.tmp" && mv "$OUT/$m.sts.txt.tmp" "$OUT/$m.sts.txt"
+done
