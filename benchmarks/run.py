@@ -839,7 +839,11 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=2, help="torch threads in every measurement")
     ap.add_argument(
-        "--encode-lines", type=int, default=40000, help="corpus lines for the `ltd encode` rows"
+        "--encode-lines",
+        type=int,
+        default=100000,
+        help="corpus lines for the `ltd encode` rows (100,000: a file big enough that the "
+        "start-up, ~1-2 s, is not what is measured)",
     )
     ap.add_argument(
         "--encode-sizes",
