@@ -235,8 +235,17 @@ def test_init_from_without_a_model_or_shrinking_it(teacher_file, tmp_path):
     first = tmp_path / "first"
     assert run_train("--data", teacher_file, "-o", first).exit_code == 0  # 8/8
     args = ["train", "--data", str(teacher_file), "-o", str(tmp_path / "m")]
-    result = CliRunner().invoke(cli, [*args, "--init-from", str(first), "--hidden-size", "6", "-q"])
+    result = CliRunner().invoke(
+        cli, [*args, "--init-from", str(first), "--embedding-dim", "6", "-q"]
+    )
     assert_one_error(result, f"--init-from {first}: can only grow the model (8/8), not shrink")
+    # fewer units narrow a model, but this one has no projection (2 × 8 = 16 outputs)
+    result = CliRunner().invoke(cli, [*args, "--init-from", str(first), "--hidden-size", "6", "-q"])
+    assert_one_error(
+        result,
+        f"--init-from {first}: can only narrow a one-layer model with a projection; this one "
+        "has 1 layer and no projection",
+    )
     result = CliRunner().invoke(cli, [*args, "--init-from", str(nope), "-q"])
     assert_one_error(result, f"--init-from: {nope}: no such model folder")
     assert not (tmp_path / "m").exists()

@@ -302,10 +302,11 @@ def growth_problem(
     that keeps a projection)."""
     if narrowing and hidden_size < c.hidden_size:
         if c.num_layers != 1 or 2 * c.hidden_size == c.output_dim:
+            layers = f"{c.num_layers} layer{'s' if c.num_layers > 1 else ''}"
             has = "a" if 2 * c.hidden_size != c.output_dim else "no"
             return (
-                "can only narrow a one-layer model with a projection "
-                f"({c.num_layers} layers, {has} projection)"
+                "can only narrow a one-layer model with a projection; this one has "
+                f"{layers} and {has} projection"
             )
         if 2 * hidden_size == c.output_dim:
             return (
