@@ -59,6 +59,7 @@ from ltd_bert.student.model import (
     pooled_states,
     round_to_stored,
     save_model_folder,
+    unit_importance,
     widen,
     with_default_buffers,
 )
@@ -388,8 +389,6 @@ class Trainer(Checkpoints, Validation):
         states). On zh-small's corpus rows, 384 → 128 units: mean centred cosine 0.887 →
         0.740 with the old projection's columns, 0.798 refitted, 0.773 for random units
         refitted (`experiments/narrow.py`). Every rank computes the same."""
-        from ltd_bert.student.model import unit_importance
-
         cfg = self.cfg
         n_train, _ = split(self.data.n, cfg)
         sents, vecs, weights = self.data.read(0, min(NARROW_FIT_ROWS, n_train))
