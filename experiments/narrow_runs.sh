@@ -5,6 +5,7 @@
 #   widen    zh-tiny widened 64 → 128 units, the same steps
 #   mid      one epoch from the better of the two (validation cosine) with paragraphs and
 #            documents mixed in, read in windows of 384 characters as `encode` reads them
+#   narrow256  zh-small narrowed 384 → 256 units, the first runs' 1,500 steps
 # then each is calibrated on the calibration mix and measured on the suite and on STS-B /
 # LCQMC test (OUT/NAME.suite.txt, .suite.json, .sts.txt).
 #   OUT=/work/runs/mid bash experiments/narrow_runs.sh
@@ -40,8 +41,9 @@ run "$OUT/mid" --init-from "$start" --keep-mean --data "$W/paras.h5" --data "$W/
   --data "$W/teacher_a.h5" --data "$W/teacher10.h5" --mix-files --epochs 1 --lr 1e-3 \
   --batch-size 256 --eval-every 500 --checkpoint-every 100 --patience 4 --segmenter rjieba \
   --precision "$PRECISION" --text-window 384 --seed 71
+run "$OUT/narrow256" --init-from ltd_bert/models/zh-small "${first[@]}" --hidden-size 256
 E="$DATA/eval"
-for m in narrow widen mid; do
+for m in narrow widen mid narrow256; do
   [ -f "$OUT/$m.sts.txt" ] && continue
   $LTD eval suite -m "$OUT/$m" --calibrate-on ltd_bert/suites/calib > "$OUT/$m.suite.txt"
   $LTD eval suite -m "$OUT/$m" --json > "$OUT/$m.suite.json"
