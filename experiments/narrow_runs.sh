@@ -6,6 +6,7 @@
 #   mid      one epoch from the better of the two (validation cosine) with paragraphs and
 #            documents mixed in, read in windows of 384 characters as `encode` reads them
 #   narrow256  zh-small narrowed 384 → 256 units, the first runs' 1,500 steps
+#   mid256   one epoch from narrow256 as mid's
 # then each is calibrated on the calibration mix and measured on the suite and on STS-B /
 # LCQMC test (OUT/NAME.suite.txt, .suite.json, .sts.txt).
 #   OUT=/work/runs/mid bash experiments/narrow_runs.sh
@@ -37,13 +38,15 @@ best() { .venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1])
 start="$OUT/narrow"
 .venv/bin/python -c "import sys; sys.exit(float(sys.argv[1]) <= float(sys.argv[2]))" \
   "$(best "$OUT/widen")" "$(best "$OUT/narrow")" && start="$OUT/widen"
-run "$OUT/mid" --init-from "$start" --keep-mean --data "$W/paras.h5" --data "$W/docs3a.h5" \
-  --data "$W/teacher_a.h5" --data "$W/teacher10.h5" --mix-files --epochs 1 --lr 1e-3 \
-  --batch-size 256 --eval-every 500 --checkpoint-every 100 --patience 4 --segmenter rjieba \
-  --precision "$PRECISION" --text-window 384 --seed 71
+epoch=(--keep-mean --data "$W/paras.h5" --data "$W/docs3a.h5" --data "$W/teacher_a.h5"
+  --data "$W/teacher10.h5" --mix-files --epochs 1 --lr 1e-3 --batch-size 256 --eval-every 500
+  --checkpoint-every 100 --patience 4 --segmenter rjieba --precision "$PRECISION"
+  --text-window 384 --seed 71)
+run "$OUT/mid" --init-from "$start" "${epoch[@]}"
 run "$OUT/narrow256" --init-from ltd_bert/models/zh-small "${first[@]}" --hidden-size 256
+run "$OUT/mid256" --init-from "$OUT/narrow256" "${epoch[@]}"
 E="$DATA/eval"
-for m in narrow widen mid narrow256; do
+for m in narrow widen mid narrow256 mid256; do
   [ -f "$OUT/$m.sts.txt" ] && continue
   $LTD eval suite -m "$OUT/$m" --calibrate-on ltd_bert/suites/calib > "$OUT/$m.suite.txt"
   $LTD eval suite -m "$OUT/$m" --json > "$OUT/$m.suite.json"
