@@ -19,12 +19,24 @@ import h5py
 import numpy as np
 import torch
 
-from ltd_bert.student.model import Student, narrow, pooled_states, unit_importance
+from ltd_bert.common.stats import cosines
+from ltd_bert.student.model import (
+    Student,
+    fit_projection,
+    narrow,
+    pooled_states,
+    unit_importance,
+)
+from ltd_bert.student.train import NARROW_RIDGE
 
 
-def cosines(a: np.ndarray, b: np.ndarray) -> float:
-    na = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return float(np.mean((a * b).sum(1) / np.maximum(na, 1e-9)))
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(cosines(a, b)))
+
+
+def project(model, states: np.ndarray) -> np.ndarray:
+    """The model's projection of pooled `states`: its network's predictions."""
+    return states @ model.proj.weight.detach().numpy().T + model.proj.bias.detach().numpy()
 
 
 def main() -> None:
@@ -53,8 +65,8 @@ def main() -> None:
     )
     model = student.model
     states = pooled_states(model, student.index, prepared, weights, student.max_chars)
-    full = states @ model.proj.weight.detach().numpy().T + model.proj.bias.detach().numpy()
-    print(f"as it is: {cosines(full[ev] + word[ev], target[ev]):.4f}")
+    full = project(model, states)
+    print(f"as it is: {cosine(full[ev] + word[ev], target[ev]):.4f}")
     importance = unit_importance(model, states[fit])
     rng = np.random.default_rng(0)
     h = model.config.hidden_size
@@ -63,25 +75,17 @@ def main() -> None:
             score = importance if how == "importance" else rng.random(importance.shape)
             small = narrow(model, size, score)
             st = pooled_states(small, student.index, prepared, weights, student.max_chars)
-            kept = small.proj.weight.detach().numpy()
-            pred = st @ kept.T + small.proj.bias.detach().numpy()
-            x = np.hstack([st, np.ones((len(st), 1), np.float32)])
-            lam = 1.0 * np.eye(x.shape[1], dtype=np.float64)
-            w = np.linalg.solve(
-                x[fit].T.astype(np.float64) @ x[fit] + lam,
-                x[fit].T.astype(np.float64) @ (target[fit] - word[fit]),
-            )
-            refit = x @ w.astype(np.float32)
+            pred = project(small, st)
+            fit_projection(small, st[fit], target[fit] - word[fit], NARROW_RIDGE)
+            refit = project(small, st)
             if args.save and how == "importance":
-                small.proj.weight.copy_(torch.from_numpy(w[:-1].T.astype(np.float32)))
-                small.proj.bias.copy_(torch.from_numpy(w[-1].astype(np.float32)))
                 student.model = small
                 student.save(args.save)
                 print(f"narrowed to {size} units → {args.save}")
                 args.save = None
             print(
-                f"{h} → {size} ({how}): columns {cosines(pred[ev] + word[ev], target[ev]):.4f}, "
-                f"projection refitted {cosines(refit[ev] + word[ev], target[ev]):.4f}"
+                f"{h} → {size} ({how}): columns {cosine(pred[ev] + word[ev], target[ev]):.4f}, "
+                f"projection refitted {cosine(refit[ev] + word[ev], target[ev]):.4f}"
             )
 
 

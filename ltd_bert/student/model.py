@@ -294,6 +294,19 @@ def narrow(model: BiLSTMStudent, hidden_size: int, score: np.ndarray) -> BiLSTMS
     return new
 
 
+@torch.no_grad()
+def fit_projection(
+    model: BiLSTMStudent, states: np.ndarray, target: np.ndarray, ridge: float
+) -> None:
+    """Set `model`'s projection to the ridge regression (`ridge` on the weights and the bias
+    alike) of `target` (N, D) on pooled `states` (N, 2H, `pooled_states`) and a constant."""
+    x = np.hstack([states, np.ones((len(states), 1), np.float32)]).astype(np.float64)
+    gram = x.T @ x + ridge * np.eye(x.shape[1])
+    solution = np.linalg.solve(gram, x.T @ np.asarray(target, np.float64))  # (2H + 1, D)
+    model.proj.weight.copy_(torch.from_numpy(solution[:-1].T.astype(np.float32)))
+    model.proj.bias.copy_(torch.from_numpy(solution[-1].astype(np.float32)))
+
+
 def growth_problem(
     c: StudentConfig, embedding_dim: int, hidden_size: int, narrowing: bool = False
 ) -> str | None:

@@ -53,6 +53,7 @@ from ltd_bert.student.model import (
     StudentConfig,
     batch_tensors,
     build_vocab,
+    fit_projection,
     growth_problem,
     length_batches,
     narrow,
@@ -403,11 +404,7 @@ class Trainer(Checkpoints, Validation):
                 texts = [sents[i] for i in idx]
                 ids, _, w = batch_tensors(texts, [weights[i] for i in idx], index, cfg.max_chars)
                 target[idx] -= model.lexicon(self.word_ids(texts, ids), w).numpy()
-        x = np.hstack([kept, np.ones((len(kept), 1), np.float32)]).astype(np.float64)
-        gram = x.T @ x + NARROW_RIDGE * np.eye(x.shape[1])
-        solution = np.linalg.solve(gram, x.T @ target)  # (2H + 1, D)
-        small.proj.weight.copy_(torch.from_numpy(solution[:-1].T.astype(np.float32)))
-        small.proj.bias.copy_(torch.from_numpy(solution[-1].astype(np.float32)))
+        fit_projection(small, kept, target, NARROW_RIDGE)
         self.model = small.train()
         log.info("narrowed to %d units per direction, fitted on %d rows", hidden, len(sents))
 
