@@ -18,22 +18,14 @@ DATA="${DATA:-../shared/data}"
 OUT="${OUT:-$LTD_WORKDIR/narrow_runs}"
 PRECISION="${PRECISION:-bf16}"  # training in bf16 needs AMX or AVX512-BF16; else fp32
 W="$LTD_WORKDIR/tiny"
-mkdir -p "$W" "$OUT"
-IDF="$W/idf.tsv"
-[ -f "$IDF" ] || { gunzip -c ltd_bert/models/zh-small/idf.tsv.gz > "$IDF.tmp" && mv "$IDF.tmp" "$IDF"; }
+mkdir -p "$OUT"
 . scripts/lines.sh
-tiny_teacher_files "$W" "$IDF"
-run() {  # run OUT ARGS...: unless it is done; resume if interrupted
-  local out="$1" resume=
-  shift
-  [ -d "$out.partial" ] && resume=--resume
-  [ -f "$out/config.json" ] && [ -z "$resume" ] || $LTD train -o "$out" "$@" $resume
-}
+tiny_teacher_files "$W" "$(tiny_idf "$W")"
 first=(--hidden-size 128 --keep-mean --data "$W/teacher_a.h5" --data "$W/teacher10.h5"
   --mix-files --epochs 1 --max-steps 1500 --lr 1e-3 --batch-size 256 --eval-every 250
   --checkpoint-every 100 --patience 4 --segmenter rjieba --precision "$PRECISION" --seed 70)
-run "$OUT/narrow" --init-from ltd_bert/models/zh-small "${first[@]}"
-run "$OUT/widen" --init-from ltd_bert/models/zh-tiny "${first[@]}"
+train_once "$OUT/narrow" --init-from ltd_bert/models/zh-small "${first[@]}"
+train_once "$OUT/widen" --init-from ltd_bert/models/zh-tiny "${first[@]}"
 best() { .venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['best']['val_cos'])" "$1/config.json"; }
 start="$OUT/narrow"
 .venv/bin/python -c "import sys; sys.exit(float(sys.argv[1]) <= float(sys.argv[2]))" \
@@ -42,9 +34,9 @@ epoch=(--keep-mean --data "$W/paras.h5" --data "$W/docs3a.h5" --data "$W/teacher
   --data "$W/teacher10.h5" --mix-files --epochs 1 --lr 1e-3 --batch-size 256 --eval-every 500
   --checkpoint-every 100 --patience 4 --segmenter rjieba --precision "$PRECISION"
   --text-window 384 --seed 71)
-run "$OUT/mid" --init-from "$start" "${epoch[@]}"
-run "$OUT/narrow256" --init-from ltd_bert/models/zh-small "${first[@]}" --hidden-size 256
-run "$OUT/mid256" --init-from "$OUT/narrow256" "${epoch[@]}"
+train_once "$OUT/mid" --init-from "$start" "${epoch[@]}"
+train_once "$OUT/narrow256" --init-from ltd_bert/models/zh-small "${first[@]}" --hidden-size 256
+train_once "$OUT/mid256" --init-from "$OUT/narrow256" "${epoch[@]}"
 E="$DATA/eval"
 for m in narrow widen mid narrow256 mid256; do
   [ -f "$OUT/$m.sts.txt" ] && continue

@@ -9,9 +9,7 @@ LTD=".venv/bin/ltd"
 export LTD_WORKDIR="${LTD_WORKDIR:-repro_work}"
 DATA="${DATA:-../shared/data}"
 W="$LTD_WORKDIR/tiny"
-mkdir -p "$W"
-IDF="$W/idf.tsv"
-[ -f "$IDF" ] || { gunzip -c ltd_bert/models/zh-small/idf.tsv.gz > "$IDF.tmp" && mv "$IDF.tmp" "$IDF"; }
 . scripts/lines.sh
+IDF="$(tiny_idf "$W")"
 lines "$DATA/corpus/zh_big.txt" 393217 1611776 "$W/middle.txt"
 $LTD teacher-embed -i "$W/middle.txt" -o "$W/teacher_mid.h5" --idf "$IDF"

@@ -48,3 +48,18 @@ tiny_teacher_files() {
   $LTD teacher-embed -i "$w/paras.txt" -o "$w/paras.h5" --idf "$idf" "${long[@]}"
   $LTD teacher-embed -i "$w/paras2.txt" -o "$w/paras2.h5" --idf "$idf" "${long[@]}"
 }
+# tiny_idf DIR: DIR/idf.tsv, the shipped zh-small's IDF table (the teacher vectors zh-small
+# learnt), unpacked once; prints its path
+tiny_idf() {
+  local idf="$1/idf.tsv"
+  mkdir -p "$1"
+  [ -f "$idf" ] || { gunzip -c ltd_bert/models/zh-small/idf.tsv.gz > "$idf.tmp" && mv "$idf.tmp" "$idf"; }
+  echo "$idf"
+}
+# train_once OUT ARGS...: `ltd train -o OUT ARGS` unless OUT is done; resumed if interrupted
+train_once() {
+  local out="$1" resume=
+  shift
+  [ -d "$out.partial" ] && resume=--resume
+  [ -f "$out/config.json" ] && [ -z "$resume" ] || $LTD train -o "$out" "$@" $resume
+}

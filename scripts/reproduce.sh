@@ -28,13 +28,11 @@ E="$DATA/eval"
 [ -f "$LTD_WORKDIR/idf.tsv" ] || $LTD idf build "$DATA/corpus/zh_big.txt"
 $LTD teacher-embed --limit "$LIMIT"
 stage() {  # stage OUT ARGS...: train into OUT unless it is done; resume if interrupted
-  local out="$1" resume=
+  local out="$1"
   shift
-  if [ -d "$out.partial" ]; then resume=--resume; fi
   # models 1-14 read their files in plain ranges (they predate --mix-files): a model that
   # mixes says --mix-files (the later flag wins)
-  [ -f "$out/config.json" ] && [ -z "$resume" ] || \
-    $LTD train -o "$out" --batch-size 256 --no-mix-files "$@" $resume
+  train_once "$out" --batch-size 256 --no-mix-files "$@"
 }
 stage "$LTD_WORKDIR/model1" --size "$SIZE" --epochs "$EPOCHS" --lr 3e-3 --eval-every 400
 stage "$LTD_WORKDIR/model2" --init-from "$LTD_WORKDIR/model1" --epochs "$EPOCHS" --lr 2e-3 \

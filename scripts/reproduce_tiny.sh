@@ -10,34 +10,26 @@ LTD=".venv/bin/ltd"
 export LTD_WORKDIR="${LTD_WORKDIR:-repro_work}"
 DATA="${DATA:-../shared/data}"
 W="$LTD_WORKDIR/tiny"
-mkdir -p "$W"
-IDF="$W/idf.tsv"  # the shipped zh-small's IDF table (the teacher vectors zh-small learnt)
-[ -f "$IDF" ] || { gunzip -c ltd_bert/models/zh-small/idf.tsv.gz > "$IDF.tmp" && mv "$IDF.tmp" "$IDF"; }
 . scripts/lines.sh
+IDF="$(tiny_idf "$W")"  # the shipped zh-small's IDF table (the teacher vectors zh-small learnt)
 tiny_teacher_files "$W" "$IDF"
-train() {  # train OUT ARGS...: unless it is done; resume if interrupted
-  local out="$1" resume=
-  shift
-  [ -d "$out.partial" ] && resume=--resume
-  [ -f "$out/config.json" ] && [ -z "$resume" ] || $LTD train -o "$out" "$@" $resume
-}
 # hidden 64 (the earlier 256/128 zh-tiny's recipe at half the units), then two more
 # epochs with the paragraphs of zh-small's model 19 mixed in
-train "$W/tiny64" --embedding-dim 256 --hidden-size 64 --lexicon 16000 \
+train_once "$W/tiny64" --embedding-dim 256 --hidden-size 64 --lexicon 16000 \
   --lexicon-dim 384 --data "$W/teacher_a.h5" --data "$W/docs3a.h5" \
   --data "$W/teacher10.h5" --epochs 2 --lr 3e-3 --batch-size 256 --eval-every 500 \
   --checkpoint-every 100 --patience 4 --seed 60 --segmenter rjieba --no-mix-files
 more=(--keep-mean --data "$W/paras.h5" --data "$W/paras2.h5" --data "$W/docs3a.h5"
   --data "$W/teacher_a.h5" --data "$W/teacher10.h5" --mix-files --epochs 1 --batch-size 256
   --eval-every 500 --checkpoint-every 100 --patience 4 --segmenter rjieba)
-train "$W/tiny64b" --init-from "$W/tiny64" "${more[@]}" --lr 1e-3 --seed 62
-train "$W/zh-tiny" --init-from "$W/tiny64b" "${more[@]}" --lr 5e-4 --seed 63
+train_once "$W/tiny64b" --init-from "$W/tiny64" "${more[@]}" --lr 1e-3 --seed 62
+train_once "$W/zh-tiny" --init-from "$W/tiny64b" "${more[@]}" --lr 5e-4 --seed 63
 $LTD eval suite -m "$W/zh-tiny" --calibrate-on ltd_bert/suites/calib
 # words only, as zh-small's model 20 (scripts/reproduce.sh): 4,000 words of the
 # corpus lines with English in them, then 6,000 of teacher10.h5's lines, no training step
 # (`add_words` in scripts/lines.sh)
 out="$W/zh-tiny20"  # the shipped zh-tiny
-add_words train "$W/zh-tiny" "$out" "$W" --idf "$IDF"
+add_words train_once "$W/zh-tiny" "$out" "$W" --idf "$IDF"
 $LTD eval suite -m "$out" --calibrate-on ltd_bert/suites/calib
 E="$DATA/eval"
 $LTD eval "$E/STS-B/STS-B.test.data" "$E/LCQMC/LCQMC.test.data" -m "$out" \
