@@ -315,6 +315,7 @@ def m_docs(ctx: dict) -> dict:
     else:
         out = Path(ctx["tmp"]) / "docs-student.npy"
         cmd = [*ltd, "encode", ctx["docs"], "-m", str(model), "-o", str(out), "-q"]
+        cmd += ctx.get("args", [])
     with Clock() as c:
         subprocess.run(cmd, capture_output=True, check=True)
     return c.result(items=ctx["doc_chars"])
@@ -486,11 +487,18 @@ def load_docs(n: int) -> tuple[list[str], Path]:
 
 
 def docs_run(ctx: dict, key: str, **extra) -> tuple[dict, float | None]:
-    """One document row's command on the file and on its first document alone: the result
-    of the file, and the seconds past start-up (the file's wall time minus the one
-    document's; None if either failed)."""
+    """One document row's command on the file and on its first document alone (through the
+    runtime `ltd encode` chose for the file: a file as small as one document would run
+    without torch): the file's result, and its seconds past start-up (its wall time minus
+    the one document's; None if either failed)."""
     r = run_child(key, dict(ctx, **extra), "docs")
-    one = run_child(f"{key}_one", dict(ctx, docs=ctx["doc1"], **extra), "docs")
+    args = []
+    if extra["who"] == "student":  # the one document through the runtime the file took
+        from ltd_bert.tasks.encode import numpy_limit
+
+        if os.path.getsize(ctx["docs"]) > numpy_limit(extra["model"]):
+            args = ["--runtime", "torch"]
+    one = run_child(f"{key}_one", dict(ctx, docs=ctx["doc1"], args=args, **extra), "docs")
     if "error" in r or "error" in one:
         return r, None
     r["startup_seconds"] = one["seconds"]
