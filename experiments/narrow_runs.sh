@@ -7,6 +7,9 @@
 #            documents mixed in, read in windows of 384 characters as `encode` reads them
 #   narrow256  zh-small narrowed 384 → 256 units, the first runs' 1,500 steps
 #   mid256   one epoch from narrow256 as mid's
+#   m256, m256b  two epochs from narrow256 (lr 1e-3, then 5e-4) with every paragraph and
+#            document file of zh-small's training since its model 14 (paras, paras2, docs2,
+#            docs3a; docs2.h5: zh_docs.txt texts 2,049-8,192), read in windows of 384
 # then each is calibrated on the calibration mix and measured on the suite and on STS-B /
 # LCQMC test (OUT/NAME.suite.txt, .suite.json, .sts.txt).
 #   OUT=/work/runs/mid bash experiments/narrow_runs.sh
@@ -37,8 +40,17 @@ epoch=(--keep-mean --data "$W/paras.h5" --data "$W/docs3a.h5" --data "$W/teacher
 train_once "$OUT/mid" --init-from "$start" "${epoch[@]}"
 train_once "$OUT/narrow256" --init-from ltd_bert/models/zh-small "${first[@]}" --hidden-size 256
 train_once "$OUT/mid256" --init-from "$OUT/narrow256" "${epoch[@]}"
+lines "$DATA/corpus/zh_docs.txt" 2049 8192 "$W/docs2.txt"
+$LTD teacher-embed -i "$W/docs2.txt" -o "$W/docs2.h5" --idf "$W/idf.tsv" --batch-size 32 \
+  --chunk-size 512
+both=(--keep-mean --data "$W/paras.h5" --data "$W/paras2.h5" --data "$W/docs2.h5"
+  --data "$W/docs3a.h5" --data "$W/teacher_a.h5" --data "$W/teacher10.h5" --mix-files
+  --epochs 1 --batch-size 256 --eval-every 500 --checkpoint-every 100 --patience 4
+  --segmenter rjieba --precision "$PRECISION" --text-window 384)
+train_once "$OUT/m256" --init-from "$OUT/narrow256" "${both[@]}" --lr 1e-3 --seed 71
+train_once "$OUT/m256b" --init-from "$OUT/m256" "${both[@]}" --lr 5e-4 --seed 72
 E="$DATA/eval"
-for m in narrow widen mid narrow256 mid256; do
+for m in narrow widen mid narrow256 mid256 m256 m256b; do
   [ -f "$OUT/$m.sts.txt" ] && continue
   $LTD eval suite -m "$OUT/$m" --calibrate-on ltd_bert/suites/calib > "$OUT/$m.suite.txt"
   $LTD eval suite -m "$OUT/$m" --json > "$OUT/$m.suite.json"
