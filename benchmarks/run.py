@@ -494,10 +494,11 @@ def docs_run(ctx: dict, key: str, **extra) -> tuple[dict, float | None]:
     r = run_child(key, dict(ctx, **extra), "docs")
     args = []
     if extra["who"] == "student":  # the one document through the runtime the file took
-        from ltd_bert.tasks.encode import numpy_limit
+        from ltd_bert.cli.encode import auto_workers
+        from ltd_bert.tasks.encode import auto_runtime
 
-        if os.path.getsize(ctx["docs"]) > numpy_limit(extra["model"]):
-            args = ["--runtime", "torch"]
+        workers = auto_workers(ctx["docs"], False)
+        args = ["--runtime", auto_runtime(extra["model"], ctx["docs"], workers)]
     one = run_child(f"{key}_one", dict(ctx, docs=ctx["doc1"], args=args, **extra), "docs")
     if "error" in r or "error" in one:
         return r, None

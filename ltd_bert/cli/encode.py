@@ -167,7 +167,7 @@ def encode(
     # numpy's BLAS in one thread (set before numpy is imported): its products here are one
     # step of one batch, too small to share, and the workers share the cores
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from ltd_bert.tasks.encode import SMALL_BYTES, Loader, encode_file, load_parent, numpy_limit
+    from ltd_bert.tasks.encode import Loader, auto_runtime, encode_file, load_parent
 
     path = resolve_model(ctx, model)
     if precision == "bf16":  # refused where not native, whichever runtime would run
@@ -181,10 +181,7 @@ def encode(
     if threads or onnx_path or (runtime == "auto" and precision != "auto"):
         runtime = "torch"  # what these options are for
     elif runtime == "auto":  # stdin and small files: numpy (the quickest start)
-        limit = numpy_limit(path)  # bigger for a small network, in workers too
-        size = os.path.getsize(sentences) if os.path.isfile(sentences) else 0
-        one = workers == 1 or limit > SMALL_BYTES
-        runtime = "numpy" if size <= limit and one else "torch"
+        runtime = auto_runtime(str(path), sentences, workers)
     loader = Loader(str(path), runtime if runtime == "numpy" else None, precision, segmenter)
     if workers > 1:
         # loaded once here for forked workers to share, else (spawned workers load their

@@ -56,6 +56,16 @@ def numpy_limit(path: str) -> int:
     return SMALL_NETWORK_BYTES if small else SMALL_BYTES
 
 
+def auto_runtime(path: str, sentences: str, workers: int) -> str:
+    """The runtime `ltd encode --runtime auto` gives the model folder `path` on `sentences`
+    (a file, or `-`) in `workers` processes: numpy for stdin and files up to `numpy_limit`
+    (in one process, or in workers too for a small network), else torch."""
+    limit = numpy_limit(path)
+    size = os.path.getsize(sentences) if os.path.isfile(sentences) else 0
+    one = workers == 1 or limit > SMALL_BYTES
+    return "numpy" if size <= limit and one else "torch"
+
+
 def pick_format(output: str | None, fmt: str | None) -> str:
     if fmt:
         return fmt
