@@ -23,7 +23,8 @@ PRECISION="${PRECISION:-bf16}"  # training in bf16 needs AMX or AVX512-BF16; els
 W="$LTD_WORKDIR/tiny"
 mkdir -p "$OUT"
 . scripts/lines.sh
-tiny_teacher_files "$W" "$(tiny_idf "$W")"
+IDF="$(tiny_idf "$W")"
+tiny_teacher_files "$W" "$IDF"
 first=(--hidden-size 128 --keep-mean --data "$W/teacher_a.h5" --data "$W/teacher10.h5"
   --mix-files --epochs 1 --max-steps 1500 --lr 1e-3 --batch-size 256 --eval-every 250
   --checkpoint-every 100 --patience 4 --segmenter rjieba --precision "$PRECISION" --seed 70)
@@ -33,20 +34,19 @@ best() { .venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1])
 start="$OUT/narrow"
 .venv/bin/python -c "import sys; sys.exit(float(sys.argv[1]) <= float(sys.argv[2]))" \
   "$(best "$OUT/widen")" "$(best "$OUT/narrow")" && start="$OUT/widen"
-epoch=(--keep-mean --data "$W/paras.h5" --data "$W/docs3a.h5" --data "$W/teacher_a.h5"
-  --data "$W/teacher10.h5" --mix-files --epochs 1 --lr 1e-3 --batch-size 256 --eval-every 500
+# an epoch from a trained start, long texts read in windows as `encode` reads them
+again=(--keep-mean --mix-files --epochs 1 --batch-size 256 --eval-every 500
   --checkpoint-every 100 --patience 4 --segmenter rjieba --precision "$PRECISION"
-  --text-window 384 --seed 71)
+  --text-window 384)
+epoch=("${again[@]}" --data "$W/paras.h5" --data "$W/docs3a.h5" --data "$W/teacher_a.h5"
+  --data "$W/teacher10.h5" --lr 1e-3 --seed 71)
 train_once "$OUT/mid" --init-from "$start" "${epoch[@]}"
 train_once "$OUT/narrow256" --init-from ltd_bert/models/zh-small "${first[@]}" --hidden-size 256
 train_once "$OUT/mid256" --init-from "$OUT/narrow256" "${epoch[@]}"
 lines "$DATA/corpus/zh_docs.txt" 2049 8192 "$W/docs2.txt"
-$LTD teacher-embed -i "$W/docs2.txt" -o "$W/docs2.h5" --idf "$W/idf.tsv" --batch-size 32 \
-  --chunk-size 512
-both=(--keep-mean --data "$W/paras.h5" --data "$W/paras2.h5" --data "$W/docs2.h5"
-  --data "$W/docs3a.h5" --data "$W/teacher_a.h5" --data "$W/teacher10.h5" --mix-files
-  --epochs 1 --batch-size 256 --eval-every 500 --checkpoint-every 100 --patience 4
-  --segmenter rjieba --precision "$PRECISION" --text-window 384)
+$LTD teacher-embed -i "$W/docs2.txt" -o "$W/docs2.h5" --idf "$IDF" "${LONG_TEXTS[@]}"
+both=("${again[@]}" --data "$W/paras.h5" --data "$W/paras2.h5" --data "$W/docs2.h5"
+  --data "$W/docs3a.h5" --data "$W/teacher_a.h5" --data "$W/teacher10.h5")
 train_once "$OUT/m256" --init-from "$OUT/narrow256" "${both[@]}" --lr 1e-3 --seed 71
 train_once "$OUT/m256b" --init-from "$OUT/m256" "${both[@]}" --lr 5e-4 --seed 72
 E="$DATA/eval"

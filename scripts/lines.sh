@@ -33,20 +33,23 @@ add_pieces() {
 # teacher_a.h5 (zh_big.txt lines 1-393,216), teacher10.h5 (1,611,777-1,879,999), docs3a.h5
 # (zh_docs.txt texts 8,193-20,480), paras.h5 and paras2.h5 (24,576 paragraphs each).
 # Needs LTD and DATA.
+# teacher-embed's settings for long texts (paragraphs, documents): smaller batches, windows
+# of 512 characters
+LONG_TEXTS=(--batch-size 32 --chunk-size 512)
 tiny_teacher_files() {
-  local w="$1" idf="$2" long=(--batch-size 32 --chunk-size 512)
+  local w="$1" idf="$2"
   lines "$DATA/corpus/zh_big.txt" 1 393216 "$w/head.txt"
   lines "$DATA/corpus/zh_docs.txt" 8193 20480 "$w/docs.txt"
   lines "$DATA/corpus/zh_big.txt" 1611777 1879999 "$w/rest.txt"
   $LTD teacher-embed -i "$w/head.txt" -o "$w/teacher_a.h5" --idf "$idf"
-  $LTD teacher-embed -i "$w/docs.txt" -o "$w/docs3a.h5" --idf "$idf" "${long[@]}"
+  $LTD teacher-embed -i "$w/docs.txt" -o "$w/docs3a.h5" --idf "$idf" "${LONG_TEXTS[@]}"
   $LTD teacher-embed -i "$w/rest.txt" -o "$w/teacher10.h5" --idf "$idf"
   [ -f "$w/paras.txt" ] || .venv/bin/python scripts/paragraphs.py "$DATA/corpus/zh_docs.txt" \
     20481 56132 "$w/paras.txt" 24576
   [ -f "$w/paras2.txt" ] || .venv/bin/python scripts/paragraphs.py "$DATA/corpus/zh_docs.txt" \
     1 20480 "$w/paras2.txt" 24576 18
-  $LTD teacher-embed -i "$w/paras.txt" -o "$w/paras.h5" --idf "$idf" "${long[@]}"
-  $LTD teacher-embed -i "$w/paras2.txt" -o "$w/paras2.h5" --idf "$idf" "${long[@]}"
+  $LTD teacher-embed -i "$w/paras.txt" -o "$w/paras.h5" --idf "$idf" "${LONG_TEXTS[@]}"
+  $LTD teacher-embed -i "$w/paras2.txt" -o "$w/paras2.h5" --idf "$idf" "${LONG_TEXTS[@]}"
 }
 # tiny_idf DIR: DIR/idf.tsv, the shipped zh-small's IDF table (the teacher vectors zh-small
 # learnt), unpacked once; prints its path
