@@ -10,6 +10,11 @@
 #   m256, m256b  two epochs from narrow256 (lr 1e-3, then 5e-4) with every paragraph and
 #            document file of zh-small's training since its model 14 (paras, paras2, docs2,
 #            docs3a; docs2.h5: zh_docs.txt texts 2,049-8,192), read in windows of 384
+#   m256c    3,600 steps from m256b (lr 5e-4) on the corpus lines zh-tiny's files leave out
+#            (zh_big.txt 393,217-1,611,776: experiments/teacher_middle.sh's teacher_mid.h5)
+#            with the documents, paragraphs and teacher10.h5 (the validation rows)
+#   m256w    m256c's word path grown by 4,000 words of teacher_mid.h5's last 300,000 rows,
+#            no training step (as zh-small's model 20)
 # then each is calibrated on the calibration mix and measured on the suite and on STS-B /
 # LCQMC test (OUT/NAME.suite.txt, .suite.json, .sts.txt).
 #   OUT=/work/runs/mid bash experiments/narrow_runs.sh
@@ -49,8 +54,15 @@ both=("${again[@]}" --data "$W/paras.h5" --data "$W/paras2.h5" --data "$W/docs2.
   --data "$W/docs3a.h5" --data "$W/teacher_a.h5" --data "$W/teacher10.h5")
 train_once "$OUT/m256" --init-from "$OUT/narrow256" "${both[@]}" --lr 1e-3 --seed 71
 train_once "$OUT/m256b" --init-from "$OUT/m256" "${both[@]}" --lr 5e-4 --seed 72
+lines "$DATA/corpus/zh_big.txt" 393217 1611776 "$W/middle.txt"
+$LTD teacher-embed -i "$W/middle.txt" -o "$W/teacher_mid.h5" --idf "$IDF"
+train_once "$OUT/m256c" --init-from "$OUT/m256b" "${again[@]}" --data "$W/paras.h5" \
+  --data "$W/paras2.h5" --data "$W/docs2.h5" --data "$W/docs3a.h5" --data "$W/teacher_mid.h5" \
+  --data "$W/teacher10.h5" --lr 5e-4 --max-steps 3600 --seed 73
+train_once "$OUT/m256w" --init-from "$OUT/m256c" --data "$W/teacher_mid.h5" "${NO_STEP[@]}" \
+  --lexicon-add 4000 --lexicon-fit-rows 300000
 E="$DATA/eval"
-for m in narrow widen mid narrow256 mid256 m256 m256b; do
+for m in narrow widen mid narrow256 mid256 m256 m256b m256c m256w; do
   [ -f "$OUT/$m.sts.txt" ] && continue
   $LTD eval suite -m "$OUT/$m" --calibrate-on ltd_bert/suites/calib > "$OUT/$m.suite.txt"
   $LTD eval suite -m "$OUT/$m" --json > "$OUT/$m.suite.json"
