@@ -15,6 +15,8 @@
 #            with the documents, paragraphs and teacher10.h5 (the validation rows)
 #   m256w    m256c's word path grown by 4,000 words of teacher_mid.h5's last 300,000 rows,
 #            no training step (as zh-small's model 20)
+#   m256p, m256n  600 steps from m256w on teacher_mid.h5's first 131,072 rows (teacher_head.h5)
+#            and paras.h5, lr 3e-4, with the relational term (`--pair-loss corr`) and without
 # then each is calibrated on the calibration mix and measured on the suite and on STS-B /
 # LCQMC test (OUT/NAME.suite.txt, .suite.json, .sts.txt).
 #   OUT=/work/runs/mid bash experiments/narrow_runs.sh
@@ -61,8 +63,17 @@ train_once "$OUT/m256c" --init-from "$OUT/m256b" "${again[@]}" --data "$W/paras.
   --data "$W/teacher10.h5" --lr 5e-4 --max-steps 3600 --seed 73
 train_once "$OUT/m256w" --init-from "$OUT/m256c" --data "$W/teacher_mid.h5" "${NO_STEP[@]}" \
   --lexicon-add 4000 --lexicon-fit-rows 300000
+[ -f "$W/teacher_head.h5" ] || .venv/bin/python -c "import sys; from pathlib import Path
+from ltd_bert.tasks.replay import head_rows
+head_rows(Path(sys.argv[1]), 131072, Path(sys.argv[2]))" "$W/teacher_mid.h5" "$W/teacher_head.h5"
+for run in m256p:corr m256n:none; do
+  train_once "$OUT/${run%:*}" --init-from "$OUT/m256w" --data "$W/teacher_head.h5" \
+    --data "$W/paras.h5" --keep-mean --mix-files --lr 3e-4 --batch-size 256 --max-steps 600 \
+    --eval-every 200 --checkpoint-every 100 --segmenter rjieba --precision "$PRECISION" \
+    --text-window 384 --pair-loss "${run#*:}" --pair-batch 128 --seed 74
+done
 E="$DATA/eval"
-for m in narrow widen mid narrow256 mid256 m256 m256b m256c m256w; do
+for m in narrow widen mid narrow256 mid256 m256 m256b m256c m256w m256p m256n; do
   [ -f "$OUT/$m.sts.txt" ] && continue
   $LTD eval suite -m "$OUT/$m" --calibrate-on ltd_bert/suites/calib > "$OUT/$m.suite.txt"
   $LTD eval suite -m "$OUT/$m" --json > "$OUT/$m.suite.json"
