@@ -52,15 +52,14 @@ train_once "$OUT/narrow256" --init-from ltd_bert/models/zh-small "${first[@]}" -
 train_once "$OUT/mid256" --init-from "$OUT/narrow256" "${epoch[@]}"
 lines "$DATA/corpus/zh_docs.txt" 2049 8192 "$W/docs2.txt"
 $LTD teacher-embed -i "$W/docs2.txt" -o "$W/docs2.h5" --idf "$IDF" "${LONG_TEXTS[@]}"
-both=("${again[@]}" --data "$W/paras.h5" --data "$W/paras2.h5" --data "$W/docs2.h5"
-  --data "$W/docs3a.h5" --data "$W/teacher_a.h5" --data "$W/teacher10.h5")
+# every paragraph and document file zh-small learnt from since its model 14
+long=(--data "$W/paras.h5" --data "$W/paras2.h5" --data "$W/docs2.h5" --data "$W/docs3a.h5")
+both=("${again[@]}" "${long[@]}" --data "$W/teacher_a.h5" --data "$W/teacher10.h5")
 train_once "$OUT/m256" --init-from "$OUT/narrow256" "${both[@]}" --lr 1e-3 --seed 71
 train_once "$OUT/m256b" --init-from "$OUT/m256" "${both[@]}" --lr 5e-4 --seed 72
-lines "$DATA/corpus/zh_big.txt" 393217 1611776 "$W/middle.txt"
-$LTD teacher-embed -i "$W/middle.txt" -o "$W/teacher_mid.h5" --idf "$IDF"
-train_once "$OUT/m256c" --init-from "$OUT/m256b" "${again[@]}" --data "$W/paras.h5" \
-  --data "$W/paras2.h5" --data "$W/docs2.h5" --data "$W/docs3a.h5" --data "$W/teacher_mid.h5" \
-  --data "$W/teacher10.h5" --lr 5e-4 --max-steps 3600 --seed 73
+middle_teacher_file "$W" "$IDF"
+train_once "$OUT/m256c" --init-from "$OUT/m256b" "${again[@]}" "${long[@]}" \
+  --data "$W/teacher_mid.h5" --data "$W/teacher10.h5" --lr 5e-4 --max-steps 3600 --seed 73
 train_once "$OUT/m256w" --init-from "$OUT/m256c" --data "$W/teacher_mid.h5" "${NO_STEP[@]}" \
   --lexicon-add 4000 --lexicon-fit-rows 300000
 [ -f "$W/teacher_head.h5" ] || .venv/bin/python -c "import sys; from pathlib import Path

@@ -10,6 +10,4 @@ export LTD_WORKDIR="${LTD_WORKDIR:-repro_work}"
 DATA="${DATA:-../shared/data}"
 W="$LTD_WORKDIR/tiny"
 . scripts/lines.sh
-IDF="$(tiny_idf "$W")"
-lines "$DATA/corpus/zh_big.txt" 393217 1611776 "$W/middle.txt"
-$LTD teacher-embed -i "$W/middle.txt" -o "$W/teacher_mid.h5" --idf "$IDF"
+middle_teacher_file "$W" "$(tiny_idf "$W")"

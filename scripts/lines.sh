@@ -51,6 +51,13 @@ tiny_teacher_files() {
   $LTD teacher-embed -i "$w/paras.txt" -o "$w/paras.h5" --idf "$idf" "${LONG_TEXTS[@]}"
   $LTD teacher-embed -i "$w/paras2.txt" -o "$w/paras2.h5" --idf "$idf" "${LONG_TEXTS[@]}"
 }
+# middle_teacher_file DIR IDF: the corpus lines zh-tiny's teacher files leave out (zh_big.txt
+# 393,217-1,611,776: 1,218,560 lines) embedded into DIR/teacher_mid.h5, resumable. Needs LTD
+# and DATA.
+middle_teacher_file() {
+  lines "$DATA/corpus/zh_big.txt" 393217 1611776 "$1/middle.txt"
+  $LTD teacher-embed -i "$1/middle.txt" -o "$1/teacher_mid.h5" --idf "$2"
+}
 # tiny_idf DIR: DIR/idf.tsv, the shipped zh-small's IDF table (the teacher vectors zh-small
 # learnt), unpacked once; prints its path
 tiny_idf() {
