@@ -28,9 +28,9 @@ def subset(path: Path, n: int, seed: int) -> list[tuple[str, str]]:
 
 
 def teacher_head(train, test, epochs: int, seed: int) -> float:
+    from ltd_bert.common.cache import eval_cache
     from ltd_bert.tasks.evaluate import TeacherVectors
     from ltd_bert.tasks.finetune import unit_scaled
-    from ltd_bert.teacher.builtin import ltd_home
     from ltd_bert.teacher.model import Teacher
     from ltd_bert.text.idf import load_idf
     from ltd_bert.text.weights import Weighter
@@ -41,7 +41,7 @@ def teacher_head(train, test, epochs: int, seed: int) -> float:
         Weighter(load_idf("jieba")),
         "query: ",
         poolings=["mean"],
-        cache_dir=ltd_home() / "eval_cache",
+        cache_dir=eval_cache(),
     )
     labels = sorted({y for _, y in train})
     ids = {y: i for i, y in enumerate(labels)}

@@ -17,6 +17,9 @@
 #            no training step (as zh-small's model 20)
 #   m256p, m256n  600 steps from m256w on teacher_mid.h5's first 131,072 rows (teacher_head.h5)
 #            and paras.h5, lr 3e-4, with the relational term (`--pair-loss corr`) and without
+#   m256q    1,800 steps from m256p with the relational term on teacher_mid.h5's next 262,144
+#            rows (teacher_next.h5), paras.h5 and docs3a.h5 (their documents held), lr 3e-4
+#   m256qw   m256q's word path grown by 4,000 more words of teacher_mid.h5, as m256w's
 # then each is calibrated on the calibration mix and measured on the suite and on STS-B /
 # LCQMC test (OUT/NAME.suite.txt, .suite.json, .sts.txt).
 #   OUT=/work/runs/mid bash experiments/narrow_runs.sh
@@ -62,17 +65,28 @@ train_once "$OUT/m256c" --init-from "$OUT/m256b" "${again[@]}" "${long[@]}" \
   --data "$W/teacher_mid.h5" --data "$W/teacher10.h5" --lr 5e-4 --max-steps 3600 --seed 73
 train_once "$OUT/m256w" --init-from "$OUT/m256c" --data "$W/teacher_mid.h5" "${NO_STEP[@]}" \
   --lexicon-add 4000 --lexicon-fit-rows 300000
-[ -f "$W/teacher_head.h5" ] || .venv/bin/python -c "import sys; from pathlib import Path
+rows() {  # rows FIRST LINES OUT: teacher_mid.h5's rows of input lines FIRST..LINES-1, once
+  [ -f "$3" ] || .venv/bin/python -c "import sys; from pathlib import Path
 from ltd_bert.tasks.replay import head_rows
-head_rows(Path(sys.argv[1]), 131072, Path(sys.argv[2]))" "$W/teacher_mid.h5" "$W/teacher_head.h5"
+head_rows(Path(sys.argv[1]), int(sys.argv[3]), Path(sys.argv[4]), int(sys.argv[2]))" \
+    "$W/teacher_mid.h5" "$@"
+}
+rows 0 131072 "$W/teacher_head.h5"
 for run in m256p:corr m256n:none; do
   train_once "$OUT/${run%:*}" --init-from "$OUT/m256w" --data "$W/teacher_head.h5" \
     --data "$W/paras.h5" --keep-mean --mix-files --lr 3e-4 --batch-size 256 --max-steps 600 \
     --eval-every 200 --checkpoint-every 100 --segmenter rjieba --precision "$PRECISION" \
     --text-window 384 --pair-loss "${run#*:}" --pair-batch 128 --seed 74
 done
+rows 131072 393216 "$W/teacher_next.h5"
+train_once "$OUT/m256q" --init-from "$OUT/m256p" --data "$W/teacher_next.h5" \
+  --data "$W/paras.h5" --data "$W/docs3a.h5" --keep-mean --mix-files --lr 3e-4 --batch-size 256 \
+  --max-steps 1800 --eval-every 300 --checkpoint-every 100 --segmenter rjieba \
+  --precision "$PRECISION" --text-window 384 --pair-loss corr --pair-batch 128 --seed 75
+train_once "$OUT/m256qw" --init-from "$OUT/m256q" --data "$W/teacher_mid.h5" "${NO_STEP[@]}" \
+  --lexicon-add 4000 --lexicon-fit-rows 300000
 E="$DATA/eval"
-for m in narrow widen mid narrow256 mid256 m256 m256b m256c m256w m256p m256n; do
+for m in narrow widen mid narrow256 mid256 m256 m256b m256c m256w m256p m256n m256q m256qw; do
   [ -f "$OUT/$m.sts.txt" ] && continue
   $LTD eval suite -m "$OUT/$m" --calibrate-on ltd_bert/suites/calib > "$OUT/$m.suite.txt"
   $LTD eval suite -m "$OUT/$m" --json > "$OUT/$m.suite.json"

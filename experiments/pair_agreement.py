@@ -16,10 +16,10 @@ import argparse
 
 import numpy as np
 
+from ltd_bert.common.cache import eval_cache
 from ltd_bert.common.stats import cosines, spearman
 from ltd_bert.student.model import Student
 from ltd_bert.tasks.evaluate import TeacherVectors, read_pairs
-from ltd_bert.teacher.builtin import ltd_home
 from ltd_bert.teacher.model import Teacher, default_prefix
 
 SETS = (
@@ -37,7 +37,7 @@ def main() -> None:
     first = students[args.models[0]]
     teacher = Teacher(first.meta.get("teacher") or "builtin")
     prefix = first.meta.get("prefix", default_prefix(teacher.id))
-    tv = TeacherVectors(teacher, first.weighter, prefix, cache_dir=ltd_home() / "eval_cache")
+    tv = TeacherVectors(teacher, first.weighter, prefix, cache_dir=eval_cache())
     for path in SETS:
         pairs = read_pairs(path, args.max_pairs)
         texts = sorted(set(pairs.s1) | set(pairs.s2))

@@ -559,3 +559,30 @@ def test_own_replay_keeps_the_models_vectors_of_the_windows(tiny_model, tmp_path
         np.testing.assert_allclose(w, v, rtol=1e-6)
     own = student.encode_prepared(rows, stored) + student.mean
     np.testing.assert_allclose(vecs, own, rtol=1e-5, atol=1e-5)
+
+
+def test_head_rows_copies_the_rows_of_a_range_of_input_lines(tiny_model, tmp_path):
+    from ltd_bert.tasks.replay import head_rows
+    from ltd_bert.teacher.store import TeacherFile
+
+    _, teacher_file = tiny_model
+    with TeacherFile(teacher_file) as tf:
+        line = np.asarray(tf.f["line"][:])
+        n = len(tf)
+        every = tf.read(0, n)
+    assert head_rows(Path(teacher_file), int(line[-1]) + 1, tmp_path / "all.h5") == (
+        str(teacher_file),
+        n,
+    )
+    first, last = int(line[2]), int(line[5])  # rows 2, 3, 4: lines first..last-1
+    path, rows = head_rows(Path(teacher_file), last, tmp_path / "part.h5", first)
+    assert path == str(tmp_path / "part.h5") and rows == int(
+        np.sum((line >= first) & (line < last))
+    )
+    with TeacherFile(path) as tf:
+        sents, vecs, _ = tf.read(0, len(tf))
+        np.testing.assert_array_equal(
+            tf.f["line"][:], line[(line >= first) & (line < last)] - first
+        )
+    assert sents == every[0][2:5]
+    np.testing.assert_allclose(vecs, every[1][2:5], rtol=1e-3)

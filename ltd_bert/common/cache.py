@@ -18,6 +18,11 @@ def ltd_home() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "ltd_bert"
 
 
+def eval_cache() -> Path:
+    """Where the teacher's vectors of evaluation sets are cached (`ltd eval --teacher`)."""
+    return ltd_home() / "eval_cache"
+
+
 def write_cache_file(path: Path, data: bytes) -> bool:
     """Write `data` to `path` through a temporary file renamed into place, so a reader never
     sees half a file; a cache that cannot be written (read-only home, full disk) is only

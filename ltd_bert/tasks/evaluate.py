@@ -281,7 +281,7 @@ def evaluate(
     if student is not None:
         rows["student"] = {p.name: score(p, student.encode) for p in sets}
     if teacher_name or baselines:
-        from ltd_bert.teacher.builtin import ltd_home
+        from ltd_bert.common.cache import eval_cache
         from ltd_bert.teacher.model import Teacher, default_prefix
         from ltd_bert.text.idf import load_idf
 
@@ -296,7 +296,7 @@ def evaluate(
             else default_prefix(teacher.id)
         )
         layer = student.meta.get("layer", -1) if student else -1
-        cache = ltd_home() / "eval_cache"
+        cache = eval_cache()
         if teacher_name:
             tv = TeacherVectors(
                 teacher, weighter, prefix, layer, batch_size=batch_size, cache_dir=cache

@@ -65,22 +65,23 @@ def shipped_replay(
     return head_rows(cached, lines, work / "replay-shipped.h5")
 
 
-def head_rows(path: Path, lines: int, out: Path) -> tuple[str, int]:
-    """(a teacher file, its rows) of the rows of `path` from its first `lines` input lines:
-    `path` itself when that is all of it, else a copy of those rows at `out`."""
+def head_rows(path: Path, lines: int, out: Path, first: int = 0) -> tuple[str, int]:
+    """(a teacher file, its rows) of the rows of `path` from its input lines `first` to
+    `lines` (0-based, end excluded): `path` itself when that is all of it, else a copy of
+    those rows at `out`, their lines counted from `first`."""
     import numpy as np
 
     from ltd_bert.teacher import store
 
     with store.TeacherFile(path) as tf:
         line = np.asarray(tf.f["line"][:])
-        n = int(np.searchsorted(line, lines))  # rows come in input order
-        if n == len(tf):
+        start, n = (int(i) for i in np.searchsorted(line, [first, lines]))  # input order
+        if start == 0 and n == len(tf):
             return str(path), n
-        sents, vecs, weights = tf.read(0, n)
+        sents, vecs, weights = tf.read(start, n)
         settings, dtype = tf.settings, str(tf.f["vectors"].dtype)
-    write_rows(out, sents, vecs, weights, line[:n], lines, settings, dtype)
-    return str(out), n
+    write_rows(out, sents, vecs, weights, line[start:n] - first, lines - first, settings, dtype)
+    return str(out), n - start
 
 
 def write_rows(out: Path, sents, vecs, weights, line, lines: int, settings: dict, dtype: str):
