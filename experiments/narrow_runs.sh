@@ -20,6 +20,8 @@
 #   m256q    1,800 steps from m256p with the relational term on teacher_mid.h5's next 262,144
 #            rows (teacher_next.h5), paras.h5 and docs3a.h5 (their documents held), lr 3e-4
 #   m256qw   m256q's word path grown by 4,000 more words of teacher_mid.h5, as m256w's
+#   m288, m288w  zh-small narrowed 384 → 288 units, 4,300 steps (m256's steps to its first
+#            epoch's end) at lr 1e-3 on m256c's files, then 4,000 words as m256w's
 # then each is calibrated on the calibration mix and measured on the suite and on STS-B /
 # LCQMC test (OUT/NAME.suite.txt, .suite.json, .sts.txt).
 #   OUT=/work/runs/mid bash experiments/narrow_runs.sh
@@ -85,8 +87,14 @@ train_once "$OUT/m256q" --init-from "$OUT/m256p" --data "$W/teacher_next.h5" \
   --precision "$PRECISION" --text-window 384 --pair-loss corr --pair-batch 128 --seed 75
 train_once "$OUT/m256qw" --init-from "$OUT/m256q" --data "$W/teacher_mid.h5" "${NO_STEP[@]}" \
   --lexicon-add 4000 --lexicon-fit-rows 300000
+train_once "$OUT/m288" --init-from ltd_bert/models/zh-small --hidden-size 288 "${again[@]}" \
+  "${long[@]}" --data "$W/teacher_mid.h5" --data "$W/teacher10.h5" --lr 1e-3 --max-steps 4300 \
+  --seed 76
+train_once "$OUT/m288w" --init-from "$OUT/m288" --data "$W/teacher_mid.h5" "${NO_STEP[@]}" \
+  --lexicon-add 4000 --lexicon-fit-rows 300000
 E="$DATA/eval"
-for m in narrow widen mid narrow256 mid256 m256 m256b m256c m256w m256p m256n m256q m256qw; do
+for m in narrow widen mid narrow256 mid256 m256 m256b m256c m256w m256p m256n m256q m256qw \
+  m288 m288w; do
   [ -f "$OUT/$m.sts.txt" ] && continue
   $LTD eval suite -m "$OUT/$m" --calibrate-on ltd_bert/suites/calib > "$OUT/$m.suite.txt"
   $LTD eval suite -m "$OUT/$m" --json > "$OUT/$m.suite.json"
