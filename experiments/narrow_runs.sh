@@ -22,7 +22,6 @@
 #   m256qw   m256q's word path grown by 4,000 more words of teacher_mid.h5, as m256w's
 #   m288, m288w  zh-small narrowed 384 → 288 units, 4,300 steps (m256's steps to its first
 #            epoch's end) at lr 1e-3 on m256c's files, then 4,000 words as m256w's
-#   m288p    400 steps from m288w as m256q's (the relational term, the same files and pairs)
 # then each is calibrated on the calibration mix and measured on the suite and on STS-B /
 # LCQMC test (OUT/NAME.suite.txt, .suite.json, .sts.txt).
 #   OUT=/work/runs/mid bash experiments/narrow_runs.sh
@@ -93,13 +92,9 @@ train_once "$OUT/m288" --init-from ltd_bert/models/zh-small --hidden-size 288 "$
   --seed 76
 train_once "$OUT/m288w" --init-from "$OUT/m288" --data "$W/teacher_mid.h5" "${NO_STEP[@]}" \
   --lexicon-add 4000 --lexicon-fit-rows 300000
-train_once "$OUT/m288p" --init-from "$OUT/m288w" --data "$W/teacher_next.h5" \
-  --data "$W/paras.h5" --data "$W/docs3a.h5" --keep-mean --mix-files --lr 3e-4 --batch-size 256 \
-  --max-steps 400 --eval-every 200 --checkpoint-every 100 --segmenter rjieba \
-  --precision "$PRECISION" --text-window 384 --pair-loss corr --pair-batch 128 --seed 77
 E="$DATA/eval"
 for m in narrow widen mid narrow256 mid256 m256 m256b m256c m256w m256p m256n m256q m256qw \
-  m288 m288w m288p; do
+  m288 m288w; do
   [ -f "$OUT/$m.sts.txt" ] && continue
   $LTD eval suite -m "$OUT/$m" --calibrate-on ltd_bert/suites/calib > "$OUT/$m.suite.txt"
   $LTD eval suite -m "$OUT/$m" --json > "$OUT/$m.suite.json"
