@@ -63,10 +63,12 @@ both=("${again[@]}" "${long[@]}" --data "$W/teacher_a.h5" --data "$W/teacher10.h
 train_once "$OUT/m256" --init-from "$OUT/narrow256" "${both[@]}" --lr 1e-3 --seed 71
 train_once "$OUT/m256b" --init-from "$OUT/m256" "${both[@]}" --lr 5e-4 --seed 72
 middle_teacher_file "$W" "$IDF"
-train_once "$OUT/m256c" --init-from "$OUT/m256b" "${again[@]}" "${long[@]}" \
-  --data "$W/teacher_mid.h5" --data "$W/teacher10.h5" --lr 5e-4 --max-steps 3600 --seed 73
-train_once "$OUT/m256w" --init-from "$OUT/m256c" --data "$W/teacher_mid.h5" "${NO_STEP[@]}" \
-  --lexicon-add 4000 --lexicon-fit-rows 300000
+# the new corpus lines with the documents and paragraphs; 4,000 words of them, no step
+middle=("${again[@]}" "${long[@]}" --data "$W/teacher_mid.h5" --data "$W/teacher10.h5")
+words=(--data "$W/teacher_mid.h5" "${NO_STEP[@]}" --lexicon-add 4000 --lexicon-fit-rows 300000)
+train_once "$OUT/m256c" --init-from "$OUT/m256b" "${middle[@]}" --lr 5e-4 --max-steps 3600 \
+  --seed 73
+train_once "$OUT/m256w" --init-from "$OUT/m256c" "${words[@]}"
 rows() {  # rows FIRST LINES OUT: teacher_mid.h5's rows of input lines FIRST..LINES-1, once
   [ -f "$3" ] || .venv/bin/python -c "import sys; from pathlib import Path
 from ltd_bert.tasks.replay import head_rows
@@ -74,24 +76,22 @@ head_rows(Path(sys.argv[1]), int(sys.argv[3]), Path(sys.argv[4]), int(sys.argv[2
     "$W/teacher_mid.h5" "$@"
 }
 rows 0 131072 "$W/teacher_head.h5"
+# the steps with (or, as their control, without) the relational term
+pairs=(--keep-mean --mix-files --lr 3e-4 --batch-size 256 --checkpoint-every 100
+  --segmenter rjieba --precision "$PRECISION" --text-window 384 --pair-batch 128)
 for run in m256p:corr m256n:none; do
   train_once "$OUT/${run%:*}" --init-from "$OUT/m256w" --data "$W/teacher_head.h5" \
-    --data "$W/paras.h5" --keep-mean --mix-files --lr 3e-4 --batch-size 256 --max-steps 600 \
-    --eval-every 200 --checkpoint-every 100 --segmenter rjieba --precision "$PRECISION" \
-    --text-window 384 --pair-loss "${run#*:}" --pair-batch 128 --seed 74
+    --data "$W/paras.h5" "${pairs[@]}" --max-steps 600 --eval-every 200 \
+    --pair-loss "${run#*:}" --seed 74
 done
 rows 131072 393216 "$W/teacher_next.h5"
 train_once "$OUT/m256q" --init-from "$OUT/m256p" --data "$W/teacher_next.h5" \
-  --data "$W/paras.h5" --data "$W/docs3a.h5" --keep-mean --mix-files --lr 3e-4 --batch-size 256 \
-  --max-steps 1800 --eval-every 300 --checkpoint-every 100 --segmenter rjieba \
-  --precision "$PRECISION" --text-window 384 --pair-loss corr --pair-batch 128 --seed 75
-train_once "$OUT/m256qw" --init-from "$OUT/m256q" --data "$W/teacher_mid.h5" "${NO_STEP[@]}" \
-  --lexicon-add 4000 --lexicon-fit-rows 300000
-train_once "$OUT/m288" --init-from ltd_bert/models/zh-small --hidden-size 288 "${again[@]}" \
-  "${long[@]}" --data "$W/teacher_mid.h5" --data "$W/teacher10.h5" --lr 1e-3 --max-steps 4300 \
-  --seed 76
-train_once "$OUT/m288w" --init-from "$OUT/m288" --data "$W/teacher_mid.h5" "${NO_STEP[@]}" \
-  --lexicon-add 4000 --lexicon-fit-rows 300000
+  --data "$W/paras.h5" --data "$W/docs3a.h5" "${pairs[@]}" --max-steps 1800 --eval-every 300 \
+  --pair-loss corr --seed 75
+train_once "$OUT/m256qw" --init-from "$OUT/m256q" "${words[@]}"
+train_once "$OUT/m288" --init-from ltd_bert/models/zh-small --hidden-size 288 "${middle[@]}" \
+  --lr 1e-3 --max-steps 4300 --seed 76
+train_once "$OUT/m288w" --init-from "$OUT/m288" "${words[@]}"
 E="$DATA/eval"
 for m in narrow widen mid narrow256 mid256 m256 m256b m256c m256w m256p m256n m256q m256qw \
   m288 m288w; do

@@ -64,7 +64,7 @@ def main() -> None:
         )
         labels = np.asarray(pairs.labels, dtype=np.float64)
         draws = np.random.default_rng(0).integers(0, len(labels), (args.resamples, len(labels)))
-        base = None
+        base = None  # the first model's cosines, and its label score on each resampling
         for name, st in students.items():
             v = st.encode(texts)
             s_cos = cosines(v[a], v[b])
@@ -72,11 +72,11 @@ def main() -> None:
             s_cen_cos = cosines(c[a], c[b])
             gap = ""
             if base is None:
-                base = s_cos
+                base = s_cos, np.array([spearman(s_cos[d], labels[d]) for d in draws])
             else:
-                diff = [spearman(s_cos[d], labels[d]) - spearman(base[d], labels[d]) for d in draws]
-                gap = f"  {100 * (spearman(s_cos, labels) - spearman(base, labels)):+7.2f}"
-                gap += f" ± {100 * np.std(diff):4.2f}"
+                drawn = np.array([spearman(s_cos[d], labels[d]) for d in draws])
+                gap = f"  {100 * (spearman(s_cos, labels) - spearman(base[0], labels)):+7.2f}"
+                gap += f" ± {100 * np.std(drawn - base[1]):4.2f}"
             print(
                 f"  {name[-32:]:32s} {100 * spearman(s_cos, labels):7.2f}"
                 f" {100 * spearman(s_cos, t_cos):10.2f} {100 * spearman(s_cen_cos, t_cen_cos):8.2f}"

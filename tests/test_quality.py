@@ -576,13 +576,10 @@ def test_head_rows_copies_the_rows_of_a_range_of_input_lines(tiny_model, tmp_pat
     )
     first, last = int(line[2]), int(line[5])  # rows 2, 3, 4: lines first..last-1
     path, rows = head_rows(Path(teacher_file), last, tmp_path / "part.h5", first)
-    assert path == str(tmp_path / "part.h5") and rows == int(
-        np.sum((line >= first) & (line < last))
-    )
+    inside = (line >= first) & (line < last)
+    assert path == str(tmp_path / "part.h5") and rows == int(inside.sum())
     with TeacherFile(path) as tf:
         sents, vecs, _ = tf.read(0, len(tf))
-        np.testing.assert_array_equal(
-            tf.f["line"][:], line[(line >= first) & (line < last)] - first
-        )
+        np.testing.assert_array_equal(tf.f["line"][:], line[inside] - first)
     assert sents == every[0][2:5]
     np.testing.assert_allclose(vecs, every[1][2:5], rtol=1e-3)
