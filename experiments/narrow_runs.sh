@@ -22,6 +22,15 @@
 #   m256qw   m256q's word path grown by 4,000 more words of teacher_mid.h5, as m256w's
 #   m288, m288w  zh-small narrowed 384 → 288 units, 4,300 steps (m256's steps to its first
 #            epoch's end) at lr 1e-3 on m256c's files, then 4,000 words as m256w's
+#   m288c, m288cw  3,600 steps from m288w on m256c's files at lr 5e-4 (as m256c), then
+#            4,000 more words
+#   m288p, m288pw  1,200 steps from m288cw with the relational term on m256q's files, then
+#            4,000 more words
+#   m288d    900 steps from m288pw on every paragraph and document file with teacher10.h5,
+#            lr 3e-4 (documents' fidelity back over zh-small's)
+#   soupA    the weights (1 - A) · m288pw + A · m288d (experiments/soup.py), A = 0.2 ... 0.7;
+#            soup0.3p: soup0.3's word path cut to 30,600 words, the 22 MB a shipped model may
+#            take (experiments/prune_lexicon.py, weighed on 200,000 lines of middle.txt)
 # then each is calibrated on the calibration mix and measured on the suite and on STS-B /
 # LCQMC test (OUT/NAME.suite.txt, .suite.json, .sts.txt).
 #   OUT=/work/runs/mid bash experiments/narrow_runs.sh
@@ -92,9 +101,24 @@ train_once "$OUT/m256qw" --init-from "$OUT/m256q" "${words[@]}"
 train_once "$OUT/m288" --init-from ltd_bert/models/zh-small --hidden-size 288 "${middle[@]}" \
   --lr 1e-3 --max-steps 4300 --seed 76
 train_once "$OUT/m288w" --init-from "$OUT/m288" "${words[@]}"
+train_once "$OUT/m288c" --init-from "$OUT/m288w" "${middle[@]}" --lr 5e-4 --max-steps 3600 \
+  --seed 77
+train_once "$OUT/m288cw" --init-from "$OUT/m288c" "${words[@]}"
+train_once "$OUT/m288p" --init-from "$OUT/m288cw" --data "$W/teacher_next.h5" \
+  --data "$W/paras.h5" --data "$W/docs3a.h5" "${pairs[@]}" --max-steps 1200 --eval-every 300 \
+  --pair-loss corr --seed 78
+train_once "$OUT/m288pw" --init-from "$OUT/m288p" "${words[@]}"
+train_once "$OUT/m288d" --init-from "$OUT/m288pw" "${again[@]}" "${long[@]}" \
+  --data "$W/teacher10.h5" --lr 3e-4 --max-steps 900 --eval-every 300 --seed 79
+for a in 0.2 0.3 0.5 0.7; do
+  [ -d "$OUT/soup$a" ] || .venv/bin/python experiments/soup.py "$OUT/m288pw" "$OUT/m288d" \
+    "$OUT/soup$a" --alpha "$a"
+done
+[ -d "$OUT/soup0.3p" ] || .venv/bin/python experiments/prune_lexicon.py "$OUT/soup0.3" \
+  "$OUT/soup0.3p" --sample "$W/middle.txt" --lines 200000 --words 30600
 E="$DATA/eval"
 for m in narrow widen mid narrow256 mid256 m256 m256b m256c m256w m256p m256n m256q m256qw \
-  m288 m288w; do
+  m288 m288w m288cw m288pw m288d soup0.2 soup0.3 soup0.5 soup0.7 soup0.3p; do
   [ -f "$OUT/$m.sts.txt" ] && continue
   $LTD eval suite -m "$OUT/$m" --calibrate-on ltd_bert/suites/calib > "$OUT/$m.suite.txt"
   $LTD eval suite -m "$OUT/$m" --json > "$OUT/$m.suite.json"
