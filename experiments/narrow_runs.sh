@@ -31,6 +31,7 @@
 #   soupA    the weights (1 - A) · m288pw + A · m288d (experiments/soup.py), A = 0.2 ... 0.7;
 #            soup0.3p: soup0.3's word path cut to 30,600 words, the 22 MB a shipped model may
 #            take (experiments/prune_lexicon.py, weighed on 200,000 lines of middle.txt)
+#   m288dp   400 steps of the relational term from m288d on m288p's files
 # then each is calibrated on the calibration mix and measured on the suite and on STS-B /
 # LCQMC test (OUT/NAME.suite.txt, .suite.json, .sts.txt).
 #   OUT=/work/runs/mid bash experiments/narrow_runs.sh
@@ -116,9 +117,13 @@ for a in 0.2 0.3 0.5 0.7; do
 done
 [ -d "$OUT/soup0.3p" ] || .venv/bin/python experiments/prune_lexicon.py "$OUT/soup0.3" \
   "$OUT/soup0.3p" --sample "$W/middle.txt" --lines 200000 --words 30600
+train_once "$OUT/m288dp" --init-from "$OUT/m288d" --data "$W/teacher_next.h5" \
+  --data "$W/paras.h5" --data "$W/docs3a.h5" "${pairs[@]}" --max-steps 400 --eval-every 200 \
+  --pair-loss corr --seed 80
 E="$DATA/eval"
 for m in narrow widen mid narrow256 mid256 m256 m256b m256c m256w m256p m256n m256q m256qw \
-  m288 m288w m288cw m288pw m288d soup0.2 soup0.3 soup0.5 soup0.7 soup0.3p; do
+  m288 m288w m288cw m288pw m288d soup0.2 soup0.3 soup0.5 soup0.7 soup0.3p \
+  m288dp; do
   [ -f "$OUT/$m.sts.txt" ] && continue
   $LTD eval suite -m "$OUT/$m" --calibrate-on ltd_bert/suites/calib > "$OUT/$m.suite.txt"
   $LTD eval suite -m "$OUT/$m" --json > "$OUT/$m.suite.json"
