@@ -95,9 +95,10 @@ for run in m256p:corr m256n:none; do
     --pair-loss "${run#*:}" --seed 74
 done
 rows 131072 393216 "$W/teacher_next.h5"
-train_once "$OUT/m256q" --init-from "$OUT/m256p" --data "$W/teacher_next.h5" \
-  --data "$W/paras.h5" --data "$W/docs3a.h5" "${pairs[@]}" --max-steps 1800 --eval-every 300 \
-  --pair-loss corr --seed 75
+# the next rows, paragraphs and documents (the relational term's pairs table is per file list)
+next=(--data "$W/teacher_next.h5" --data "$W/paras.h5" --data "$W/docs3a.h5")
+train_once "$OUT/m256q" --init-from "$OUT/m256p" "${next[@]}" "${pairs[@]}" \
+  --max-steps 1800 --eval-every 300 --pair-loss corr --seed 75
 train_once "$OUT/m256qw" --init-from "$OUT/m256q" "${words[@]}"
 train_once "$OUT/m288" --init-from ltd_bert/models/zh-small --hidden-size 288 "${middle[@]}" \
   --lr 1e-3 --max-steps 4300 --seed 76
@@ -105,9 +106,8 @@ train_once "$OUT/m288w" --init-from "$OUT/m288" "${words[@]}"
 train_once "$OUT/m288c" --init-from "$OUT/m288w" "${middle[@]}" --lr 5e-4 --max-steps 3600 \
   --seed 77
 train_once "$OUT/m288cw" --init-from "$OUT/m288c" "${words[@]}"
-train_once "$OUT/m288p" --init-from "$OUT/m288cw" --data "$W/teacher_next.h5" \
-  --data "$W/paras.h5" --data "$W/docs3a.h5" "${pairs[@]}" --max-steps 1200 --eval-every 300 \
-  --pair-loss corr --seed 78
+train_once "$OUT/m288p" --init-from "$OUT/m288cw" "${next[@]}" "${pairs[@]}" \
+  --max-steps 1200 --eval-every 300 --pair-loss corr --seed 78
 train_once "$OUT/m288pw" --init-from "$OUT/m288p" "${words[@]}"
 train_once "$OUT/m288d" --init-from "$OUT/m288pw" "${again[@]}" "${long[@]}" \
   --data "$W/teacher10.h5" --lr 3e-4 --max-steps 900 --eval-every 300 --seed 79
@@ -117,9 +117,8 @@ for a in 0.2 0.3 0.5 0.7; do
 done
 [ -d "$OUT/soup0.3p" ] || .venv/bin/python experiments/prune_lexicon.py "$OUT/soup0.3" \
   "$OUT/soup0.3p" --sample "$W/middle.txt" --lines 200000 --words 30600
-train_once "$OUT/m288dp" --init-from "$OUT/m288d" --data "$W/teacher_next.h5" \
-  --data "$W/paras.h5" --data "$W/docs3a.h5" "${pairs[@]}" --max-steps 400 --eval-every 200 \
-  --pair-loss corr --seed 80
+train_once "$OUT/m288dp" --init-from "$OUT/m288d" "${next[@]}" "${pairs[@]}" \
+  --max-steps 400 --eval-every 200 --pair-loss corr --seed 80
 E="$DATA/eval"
 for m in narrow widen mid narrow256 mid256 m256 m256b m256c m256w m256p m256n m256q m256qw \
   m288 m288w m288cw m288pw m288d soup0.2 soup0.3 soup0.5 soup0.7 soup0.3p \
